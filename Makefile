@@ -1,0 +1,40 @@
+# winclip — one-command set-up, tests, demo and report.
+# `make setup` is idempotent: it reinstalls only when requirements.lock or pyproject.toml change.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUILD := build
+export HF_HUB_OFFLINE ?= 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup test lint demo bench reproduce clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check pip==26.3
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+test: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check winclip_lib tests data_prep benchmarks
+
+demo: setup
+	$(PY) -m winclip_lib.demo
+
+bench: setup
+	$(PY) benchmarks/bench_speed.py --out $(BUILD)/bench/speed_cpu.json
+
+reproduce: setup
+	@echo "see README: make reproduce MVTEC=... VISA=... MPDD=..."
+
+clean:
+	rm -rf $(BUILD)
