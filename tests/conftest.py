@@ -1,0 +1,32 @@
+"""Shared fixtures: the tiny model for most tests, the real ViT-B-16-plus-240 architecture (random weights) once."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+from winclip_lib.backbone import DEFAULT_MODEL, TINY_MODEL, load_backbone  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The tiny same-family model (ViT, patch 16, 240 px -> 15 x 15 grid), random weights, fp32."""
+    return load_backbone(TINY_MODEL, None, seed=0, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def vitb():
+    """The real ViT-B-16-plus-240 architecture with random weights (fp32): ~3 s per image, use sparingly."""
+    return load_backbone(DEFAULT_MODEL, None, seed=0, device="cpu")
+
+
+@pytest.fixture
+def images():
+    """Two seeded CLIP-normalised-range batches of shape (2, 3, 240, 240)."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(2, 3, 240, 240, generator=g)

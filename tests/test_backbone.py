@@ -1,0 +1,102 @@
+"""Backbone loading: random weights, checkpoints, the HF cache, the offline error, precision."""
+
+from __future__ import annotations
+
+import time
+
+import open_clip
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from winclip_lib.backbone import (
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    TINY_MODEL,
+    WeightsUnavailableError,
+    find_cached_weights,
+    load_backbone,
+    resolve_device,
+    wrap_model,
+)
+from winclip_lib.encoder import encode_images
+
+
+def test_tiny_config_is_registered_and_of_the_same_family(tiny):
+    assert TINY_MODEL in open_clip.list_models()
+    assert tiny.image_size == 240 and tiny.patch_size == 16 and tiny.grid_size == 15
+    assert tiny.width <= 64 and len(tiny.visual.transformer.resblocks) <= 2
+    assert tiny.is_random and tiny.weights_id == "random:0"
+    assert "RANDOM WEIGHTS" in tiny.describe()
+
+
+def test_random_weights_are_seeded(tiny):
+    again = load_backbone(TINY_MODEL, None, seed=0)
+    other = load_backbone(TINY_MODEL, None, seed=1)
+    p0, p1, p2 = (next(b.visual.parameters()) for b in (tiny, again, other))
+    assert torch.equal(p0, p1) and not torch.equal(p0, p2)
+
+
+def test_offline_without_cached_weights_fails_fast_with_instructions(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    with pytest.raises(WeightsUnavailableError) as err:
+        load_backbone(DEFAULT_MODEL, DEFAULT_PRETRAINED, cache_dir=str(tmp_path))
+    assert time.perf_counter() - t0 < 10  # no retry loop (typically well under a second)
+    msg = str(err.value)
+    assert DEFAULT_MODEL in msg and DEFAULT_PRETRAINED in msg and "HF_HUB_OFFLINE" in msg
+    assert "pretrained=None" in msg and "checkpoint" in msg
+
+
+def test_unknown_model_tag_or_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown open_clip model"):
+        load_backbone("ViT-Nope", None)
+    with pytest.raises(ValueError, match="known tags"):
+        load_backbone(DEFAULT_MODEL, "laion9000")
+    with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
+        load_backbone(TINY_MODEL, str(tmp_path / "missing.bin"))
+    with pytest.raises(ValueError, match="precision"):
+        load_backbone(TINY_MODEL, None, precision="int8")
+
+
+def test_hf_cache_lookup_finds_the_real_repo_layout(tmp_path):
+    """A file placed where huggingface_hub caches open_clip's ViT-B-16-plus-240 weights is found offline."""
+    repo = tmp_path / "models--timm--vit_base_patch16_plus_clip_240.laion400m_e31"
+    snap = repo / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    assert find_cached_weights(DEFAULT_MODEL, DEFAULT_PRETRAINED, str(tmp_path)) is None
+    (snap / "open_clip_pytorch_model.bin").write_bytes(b"x")
+    assert find_cached_weights(DEFAULT_MODEL, DEFAULT_PRETRAINED, str(tmp_path)) == snap / "open_clip_pytorch_model.bin"
+
+
+@pytest.mark.parametrize("fmt", ["bin", "safetensors"])
+def test_checkpoint_path_loads_weights_only(tiny, tmp_path, fmt):
+    state = {k: v.clone().contiguous() for k, v in load_backbone(TINY_MODEL, None, seed=7).model.state_dict().items()}
+    path = tmp_path / f"tiny.{fmt}"
+    if fmt == "bin":
+        torch.save(state, path)
+    else:
+        save_file(state, str(path))
+    loaded = load_backbone(TINY_MODEL, str(path))
+    assert loaded.weights_id.startswith("file:") and not loaded.is_random
+    ref = load_backbone(TINY_MODEL, None, seed=7)
+    x = torch.randn(1, 3, 240, 240, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(encode_images(loaded, x).windows[2], encode_images(ref, x).windows[2])
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "obj": object()}, path)
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+        load_backbone(TINY_MODEL, str(path))
+
+
+def test_precision_converts_weights_and_wrap_model(tiny):
+    m = open_clip.create_model(TINY_MODEL, pretrained=None)
+    b = wrap_model(m, TINY_MODEL, "injected", precision="bf16", device="cpu")
+    assert next(b.model.parameters()).dtype == torch.bfloat16 and b.dtype == torch.bfloat16
+    assert b.weights_id == "injected" and not b.is_random
+    assert not any(p.requires_grad for p in b.model.parameters()) and not b.model.training
+    assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")

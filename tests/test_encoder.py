@@ -1,0 +1,156 @@
+"""Window-masked encoding: geometry, equivalence with a one-window-at-a-time reference, the real shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from winclip_lib.encoder import encode_images, run_transformer, window_indices, window_masks
+
+
+def reference_window_embedding(visual, x: torch.Tensor, patch_idx: list[int]) -> torch.Tensor:
+    """One window of one image through open_clip's own visual modules: conv1, class and positional embeddings,
+    ln_pre, visual.transformer (open_clip 3 takes batch-first input), _pool, proj. Written independently of the
+    encoder on purpose."""
+    t = visual.conv1(x[None])  # (1, W, G, G)
+    t = t.reshape(1, t.shape[1], -1).permute(0, 2, 1)  # (1, G*G, W)
+    cls = visual.class_embedding.reshape(1, 1, -1)
+    pos = visual.positional_embedding
+    seq = torch.cat([cls + pos[0], t[:, patch_idx] + pos[[p + 1 for p in patch_idx]]], dim=1)
+    seq = visual.ln_pre(seq)
+    out = visual.transformer(seq)
+    pooled, _ = visual._pool(out)
+    return (pooled @ visual.proj)[0]
+
+
+def test_window_indices_geometry():
+    idx = window_indices(15, 2)
+    assert idx.shape == (196, 4)
+    assert idx[0].tolist() == [0, 1, 15, 16]
+    assert idx[1].tolist() == [1, 2, 16, 17]  # row-major by top-left patch
+    assert idx[14].tolist() == [15, 16, 30, 31]
+    assert idx[-1].tolist() == [208, 209, 223, 224]
+    idx3 = window_indices(15, 3)
+    assert idx3.shape == (169, 9)
+    assert idx3[0].tolist() == [0, 1, 2, 15, 16, 17, 30, 31, 32]
+    assert window_indices(15, 3, stride=2).shape == (49, 9)
+    with pytest.raises(ValueError, match="between 1 and the grid size"):
+        window_indices(15, 16)
+
+
+def test_window_masks_match_indices():
+    masks = window_masks(15, 3)
+    assert masks.shape == (169, 15, 15)
+    assert masks.sum(dim=(1, 2)).eq(9).all()
+    assert masks[0, :3, :3].all() and not masks[0, 3:, :].any()
+    # every patch of the interior is covered by 9 windows of scale 3, a corner by 1
+    cover = masks.sum(0)
+    assert cover[0, 0] == 1 and cover[7, 7] == 9 and cover[0, 7] == 3
+
+
+def test_windows_equal_one_window_at_a_time_reference(tiny, images):
+    feats = encode_images(tiny, images, scales=(2, 3))
+    visual = tiny.visual
+    for k in (2, 3):
+        idx = window_indices(15, k)
+        for b in range(2):
+            for w in (0, 1, 17, idx.shape[0] // 2, idx.shape[0] - 1):
+                ref = reference_window_embedding(visual, images[b], idx[w].tolist())
+                torch.testing.assert_close(feats.windows[k][b, w], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_different_windows_give_different_embeddings(tiny, images):
+    feats = encode_images(tiny, images, scales=(2, 3))
+    for k, w in feats.windows.items():
+        flat = w[0]
+        # pairwise distances between all windows of one image: none may be (near) zero
+        d = torch.cdist(flat, flat) + torch.eye(flat.shape[0]) * 1e9
+        assert d.min() > 1e-3, f"scale {k}: two windows share an embedding"
+        # and no window equals the whole-image embedding
+        assert (flat - feats.image[0]).norm(dim=-1).min() > 1e-3
+
+
+def test_sequence_first_blocks_are_fed_sequence_first(tiny, images):
+    """An older open_clip builds sequence-first blocks: run_transformer must transpose for them."""
+    x = torch.randn(6, 5, tiny.width, generator=torch.Generator().manual_seed(0))
+    expected = run_transformer(tiny.visual.transformer, x)
+
+    class SeqFirst(torch.nn.Module):  # the same blocks, wrapped to expect (L, N, W) like open_clip <= 2.24
+        batch_first = False
+
+        def __init__(self, blocks):
+            super().__init__()
+            self.resblocks = torch.nn.ModuleList([_Transposed(b) for b in blocks])
+
+    class _Transposed(torch.nn.Module):
+        def __init__(self, block):
+            super().__init__()
+            self.block = block
+
+        def forward(self, y):
+            return self.block(y.transpose(0, 1)).transpose(0, 1)
+
+    got = run_transformer(SeqFirst(tiny.visual.transformer.resblocks), x)
+    torch.testing.assert_close(got, expected)
+
+
+def test_image_embedding_equals_encode_image(tiny, images):
+    feats = encode_images(tiny, images)
+    torch.testing.assert_close(feats.image, tiny.model.encode_image(images), rtol=1e-5, atol=1e-5)
+
+
+def test_patch_tokens_with_and_without_ln_post(tiny, images):
+    visual = tiny.visual
+    with_ln = encode_images(tiny, images, scales=(2,)).patches
+    without = encode_images(tiny, images, scales=(2,), patch_ln_post=False).patches
+    assert with_ln.shape == (2, 225, tiny.width)
+    torch.testing.assert_close(visual.ln_post(without), with_ln, rtol=1e-5, atol=1e-5)
+    assert (with_ln - without).abs().max() > 1e-2
+
+
+def test_chunking_does_not_change_results(tiny, images):
+    a = encode_images(tiny, images, max_tokens=65536)
+    b = encode_images(tiny, images, max_tokens=37)  # a few windows per call
+    for k in a.windows:
+        torch.testing.assert_close(a.windows[k], b.windows[k], rtol=1e-5, atol=1e-6)
+
+
+def test_encoding_is_deterministic(tiny, images):
+    a, b = encode_images(tiny, images), encode_images(tiny, images)
+    assert torch.equal(a.windows[3], b.windows[3]) and torch.equal(a.patches, b.patches)
+
+
+def test_bad_input_shapes(tiny):
+    with pytest.raises(ValueError, match=r"\(B, 3, 240, 240\)"):
+        encode_images(tiny, torch.zeros(1, 1, 240, 240))
+    with pytest.raises(ValueError, match=r"\(B, 3, 240, 240\)"):
+        encode_images(tiny, torch.zeros(1, 3, 224, 224))
+    with pytest.raises(ValueError, match="empty batch"):
+        encode_images(tiny, torch.zeros(0, 3, 240, 240))
+
+
+@pytest.mark.slow
+def test_real_architecture_shapes_equivalence_and_bf16(vitb, images):
+    """ViT-B-16-plus-240 (random weights): D = 640, W = 896, 196 + 169 windows; reference equality; bf16 close."""
+    x = images[:1]
+    feats = encode_images(vitb, x)
+    assert feats.image.shape == (1, 640)
+    assert feats.windows[2].shape == (1, 196, 640) and feats.windows[3].shape == (1, 169, 640)
+    assert feats.patches.shape == (1, 225, 896)
+    torch.testing.assert_close(feats.image, vitb.model.encode_image(x), rtol=1e-4, atol=1e-4)
+    idx = window_indices(15, 3)
+    for w in (0, 84, 168):
+        ref = reference_window_embedding(vitb.visual, x[0], idx[w].tolist())
+        torch.testing.assert_close(feats.windows[3][0, w], ref, rtol=1e-4, atol=1e-4)
+    d = torch.cdist(feats.windows[2][0], feats.windows[2][0]) + torch.eye(196) * 1e9
+    assert d.min() > 1e-3
+
+    from winclip_lib.backbone import wrap_model
+    import copy
+
+    bf16 = wrap_model(copy.deepcopy(vitb.model), vitb.model_name, vitb.weights_id, precision="bf16", device="cpu")
+    f16 = encode_images(bf16, x)
+    for k in (2, 3):
+        cos = torch.nn.functional.cosine_similarity(f16.windows[k], feats.windows[k], dim=-1)
+        assert cos.min() > 0.99, f"bf16 windows of scale {k} drift from fp32 (min cos {cos.min():.4f})"
+    assert torch.nn.functional.cosine_similarity(f16.image, feats.image).min() > 0.99

@@ -1,0 +1,71 @@
+"""WinCLIP+: eq. 2 against brute force, memories, the visual map and the fusion formulas (eqs. 3-4)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from winclip_lib.encoder import Features
+from winclip_lib.fewshot import VisualMemory, few_shot_maps, fuse, nearest_distance
+from winclip_lib.scoring import harmonic_aggregate
+
+
+def _features(n: int, seed: int) -> Features:
+    g = torch.Generator().manual_seed(seed)
+    return Features(
+        image=torch.randn(n, 8, generator=g),
+        windows={2: torch.randn(n, 196, 8, generator=g), 3: torch.randn(n, 169, 8, generator=g)},
+        patches=torch.randn(n, 225, 12, generator=g),
+        grid=15,
+    )
+
+
+def test_nearest_distance_matches_brute_force():
+    g = torch.Generator().manual_seed(0)
+    q, mem = torch.randn(2, 30, 6, generator=g), torch.randn(50, 6, generator=g)
+    memn = torch.nn.functional.normalize(mem, dim=-1)
+    got = nearest_distance(q, memn, chunk=7)
+    for b in range(2):
+        for i in range(30):
+            d = min((1 - torch.dot(q[b, i], mem[j]) / (q[b, i].norm() * mem[j].norm())).item() / 2 for j in range(50))
+            assert got[b, i].item() == pytest.approx(d, abs=1e-6)
+    assert nearest_distance(memn[:3], memn).abs().max() < 1e-6  # a reference matches itself
+
+
+def test_memory_pools_every_position_of_every_reference():
+    refs = _features(3, 1)
+    mem = VisualMemory.from_features(refs)
+    assert mem.windows[2].shape == (3 * 196, 8) and mem.windows[3].shape == (3 * 169, 8)
+    assert mem.patches.shape == (3 * 225, 12) and mem.n_refs == 3
+    torch.testing.assert_close(mem.patches.norm(dim=-1), torch.ones(675))
+    with pytest.raises(ValueError, match="at least one reference"):
+        VisualMemory.from_features(refs[0:0])
+
+
+def test_visual_maps_and_fusion():
+    refs, query = _features(2, 1), _features(2, 2)
+    mem = VisualMemory.from_features(refs)
+    out = few_shot_maps(query, mem)
+    d2 = nearest_distance(query.windows[2], mem.windows[2])
+    torch.testing.assert_close(out["scale_maps"][2], harmonic_aggregate(d2, 15, 2))
+    torch.testing.assert_close(out["patch_map"], nearest_distance(query.patches, mem.patches).reshape(2, 15, 15))
+    expected_visual = (out["scale_maps"][2] + out["scale_maps"][3] + out["patch_map"]) / 3
+    torch.testing.assert_close(out["map"], expected_visual)
+
+    z, s0 = torch.rand(2, 15, 15), torch.rand(2)
+    final, score = fuse(z, s0, out["map"])
+    torch.testing.assert_close(final, (z + out["map"]) / 2)
+    torch.testing.assert_close(score, (s0 + out["map"].flatten(1).max(dim=1).values) / 2)
+
+
+def test_a_reference_scored_against_itself_has_a_zero_visual_map():
+    refs = _features(2, 5)
+    out = few_shot_maps(refs, VisualMemory.from_features(refs))
+    assert out["map"].abs().max() < 1e-6
+
+
+def test_scale_mismatch_is_a_clear_error():
+    refs = _features(1, 1)
+    mem = VisualMemory({2: refs.windows[2][0]}, refs.patches[0], 1)
+    with pytest.raises(ValueError, match="scale"):
+        few_shot_maps(_features(1, 2), mem)

@@ -1,0 +1,103 @@
+"""The WinCLIP API: predict / fit end to end on the tiny model, preprocessing, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from winclip_lib import WinCLIP, preprocess
+from winclip_lib.fewshot import few_shot_maps, fuse
+from winclip_lib.scoring import upsample, zero_shot_maps
+
+
+def _rgb(seed: int, size: int = 300) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size, size + 20, 3), dtype=np.uint8)
+
+
+def test_zero_shot_predict_is_s0_and_the_upsampled_zero_shot_map(tiny, images):
+    model = WinCLIP(tiny, "bottle")
+    pred = model.predict(images)
+    assert pred.score.shape == (2,) and pred.map.shape == (2, 240, 240)
+    feats = model.encode(images)
+    zs = zero_shot_maps(feats, model.text, 0.07)
+    torch.testing.assert_close(pred.score, zs["image_score"])
+    torch.testing.assert_close(pred.map, upsample(zs["map"], 240))
+    assert pred.visual_map is None and set(pred.scale_maps) == {2, 3}
+    assert ((pred.map > 0) & (pred.map < 1)).all()
+
+
+def test_few_shot_predict_fuses_text_and_visual(tiny, images):
+    g = torch.Generator().manual_seed(9)
+    refs = torch.randn(4, 3, 240, 240, generator=g)
+    model = WinCLIP(tiny, "bottle").fit(refs)
+    assert model.memory.n_refs == 4
+    pred = model.predict(images)
+    feats = model.encode(images)
+    zs = zero_shot_maps(feats, model.text, 0.07)
+    vis = few_shot_maps(feats, model.memory)
+    final, score = fuse(zs["map"], zs["image_score"], vis["map"])
+    torch.testing.assert_close(pred.score, score)
+    torch.testing.assert_close(pred.map, upsample(final, 240))
+    torch.testing.assert_close(pred.visual_map, upsample(vis["map"], 240))
+    # an image among the references has a zero visual map, so its score is s0 / 2
+    self_pred = model.predict(refs[:1])
+    assert self_pred.visual_map.abs().max() < 1e-5
+    torch.testing.assert_close(self_pred.score, self_pred.image_score / 2, atol=1e-6, rtol=0)
+    model.reset()
+    assert model.predict(images).visual_map is None
+
+
+def test_predict_is_deterministic_and_batch_independent(tiny, images):
+    model = WinCLIP(tiny, "bottle", batch_size=1)
+    a, b = model.predict(images), WinCLIP(tiny, "bottle", batch_size=2).predict(images)
+    torch.testing.assert_close(a.map, b.map, rtol=1e-5, atol=1e-6)
+    assert torch.equal(a.score, model.predict(images).score)
+
+
+def test_text_embeddings_can_be_supplied(tiny, images):
+    t = torch.nn.functional.normalize(torch.randn(2, tiny.embed_dim), dim=-1)
+    pred = WinCLIP(tiny, text=t).predict(images)
+    swapped = WinCLIP(tiny, text=t.flip(0)).predict(images)
+    torch.testing.assert_close(pred.score, 1 - swapped.score, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(2, 32\)"):
+        WinCLIP(tiny, text=torch.randn(3, tiny.embed_dim))
+
+
+def test_images_from_paths_pil_and_arrays_agree(tiny, tmp_path):
+    arr = _rgb(0)
+    path = tmp_path / "img.png"
+    Image.fromarray(arr).save(path)
+    x_arr = preprocess(arr)
+    assert x_arr.shape == (1, 3, 240, 240)
+    torch.testing.assert_close(preprocess(Image.fromarray(arr)), x_arr)
+    torch.testing.assert_close(preprocess([str(path)]), x_arr)
+    gray = arr[:, :, 0]
+    x_gray = preprocess(gray)
+    torch.testing.assert_close(x_gray[:, 0] * 0.26862954 + 0.48145466, x_gray[:, 1] * 0.26130258 + 0.4578275)
+    crop = preprocess(arr, mode="crop")
+    assert crop.shape == (1, 3, 240, 240) and not torch.equal(crop, x_arr)
+    # CLIP normalisation: a white image maps to (1 - mean) / std
+    white = preprocess(np.full((10, 10, 3), 255, np.uint8))
+    torch.testing.assert_close(white[0, :, 0, 0], torch.tensor([1.9303, 2.0749, 2.1459]), atol=1e-3, rtol=0)
+    pred = WinCLIP(tiny, "bottle").predict([arr, _rgb(1)])
+    assert pred.map.shape == (2, 240, 240)
+
+
+def test_bad_input_is_a_clear_error(tiny):
+    model = WinCLIP(tiny, "bottle")
+    with pytest.raises(ValueError, match="no images"):
+        model.predict([])
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        preprocess(np.zeros((10, 10, 4), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        preprocess(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\(B, 3, 240, 240\)"):
+        model.predict(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="at least one"):
+        model.fit([])
+    with pytest.raises(ValueError, match="empty batch"):
+        model.fit(torch.zeros(0, 3, 240, 240))
+    with pytest.raises(TypeError, match="cannot read an image"):
+        preprocess([123])

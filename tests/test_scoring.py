@@ -1,0 +1,92 @@
+"""Zero-shot scoring: softmax probability, eq. 1 against a brute-force loop, the zero-shot map."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from winclip_lib.encoder import Features, window_masks
+from winclip_lib.scoring import (
+    anomaly_probability,
+    harmonic_aggregate,
+    harmonic_mean,
+    smooth,
+    upsample,
+    zero_shot_maps,
+)
+
+
+def test_anomaly_probability_is_the_softmax_of_scaled_cosines():
+    g = torch.Generator().manual_seed(0)
+    f, t = torch.randn(5, 16, generator=g), torch.randn(2, 16, generator=g)
+    p = anomaly_probability(f, t, temperature=0.07)
+    for i in range(5):
+        c = [torch.dot(f[i], t[j]) / (f[i].norm() * t[j].norm()) for j in range(2)]
+        e = [torch.exp(cj / 0.07) for cj in c]
+        assert p[i].item() == pytest.approx((e[1] / (e[0] + e[1])).item(), rel=1e-5)
+    # an embedding equal to the anomalous text is anomalous, equal to the normal one is normal
+    assert anomaly_probability(t[1:], t).item() > 0.5 > anomaly_probability(t[:1], t).item()
+    with pytest.raises(ValueError, match=r"\(2, D\)"):
+        anomaly_probability(f, torch.randn(3, 16))
+
+
+@pytest.mark.parametrize(("grid", "k", "stride"), [(15, 2, 1), (15, 3, 1), (6, 3, 1), (7, 3, 2)])
+def test_harmonic_aggregation_matches_brute_force(grid, k, stride):
+    masks = window_masks(grid, k, stride)
+    g = torch.Generator().manual_seed(grid + k)
+    scores = torch.rand(3, masks.shape[0], generator=g) * 0.98 + 0.01
+    got = harmonic_aggregate(scores, grid, k, stride)
+    for b in range(3):
+        for i in range(grid):
+            for j in range(grid):
+                cover = [w for w in range(masks.shape[0]) if masks[w, i, j]]
+                if not cover:
+                    assert torch.isnan(got[b, i, j])
+                    continue
+                expected = len(cover) / sum(1.0 / scores[b, w].item() for w in cover)
+                assert got[b, i, j].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_harmonic_aggregation_of_a_constant_is_that_constant():
+    s = torch.full((1, 196), 0.3)
+    torch.testing.assert_close(harmonic_aggregate(s, 15, 2), torch.full((1, 15, 15), 0.3))
+    with pytest.raises(ValueError, match="expected 196 windows"):
+        harmonic_aggregate(torch.rand(1, 100), 15, 2)
+
+
+def test_zero_shot_map_is_harmonic_of_image_score_and_scale_maps():
+    g = torch.Generator().manual_seed(3)
+    feats = Features(
+        image=torch.randn(2, 8, generator=g),
+        windows={2: torch.randn(2, 196, 8, generator=g), 3: torch.randn(2, 169, 8, generator=g)},
+        patches=torch.randn(2, 225, 12, generator=g),
+        grid=15,
+    )
+    text = torch.randn(2, 8, generator=g)
+    out = zero_shot_maps(feats, text, temperature=0.07)
+    s0 = anomaly_probability(feats.image, text)
+    torch.testing.assert_close(out["image_score"], s0)
+    m2 = harmonic_aggregate(anomaly_probability(feats.windows[2], text), 15, 2)
+    m3 = harmonic_aggregate(anomaly_probability(feats.windows[3], text), 15, 3)
+    torch.testing.assert_close(out["scale_maps"][2], m2)
+    expected = 3.0 / (1.0 / s0[:, None, None] + 1.0 / m2 + 1.0 / m3)
+    torch.testing.assert_close(out["map"], expected, rtol=1e-5, atol=1e-6)
+    # the harmonic mean never exceeds the smallest of its terms' maximum and lies between min and max
+    lo = torch.minimum(torch.minimum(m2, m3), s0[:, None, None].expand_as(m2))
+    hi = torch.maximum(torch.maximum(m2, m3), s0[:, None, None].expand_as(m2))
+    assert (out["map"] >= lo - 1e-6).all() and (out["map"] <= hi + 1e-6).all()
+
+
+def test_harmonic_mean_with_a_zero_is_zero():
+    assert harmonic_mean([torch.tensor([0.0, 0.5]), torch.tensor([0.5, 0.5])]).tolist() == [0.0, 0.5]
+
+
+def test_upsample_and_smooth():
+    m = torch.rand(2, 15, 15)
+    up = upsample(m, 240)
+    assert up.shape == (2, 240, 240)
+    assert up.max() <= m.max() + 1e-6 and up.min() >= m.min() - 1e-6
+    torch.testing.assert_close(upsample(torch.full((1, 15, 15), 0.4), 240), torch.full((1, 240, 240), 0.4))
+    assert torch.equal(smooth(up, 0.0), up)
+    s = smooth(up, 4.0)
+    assert s.shape == up.shape and s.std() < up.std()
