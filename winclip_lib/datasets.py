@@ -50,6 +50,8 @@ __all__ = [
     "Sample",
     "list_categories",
     "detect_layout",
+    "layout_hint",
+    "VISA_SPLIT_CSV",
     "scan_split",
     "load_split",
     "load_image",
@@ -268,12 +270,16 @@ def list_categories(dataset: str, root: str | Path) -> list[str]:
     return _canonical_order(dataset, [d.name for d in root.iterdir() if _looks_like_category(d)])
 
 
-def _layout_hint(dataset: str, root: Path) -> str:
+def layout_hint(dataset: str, root: Path) -> str:
     """A sentence explaining what ``root`` should look like, with a guess when it is one level off."""
     if (root / "train").is_dir() or (root / "test").is_dir():
         return f"{root} looks like a single category folder; pass its parent folder {root.parent} as the root"
     for child in sorted(p for p in root.iterdir() if p.is_dir()):
-        if any(_looks_like_category(d) for d in child.iterdir() if d.is_dir()) or (child / VISA_SPLIT_CSV).is_file():
+        try:
+            nested = any(_looks_like_category(d) for d in child.iterdir()) or (child / VISA_SPLIT_CSV).is_file()
+        except OSError:
+            continue
+        if nested:
             return f"the categories seem to be one level down: pass {child} as the root"
     return f"expected {root}/<category>/train/good/*.png and {root}/<category>/test/<defect>/*.png"
 
@@ -310,7 +316,6 @@ def _scan_mvtec(dataset: str, root: Path, category: str, split: str) -> tuple[li
                 problems.append(
                     f"anomalous test image {p} has no mask: expected {gt_dir / (p.stem + '_mask.png')}"
                 )
-                continue
             samples.append(Sample(dataset, category, "test", 1, defect, p, mask))
     return samples, problems
 
@@ -338,15 +343,17 @@ def _scan_visa_raw(root: Path, category: str, split: str) -> tuple[list[Sample],
         if mask is None or not mask.is_file():
             expected = mask if mask is not None else "a mask path in the 'mask' column"
             problems.append(f"anomalous test image {image} has no mask: expected {expected} (from {csv_path})")
-            continue
+            mask = None
         samples.append(Sample("visa", category, split, 1, "bad", image, mask))
     samples.sort(key=lambda s: (s.label, str(s.image_path)))
     return samples, problems
 
 
 def scan_split(dataset: str, root: str | Path, category: str, split: str) -> tuple[list[Sample], list[str]]:
-    """Lenient version of :func:`load_split`: return the usable samples and a list of problems (one sentence each,
-    naming the file) instead of raising on the first. Unknown dataset/split and a missing root still raise."""
+    """Lenient version of :func:`load_split`: return the samples and a list of problems (one sentence each, naming
+    the file) instead of raising. Anomalous images whose mask is missing are returned with ``mask_path`` None (and
+    a problem); images listed in the VisA split file but missing on disk are left out (and a problem). An unknown
+    dataset/split, a missing root and an unknown category still raise :class:`DatasetError`."""
     _check_dataset(dataset)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -354,8 +361,13 @@ def scan_split(dataset: str, root: str | Path, category: str, split: str) -> tup
     layout = detect_layout(dataset, root)
     present = list_categories(dataset, root)
     if category not in present:
+        if layout == "mvtec" and (root / category).is_dir():
+            raise DatasetError(
+                f"category folder {root / category} is empty or has no train/ or test/ folder; "
+                f"expected {root / category}/train/good/*.png — re-extract the dataset"
+            )
         if not present:
-            raise DatasetError(f"no {dataset} categories found under {root}: {_layout_hint(dataset, root)}")
+            raise DatasetError(f"no {dataset} categories found under {root}: {layout_hint(dataset, root)}")
         raise DatasetError(
             f"category {category!r} not found under {root}; categories present: {', '.join(present)}"
         )

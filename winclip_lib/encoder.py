@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
+from open_clip.transformer import ResidualAttentionBlock
 
 from winclip_lib.backbone import Backbone
 
@@ -152,15 +154,105 @@ def run_transformer(transformer, x: torch.Tensor) -> torch.Tensor:
     (``transformer.batch_first`` is True), older releases sequence-first. Handing sequence-first input to batch-first
     blocks attends across windows instead of within them — every window then gets the same embedding (the bug of
     anomalib's WinCLIP with open_clip 3, its issue #2571).
+
+    Plain open_clip ``ResidualAttentionBlock`` modules take the fast path (:func:`fast_block`: the same weights and
+    modules, attention through ``scaled_dot_product_attention`` on explicitly batch-first tensors, so the layout
+    question does not arise); any other block runs its own ``forward``.
     """
+    blocks = list(transformer.resblocks)
+    if blocks and all(fast_block_supported(b) for b in blocks):
+        for block in blocks:
+            x = fast_block(block, x)
+        return x
     batch_first = getattr(transformer, "batch_first", False)
     if not batch_first:
         x = x.transpose(0, 1)
-    for block in transformer.resblocks:
+    for block in blocks:
         x = block(x)
     if not batch_first:
         x = x.transpose(0, 1)
     return x
+
+
+def fast_block_supported(block) -> bool:
+    """True when ``block`` is a plain open_clip ``ResidualAttentionBlock`` that :func:`fast_block` reproduces exactly:
+    its own ``forward`` (not a subclass override), self-attention through an ``nn.MultiheadAttention`` with packed
+    q/k/v weights, no bias_k/bias_v/zero-attention, no cross-attention norm, and in eval mode (no dropout)."""
+    attn = getattr(block, "attn", None)
+    return (
+        isinstance(block, ResidualAttentionBlock)
+        and type(block).forward is ResidualAttentionBlock.forward
+        and isinstance(attn, torch.nn.MultiheadAttention)
+        and attn._qkv_same_embed_dim
+        and attn.in_proj_weight is not None
+        and attn.bias_k is None
+        and attn.bias_v is None
+        and not attn.add_zero_attn
+        and not hasattr(block, "ln_1_kv")
+        and not block.training
+    )
+
+
+def _in_proj(block, h: torch.Tensor, part: slice) -> torch.Tensor:
+    """Rows ``part`` of the block's packed q/k/v input projection applied to h (..., W)."""
+    attn = block.attn
+    bias = attn.in_proj_bias
+    return F.linear(h, attn.in_proj_weight[part], None if bias is None else bias[part])
+
+
+def block_qkv(block, x: torch.Tensor) -> torch.Tensor:
+    """The block's packed q/k/v of ``ln_1(x)``: (..., W) -> (..., 3W). Per token, so the q/k/v of a gathered subset
+    of tokens is the gather of these rows (how windows reuse the first layer of the whole-image pass)."""
+    return _in_proj(block, block.ln_1(x), slice(None))
+
+
+def fast_block(block, x: torch.Tensor, *, qkv: torch.Tensor | None = None, cls_only: bool = False) -> torch.Tensor:
+    """One open_clip ``ResidualAttentionBlock`` on batch-first x (N, L, W), with its own weights and modules::
+
+        x = x + ls_1(out_proj(attention(in_proj(ln_1(x)))))
+        x = x + ls_2(mlp(ln_2(x)))
+
+    Attention is ``F.scaled_dot_product_attention`` (scale 1/sqrt(head dim), no mask: what
+    ``nn.MultiheadAttention`` computes). The layout is explicit here, so it is right for batch-first and
+    sequence-first blocks alike.
+
+    Args:
+        qkv: (N, L, 3W) precomputed :func:`block_qkv` of x (skips ``ln_1`` and the input projection).
+        cls_only: return only the class token, (N, 1, W): the queries, output projection and MLP then run for the
+            class token alone — all the last block has to do for a window's pooled embedding.
+    """
+    attn = block.attn
+    n, length, width = x.shape
+    heads = attn.num_heads
+    if qkv is None:
+        h = block.ln_1(x)
+        if cls_only:
+            q = _in_proj(block, h[:, :1], slice(0, width))
+            kv = _in_proj(block, h, slice(width, None))
+        else:
+            qkv = _in_proj(block, h, slice(None))
+    if qkv is not None:
+        q, kv = qkv[..., :width], qkv[..., width:]
+        if cls_only:
+            q = q[:, :1]
+    lq = q.shape[1]
+    q = q.reshape(n, lq, heads, -1).transpose(1, 2)  # (N, H, Lq, d)
+    k, v = kv.reshape(n, length, 2, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (N, H, L, d) each
+    o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, lq, width)
+    if cls_only:
+        x = x[:, :1]
+    x = x + block.ls_1(F.linear(o, attn.out_proj.weight, attn.out_proj.bias))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def _fast_path(visual) -> bool:
+    blocks = list(visual.transformer.resblocks)
+    return bool(blocks) and all(fast_block_supported(b) for b in blocks)
+
+
+def _cls_only_pooling(visual) -> bool:
+    """True when the pooled embedding depends on the class token alone (open_clip's 'tok' pooling, no attn_pool)."""
+    return getattr(visual, "pool_type", "tok") == "tok" and getattr(visual, "attn_pool", None) is None
 
 
 def pool_and_project(visual, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,13 +270,33 @@ def pool_and_project(visual, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return pooled, tokens
 
 
-def _encode_sequences(visual, seqs: torch.Tensor, max_tokens: int) -> torch.Tensor:
-    """(N, L, W) token sequences -> (N, D) projected class embeddings, in chunks of at most max_tokens tokens."""
-    n, length = seqs.shape[:2]
+def _encode_windows(visual, tokens: torch.Tensor, qkv1: torch.Tensor | None, seq_idx: torch.Tensor,
+                    max_tokens: int) -> torch.Tensor:
+    """Projected class embeddings of every window of every image, (B, n, D).
+
+    Args:
+        tokens: (B, 1+G*G, W) the whole images' input tokens (:func:`token_embeddings`).
+        qkv1: (B, 1+G*G, 3W) the first block's q/k/v of those tokens (fast path), or None (open_clip's blocks).
+        seq_idx: (n, L) token indices of each window's sequence (class token first).
+        max_tokens: tokens per transformer call; the (image, window) pairs are chunked to fit.
+    """
+    b, n, length = tokens.shape[0], seq_idx.shape[0], seq_idx.shape[1]
+    blocks = list(visual.transformer.resblocks)
+    cls_only = qkv1 is not None and _cls_only_pooling(visual)
     per_call = max(1, max_tokens // length)
-    out = [pool_and_project(visual, run_transformer(visual.transformer, seqs[i : i + per_call]))[0]
-           for i in range(0, n, per_call)]
-    return torch.cat(out)
+    out = []
+    for start in range(0, b * n, per_call):
+        pair = torch.arange(start, min(start + per_call, b * n), device=tokens.device)
+        img, sel = (pair // n)[:, None], seq_idx[pair % n]  # (P, 1), (P, L)
+        seqs = tokens[img, sel]  # (P, L, W)
+        if qkv1 is None:
+            y = run_transformer(visual.transformer, seqs)
+        else:
+            y = fast_block(blocks[0], seqs, qkv=qkv1[img, sel], cls_only=cls_only and len(blocks) == 1)
+            for i, block in enumerate(blocks[1:], start=2):
+                y = fast_block(block, y, cls_only=cls_only and i == len(blocks))
+        out.append(pool_and_project(visual, y)[0])
+    return torch.cat(out).reshape(b, n, -1)
 
 
 @torch.inference_mode()
@@ -219,11 +331,18 @@ def encode_images(
     if x.shape[0] == 0:
         raise ValueError("empty batch: nothing to encode")
     x = x.to(device=backbone.device, dtype=backbone.dtype)
-    b = x.shape[0]
 
     tokens = token_embeddings(visual, x)  # (B, 1+G*G, W)
 
-    out = run_transformer(visual.transformer, tokens)  # whole images
+    if _fast_path(visual):  # the whole images, keeping the first block's q/k/v for the windows
+        blocks = list(visual.transformer.resblocks)
+        qkv1 = block_qkv(blocks[0], tokens)
+        out = fast_block(blocks[0], tokens, qkv=qkv1)
+        for block in blocks[1:]:
+            out = fast_block(block, out)
+    else:
+        qkv1 = None
+        out = run_transformer(visual.transformer, tokens)
     image, patches = pool_and_project(visual, out)
     if not patch_ln_post:
         patches = out[:, 1:]
@@ -231,10 +350,8 @@ def encode_images(
     windows: dict[int, torch.Tensor] = {}
     for k in scales:
         idx = window_indices(grid, k, stride).to(tokens.device)  # (n_k, k*k)
-        n_k = idx.shape[0]
-        seq_idx = torch.cat([torch.zeros(n_k, 1, dtype=idx.dtype, device=idx.device), idx + 1], dim=1)
-        seqs = tokens[:, seq_idx].reshape(b * n_k, 1 + k * k, -1)  # (B*n_k, 1+k*k, W)
-        windows[k] = _encode_sequences(visual, seqs, max_tokens).reshape(b, n_k, -1).float()
+        seq_idx = torch.cat([torch.zeros(idx.shape[0], 1, dtype=idx.dtype, device=idx.device), idx + 1], dim=1)
+        windows[k] = _encode_windows(visual, tokens, qkv1, seq_idx, max_tokens).float()
 
     return Features(image.float(), windows, patches.float(), grid, stride,
                     {"patch_ln_post": patch_ln_post})
