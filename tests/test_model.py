@@ -61,6 +61,8 @@ def test_text_embeddings_can_be_supplied(tiny, images):
     pred = WinCLIP(tiny, text=t).predict(images)
     swapped = WinCLIP(tiny, text=t.flip(0)).predict(images)
     torch.testing.assert_close(pred.score, 1 - swapped.score, rtol=1e-5, atol=1e-6)
+    extra = WinCLIP(tiny, "bottle", extra_anomalous=("{} with scratch",)).text
+    assert (extra - WinCLIP(tiny, "bottle").text).abs().max() > 1e-5
     with pytest.raises(ValueError, match=r"\(2, 32\)"):
         WinCLIP(tiny, text=torch.randn(3, tiny.embed_dim))
 

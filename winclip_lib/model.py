@@ -56,6 +56,7 @@ class WinCLIP:
         temperature: softmax temperature T of the text scores (0.07).
         template_set: CPE template set name (see :data:`winclip_lib.prompts.TEMPLATE_SETS`) or a list.
         normalize_each: normalise each prompt embedding before averaging.
+        extra_normal / extra_anomalous: task-specific state words with one ``{}`` added to the ensemble.
         patch_ln_post: patch memory tokens after ``ln_post`` (True) or without it.
         output_size: side of the returned maps (default: the model's input size, 240).
         smoothing_sigma: Gaussian smoothing of the final maps in pixels (0 = off, the default).
@@ -72,6 +73,8 @@ class WinCLIP:
         temperature: float = DEFAULT_TEMPERATURE,
         template_set: str | Sequence[str] = "paper",
         normalize_each: bool = False,
+        extra_normal: Sequence[str] = (),
+        extra_anomalous: Sequence[str] = (),
         patch_ln_post: bool = True,
         output_size: int | None = None,
         smoothing_sigma: float = 0.0,
@@ -85,6 +88,7 @@ class WinCLIP:
         self.temperature = float(temperature)
         self.template_set = template_set
         self.normalize_each = normalize_each
+        self.extra_normal, self.extra_anomalous = tuple(extra_normal), tuple(extra_anomalous)
         self.patch_ln_post = patch_ln_post
         self.output_size = output_size or self.backbone.image_size
         self.smoothing_sigma = smoothing_sigma
@@ -112,7 +116,8 @@ class WinCLIP:
         """(2, D) text embeddings [normal, anomalous] (computed and cached on first use)."""
         if self._text is None:
             self._text = text_embeddings(self.backbone, self.class_name, self.template_set,
-                                         normalize_each=self.normalize_each)
+                                         normalize_each=self.normalize_each, extra_normal=self.extra_normal,
+                                         extra_anomalous=self.extra_anomalous)
         return self._text
 
     # -- encoding --------------------------------------------------------------------------------------------
