@@ -313,9 +313,7 @@ def _scan_mvtec(dataset: str, root: Path, category: str, split: str) -> tuple[li
             gt_dir = base / "ground_truth" / defect
             mask = next((m for m in _mask_candidates(gt_dir, p.stem) if m.is_file()), None)
             if mask is None:
-                problems.append(
-                    f"anomalous test image {p} has no mask: expected {gt_dir / (p.stem + '_mask.png')}"
-                )
+                problems.append(f"anomalous test image {p} has no mask: expected {gt_dir / (p.stem + '_mask.png')}")
             samples.append(Sample(dataset, category, "test", 1, defect, p, mask))
     return samples, problems
 
@@ -368,9 +366,7 @@ def scan_split(dataset: str, root: str | Path, category: str, split: str) -> tup
             )
         if not present:
             raise DatasetError(f"no {dataset} categories found under {root}: {layout_hint(dataset, root)}")
-        raise DatasetError(
-            f"category {category!r} not found under {root}; categories present: {', '.join(present)}"
-        )
+        raise DatasetError(f"category {category!r} not found under {root}; categories present: {', '.join(present)}")
     if layout == "visa_raw":
         samples, problems = _scan_visa_raw(root, category, split)
     else:
@@ -419,7 +415,7 @@ def _to_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
         return arr
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
-    if arr.dtype in (np.uint16, np.int32, np.uint32, np.int64) or np.issubdtype(arr.dtype, np.integer):
+    if np.issubdtype(arr.dtype, np.integer):
         if arr.size and (arr.min() < 0 or arr.max() > 65535):
             raise DatasetError(f"image {path} holds values outside 0..65535; cannot convert it to 8-bit RGB")
         return np.rint(arr.astype(np.float64) / 257.0).astype(np.uint8)

@@ -1,0 +1,238 @@
+"""Check a dataset root against its layout and the official counts; print a per-category table.
+
+    python -m data_prep.verify --dataset mvtec --root /data/mvtec_anomaly_detection
+    python -m data_prep.verify --dataset visa --root /data/VisA --categories candle pcb1
+    python -m data_prep.verify --dataset mvtec --root build/synthetic          # a make_synthetic set
+
+Every missing or unreadable file is named (images and masks are fully decoded unless ``--quick``; masks are checked
+against their image's size). Expected counts come from ``winclip_lib.datasets.EXPECTED_COUNTS``, or from the
+manifest of a synthetic set. Exit code 0 when everything matches, 1 on any problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from winclip_lib.datasets import (
+    DATASETS,
+    EXPECTED_COUNTS,
+    Counts,
+    DatasetError,
+    Sample,
+    detect_layout,
+    layout_hint,
+    list_categories,
+    load_image,
+    load_mask,
+    scan_split,
+)
+from winclip_lib.synthetic import read_manifest
+
+__all__ = ["CategoryRow", "VerifyReport", "expected_counts", "verify_root", "format_report", "main"]
+
+
+@dataclass
+class CategoryRow:
+    """Observed counts of one category, its expected counts (None if unknown) and its problems."""
+
+    category: str
+    train: int = 0
+    normal: int = 0
+    anomalous: int = 0
+    masks: int = 0
+    expected: Counts | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def test(self) -> int:
+        return self.normal + self.anomalous
+
+    @property
+    def counts(self) -> Counts:
+        return Counts(self.train, self.normal, self.anomalous)
+
+
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify_root`: one row per category plus dataset-level problems."""
+
+    dataset: str
+    root: Path
+    layout: str | None
+    rows: list[CategoryRow]
+    problems: list[str]
+    checked_files: bool
+
+    @property
+    def all_problems(self) -> list[str]:
+        return self.problems + [p for r in self.rows for p in r.problems]
+
+    @property
+    def ok(self) -> bool:
+        return not self.all_problems
+
+    @property
+    def total(self) -> Counts:
+        return sum((r.counts for r in self.rows), Counts(0, 0, 0))
+
+    @property
+    def total_masks(self) -> int:
+        return sum(r.masks for r in self.rows)
+
+    @property
+    def expected_total(self) -> Counts | None:
+        if not self.rows or any(r.expected is None for r in self.rows):
+            return None
+        return sum((r.expected for r in self.rows if r.expected is not None), Counts(0, 0, 0))
+
+
+def expected_counts(dataset: str, root: str | Path) -> dict[str, Counts]:
+    """Expected per-category counts: from a synthetic set's manifest when ``root`` holds one, else the official."""
+    manifest = read_manifest(root)
+    if manifest is not None:
+        return {c: Counts(v["train"], v["test_normal"], v["test_anomalous"]) for c, v in manifest["categories"].items()}
+    return dict(EXPECTED_COUNTS[dataset])
+
+
+def _check_sample(sample: Sample) -> list[str]:
+    """Decode a sample's image (and mask, checked against the image size); return the problems found."""
+    try:
+        shape = load_image(sample.image_path).shape[:2]
+    except DatasetError as exc:
+        return [str(exc)]
+    if sample.mask_path is None:
+        return []
+    try:
+        load_mask(sample, image_shape=shape)
+    except DatasetError as exc:
+        return [str(exc)]
+    return []
+
+
+def _verify_category(
+    dataset: str, root: Path, category: str, expected: Counts | None, check_files: bool, pool: ThreadPoolExecutor
+) -> CategoryRow:
+    row = CategoryRow(category, expected=expected)
+    samples: list[Sample] = []
+    for split in ("train", "test"):
+        try:
+            found, problems = scan_split(dataset, root, category, split)
+        except DatasetError as exc:
+            row.problems.append(str(exc))
+            continue
+        row.problems.extend(problems)
+        samples.extend(found)
+    row.train = sum(1 for s in samples if s.split == "train")
+    row.normal = sum(1 for s in samples if s.split == "test" and s.label == 0)
+    row.anomalous = sum(1 for s in samples if s.split == "test" and s.label == 1)
+    row.masks = sum(1 for s in samples if s.split == "test" and s.mask_path is not None)
+    if expected is not None:
+        for name, got, want in zip(Counts._fields, row.counts, expected, strict=True):
+            if got != want:
+                row.problems.append(f"{category}: {got} {name.replace('_', ' ')} images, expected {want}")
+    if check_files:
+        for problems in pool.map(_check_sample, samples):
+            row.problems.extend(problems)
+    return row
+
+
+def verify_root(
+    dataset: str,
+    root: str | Path,
+    categories: Sequence[str] | None = None,
+    check_files: bool = True,
+    workers: int | None = None,
+) -> VerifyReport:
+    """Check ``root`` for ``dataset``: layout, every expected category (all of the dataset's, the synthetic
+    manifest's, or ``categories``), counts against the expected ones and, with ``check_files``, that every image
+    and mask decodes and every mask matches its image's size. Never raises on bad data; returns the report."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; valid datasets are {', '.join(DATASETS)}")
+    root = Path(root)
+    report = VerifyReport(dataset, root, None, [], [], check_files)
+    try:
+        report.layout = detect_layout(dataset, root)
+        present = list_categories(dataset, root)
+    except DatasetError as exc:
+        report.problems.append(str(exc))
+        return report
+    if not present:
+        report.problems.append(f"no {dataset} categories found under {root}: {layout_hint(dataset, root)}")
+        return report
+    expected = expected_counts(dataset, root)
+    wanted = list(categories) if categories else list(expected)
+    for c in wanted:
+        if c not in present:
+            report.problems.append(f"category {c!r} is missing: expected the folder {root / c}")
+    to_check = [c for c in present if c in wanted] if categories else present
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        for c in to_check:
+            report.rows.append(_verify_category(dataset, root, c, expected.get(c), check_files, pool))
+    return report
+
+
+def _fmt_expected(c: Counts | None) -> str:
+    return "—" if c is None else f"{c.train}/{c.test_normal}/{c.test_anomalous}"
+
+
+def format_report(report: VerifyReport, max_problems: int = 200) -> str:
+    """The report as a text table plus the list of problems."""
+    header = (
+        f"{'category':<16}{'train':>7}{'test':>7}{'normal':>8}{'anomalous':>11}{'masks':>7}"
+        f"  {'expected tr/no/an':<19}status"
+    )
+    lines = [
+        f"{report.dataset} at {report.root} (layout: {report.layout or '?'}; "
+        f"files {'decoded' if report.checked_files else 'not decoded (--quick)'})",
+        header,
+        "-" * len(header),
+    ]
+    for r in report.rows:
+        status = "ok" if not r.problems else f"{len(r.problems)} problem(s)"
+        lines.append(
+            f"{r.category:<16}{r.train:>7}{r.test:>7}{r.normal:>8}{r.anomalous:>11}{r.masks:>7}"
+            f"  {_fmt_expected(r.expected):<19}{status}"
+        )
+    t, et = report.total, report.expected_total
+    lines.append("-" * len(header))
+    total_ok = "—" if not report.rows else "ok" if et is None or t == et else "MISMATCH"
+    lines.append(
+        f"{'total':<16}{t.train:>7}{t.test:>7}{t.test_normal:>8}{t.test_anomalous:>11}{report.total_masks:>7}"
+        f"  {_fmt_expected(et):<19}{total_ok}"
+    )
+    problems = report.all_problems
+    if problems:
+        lines.append(f"\n{len(problems)} problem(s):")
+        lines.extend(f"  - {p}" for p in problems[:max_problems])
+        if len(problems) > max_problems:
+            lines.append(f"  ... and {len(problems) - max_problems} more")
+    else:
+        lines.append("\nOK: layout, counts and files all match.")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m data_prep.verify", description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--root", required=True, type=Path, help="folder holding the category folders")
+    p.add_argument("--categories", nargs="+", help="check only these categories (default: all expected)")
+    p.add_argument("--quick", action="store_true", help="check layout and counts only, do not decode the files")
+    p.add_argument("--workers", type=int, default=None, help="decoding threads (default: min(8, CPUs))")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    report = verify_root(args.dataset, args.root, args.categories, check_files=not args.quick, workers=args.workers)
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
