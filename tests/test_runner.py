@@ -1,0 +1,303 @@
+"""The experiment runner: encode once / score many, cache reuse and invalidation, resume, tables, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from winclip_lib import WinCLIP
+from winclip_lib.backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, TINY_MODEL, find_cached_weights, load_backbone
+from winclip_lib.cli import main
+from winclip_lib.datasets import DatasetError, class_name, load_split, sample_references
+from winclip_lib.metrics import METRIC_NAMES
+from winclip_lib.runner import (
+    METRICS_COLUMNS,
+    SCORES_COLUMNS,
+    SUMMARY_COLUMNS,
+    RunConfig,
+    load_results,
+    per_category,
+    predict_samples,
+    run_grid,
+    settings,
+    summarize,
+)
+from winclip_lib.synthetic import make_synthetic
+
+CATEGORIES = ("disc", "tiles")
+SHOTS, SEEDS = (0, 1, 2), (0, 1)
+TABLES = ("metrics.csv", "scores.csv", "summary.csv")
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    return make_synthetic(tmp_path_factory.mktemp("data") / "syn", categories=CATEGORIES, n_train=4, n_test_good=2,
+                          n_test_bad=3, size=64)
+
+
+def _cfg(root: Path, tmp: Path, out: str = "out", **kw) -> RunConfig:
+    base = dict(datasets={"synthetic": str(root)}, shots=SHOTS, seeds=SEEDS, model_name=TINY_MODEL,
+                pretrained=None, device="cpu", cache_dir=str(tmp / "cache"), out_dir=str(tmp / out), batch_size=4)
+    return RunConfig(**{**base, **kw})
+
+
+def _distinct_images(root: Path, categories=CATEGORIES, shots=SHOTS, seeds=SEEDS) -> int:
+    """Test images plus the union of reference draws, counted independently of the runner."""
+    n = 0
+    for c in categories:
+        refs = {s.image_path for k, seed in settings(shots, seeds) if k for s in
+                sample_references("mvtec", root, c, k, seed)}
+        n += len(load_split("mvtec", root, c, "test")) + len(refs)
+    return n
+
+
+def _tables(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in TABLES}
+
+
+@pytest.fixture(scope="module")
+def full_run(synth, tiny, tmp_path_factory):
+    """One uninterrupted run of the small grid: (its RunResult, its tmp folder)."""
+    tmp = tmp_path_factory.mktemp("full")
+    return run_grid(_cfg(synth, tmp), progress=False, backbone=tiny), tmp
+
+
+def test_full_grid_encodes_each_distinct_image_exactly_once(synth, full_run):
+    result, tmp = full_run
+    counts = result.info["encode_counts"]
+    expected = _distinct_images(synth)
+    naive = sum(len(load_split("mvtec", synth, c, "test")) * len(settings(SHOTS, SEEDS)) for c in CATEGORIES)
+    naive += len(CATEGORIES) * sum(k for k, _ in settings(SHOTS, SEEDS))
+    assert expected < naive  # re-running the ViT for every setting would encode 62 images, the cache 10 + refs
+    assert counts["encoded"] == counts["distinct_encoded"] == counts["distinct_images"] == expected
+    assert counts["max_encodes_per_image"] == 1 and counts["hits"] == 0
+    assert counts["text_encodes"] <= len(CATEGORIES)  # one per class (0 if another test already encoded it)
+
+    m = result.metrics
+    assert list(m.columns) == METRICS_COLUMNS
+    n_settings = len(settings(SHOTS, SEEDS))
+    assert len(m) == len(CATEGORIES) * n_settings * len(METRIC_NAMES)
+    assert set(m["metric"]) == set(METRIC_NAMES) and m["value"].between(0, 1).all()
+    assert (m.loc[m["k"] == 0, "seed"] == 0).all()
+    assert list(result.scores.columns) == SCORES_COLUMNS
+    assert len(result.scores) == n_settings * 10 and result.scores["image"].str.match(r"(disc|tiles)/test/").all()
+    assert list(result.summary.columns) == SUMMARY_COLUMNS
+    assert result.complete and result.is_random and "DEMO" in result.label and "random weights" in result.label
+    info = json.loads((tmp / "out" / "run.json").read_text())
+    assert info["is_random"] and info["weights_id"] == "random:0" and info["versions"]["torch"] == torch.__version__
+    assert RunConfig.from_dict(info["config"]) == _cfg(synth, tmp)
+
+
+def test_second_run_encodes_nothing_and_writes_identical_tables(synth, tiny, full_run):
+    first, tmp = full_run
+    # same cache, new output folder: every image from the cache
+    again = run_grid(_cfg(synth, tmp, out="out2"), progress=False, backbone=tiny)
+    assert again.info["encode_counts"]["encoded"] == 0
+    assert again.info["encode_counts"]["hits"] == _distinct_images(synth)
+    assert _tables(tmp / "out2") == _tables(tmp / "out")
+    # same output folder: finished units are reused without touching the cache
+    rerun = run_grid(_cfg(synth, tmp), progress=False, backbone=tiny)
+    assert {u["status"] for u in rerun.info["units"]} == {"reused"}
+    assert rerun.info["encode_counts"]["encoded"] == 0
+    assert _tables(tmp / "out") == _tables(tmp / "out2")
+    loaded = load_results(tmp / "out")
+    pd.testing.assert_frame_equal(loaded.metrics, first.metrics)
+    pd.testing.assert_frame_equal(loaded.scores, first.scores)
+    pd.testing.assert_frame_equal(loaded.summary, first.summary)
+
+
+def test_feature_changing_settings_reencode_and_never_reuse_parts(synth, tiny, full_run, tmp_path):
+    _, full_tmp = full_run
+    shutil.copytree(full_tmp / "cache", tmp_path / "cache")
+    n = _distinct_images(synth)
+    bf16 = load_backbone(TINY_MODEL, None, precision="bf16", device="cpu")
+    for kw, backbone in (({"precision": "bf16"}, bf16), ({"patch_ln_post": False}, tiny)):
+        r = run_grid(_cfg(synth, tmp_path, **kw), progress=False, backbone=backbone)
+        assert r.info["encode_counts"]["encoded"] == n, kw
+        assert {u["status"] for u in r.info["units"]} == {"computed"}
+    # a scoring-only change re-scores from the cache: no encoding, new parts, other numbers
+    r = run_grid(_cfg(synth, tmp_path, temperature=0.5), progress=False, backbone=tiny)
+    assert r.info["encode_counts"]["encoded"] == 0 and {u["status"] for u in r.info["units"]} == {"computed"}
+    assert not np.allclose(r.scores["score"], full_run[0].scores["score"])
+    # a rewritten image: its unit is redone and only that image is encoded
+    data = shutil.copytree(synth, tmp_path / "syn")
+    target = data / "tiles" / "test" / "good" / "000.png"
+    Image.fromarray(255 - np.asarray(Image.open(target).convert("RGB"))).save(target)
+    base = run_grid(_cfg(data, tmp_path, out="data"), progress=False, backbone=tiny)
+    assert base.info["encode_counts"]["encoded"] == 1
+    Image.fromarray(np.asarray(Image.open(target).convert("RGB")) // 2).save(target)
+    r = run_grid(_cfg(data, tmp_path, out="data"), progress=False, backbone=tiny)
+    status = {u["category"]: u["status"] for u in r.info["units"]}
+    assert status == {"disc": "reused", "tiles": "computed"} and r.info["encode_counts"]["encoded"] == 1
+
+
+def test_corrupt_cache_entry_is_recomputed_with_identical_results(synth, tiny, full_run, tmp_path):
+    first, full_tmp = full_run
+    shutil.copytree(full_tmp / "cache", tmp_path / "cache")
+    entries = sorted((tmp_path / "cache").glob("*/*/*.pt"))
+    assert len(entries) == _distinct_images(synth)
+    entries[0].write_bytes(entries[0].read_bytes()[:1000])  # truncated
+    r = run_grid(_cfg(synth, tmp_path), progress=False, backbone=tiny)
+    c = r.info["encode_counts"]
+    assert c["invalid"] == 1 and c["encoded"] == 1 and c["hits"] == len(entries) - 1
+    # the entry is re-encoded alone instead of in a batch of 4: features agree to float rounding (~3e-7)
+    np.testing.assert_allclose(r.scores["score"], first.scores["score"], atol=1e-6)
+    np.testing.assert_allclose(r.metrics["value"], first.metrics["value"], atol=1e-5)
+
+
+def test_resume_after_a_kill_redoes_only_unfinished_units(synth, tiny, full_run, tmp_path):
+    first, full_tmp = full_run
+    cfg = _cfg(synth, tmp_path)
+    stopped = run_grid(cfg, progress=False, backbone=tiny, max_units=1)  # "killed" after the first unit
+    assert not stopped.complete and [u["status"] for u in stopped.info["units"]] == ["computed", "pending"]
+    assert not any((tmp_path / "out" / t).exists() for t in TABLES)
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "incomplete"
+    # the second unit dies midway: a part file without a marker is ignored and the unit redone
+    key = stopped.info["units"][0]["key"]
+    parts = tmp_path / "out" / "parts" / "synthetic"
+    other = parts / "tiles"
+    other.mkdir(parents=True)
+    (other / "deadbeef.metrics.csv").write_text("dataset,category\nhalf")
+    resumed = run_grid(cfg, progress=False, backbone=tiny)
+    assert [u["status"] for u in resumed.info["units"]] == ["reused", "computed"]
+    tiles_refs = _distinct_images(synth, categories=("tiles",))
+    assert resumed.info["encode_counts"]["encoded"] == tiles_refs  # disc was not re-encoded
+    assert _tables(tmp_path / "out") == _tables(full_tmp / "out")
+
+    # a finished unit whose part file was damaged after its marker is redone, from the cache
+    (parts / "disc" / f"{key}.scores.csv").write_text("truncated")
+    again = run_grid(cfg, progress=False, backbone=tiny)
+    assert [u["status"] for u in again.info["units"]] == ["computed", "reused"]
+    assert again.info["encode_counts"]["encoded"] == 0
+    assert _tables(tmp_path / "out") == _tables(full_tmp / "out")
+
+
+def test_summarize_means_over_categories_then_over_seeds():
+    rows = []
+    values = {  # (category, k, seed) -> value of image_auroc
+        ("a", 0, 0): 0.8, ("b", 0, 0): 0.6,
+        ("a", 1, 0): 0.9, ("b", 1, 0): 0.7, ("a", 1, 1): 1.0, ("b", 1, 1): 0.4,
+    }  # fmt: skip
+    for (c, k, s), v in values.items():
+        rows.append({"dataset": "mvtec", "category": c, "k": k, "seed": s, "metric": "image_auroc", "value": v})
+        rows.append({"dataset": "mvtec", "category": c, "k": k, "seed": s, "metric": "pixel_auroc", "value": v / 2})
+    metrics = pd.DataFrame(rows)
+    s = summarize(metrics.sample(frac=1.0, random_state=0))  # input order does not matter
+    assert list(s.columns) == SUMMARY_COLUMNS
+    assert list(zip(s["k"], s["metric"], strict=True)) == [
+        (0, "image_auroc"), (0, "pixel_auroc"), (1, "image_auroc"), (1, "pixel_auroc")]
+    k0 = s[(s["k"] == 0) & (s["metric"] == "image_auroc")].iloc[0]
+    assert k0["mean"] == pytest.approx(0.7) and k0["std"] == 0 and k0["n_seeds"] == 1 and k0["n_categories"] == 2
+    k1 = s[(s["k"] == 1) & (s["metric"] == "image_auroc")].iloc[0]
+    # per seed: (0.9 + 0.7) / 2 = 0.8 and (1.0 + 0.4) / 2 = 0.7 -> mean 0.75, population std 0.05
+    assert k1["mean"] == pytest.approx(0.75) and k1["std"] == pytest.approx(0.05)
+    assert k1["n_seeds"] == 2 and k1["n_categories"] == 2
+    assert s[(s["k"] == 1) & (s["metric"] == "pixel_auroc")].iloc[0]["mean"] == pytest.approx(0.375)
+
+    pc = per_category(metrics)
+    a1 = pc[(pc["category"] == "a") & (pc["k"] == 1) & (pc["metric"] == "image_auroc")].iloc[0]
+    assert a1["mean"] == pytest.approx(0.95) and a1["std"] == pytest.approx(0.05)
+    assert list(pc.columns) == ["dataset", "category", "k", "metric", "mean", "std"] and len(pc) == 8
+
+
+def test_runner_numbers_equal_direct_predict(synth, tiny, full_run):
+    result, tmp = full_run
+    scores = result.scores
+    test = load_split("mvtec", synth, "disc", "test")
+    paths = [s.image_path for s in test]
+    model = WinCLIP(tiny, class_name("disc"), batch_size=4)
+    for k, seed in ((0, 0), (2, 1)):
+        if k:
+            model.fit([s.image_path for s in sample_references("mvtec", synth, "disc", k, seed)])
+        else:
+            model.reset()
+        direct = model.predict(paths).score.numpy()
+        ours = scores[(scores["category"] == "disc") & (scores["k"] == k) & (scores["seed"] == seed)]
+        assert list(ours["image"]) == [p.relative_to(synth).as_posix() for p in paths]
+        np.testing.assert_allclose(ours["score"].to_numpy(), direct, atol=1e-6)
+        again = predict_samples(_cfg(synth, tmp), "synthetic", "disc", k, seed, test[:3], backbone=tiny)
+        np.testing.assert_allclose(again.score.numpy(), direct[:3], atol=1e-6)
+        assert again.map.shape == (3, 240, 240)
+
+
+def test_eval_at_mask_resolution(synth, tiny, full_run, tmp_path):
+    _, full_tmp = full_run
+    shutil.copytree(full_tmp / "cache", tmp_path / "cache")
+    r = run_grid(_cfg(synth, tmp_path, shots=(0,), eval_resolution="mask"), progress=False, backbone=tiny)
+    assert r.info["encode_counts"]["encoded"] == 0
+    m240 = full_run[0].metrics
+    assert m240.loc[m240["k"] == 0].reset_index(drop=True)["metric"].equals(r.metrics["metric"])
+    assert r.metrics["value"].between(0, 1).all()
+
+
+def test_config_round_trip_and_validation(synth, tmp_path, tiny):
+    cfg = _cfg(synth, tmp_path, categories={"synthetic": ["tiles"]}, template_set=["a photo of a {}."])
+    assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="unknown RunConfig field"):
+        RunConfig.from_dict({**cfg.to_dict(), "shot": [0]})
+    with pytest.raises(ValueError, match="unknown dataset"):
+        RunConfig(datasets={"mvtek": "x"})
+    with pytest.raises(ValueError, match="eval_resolution"):
+        RunConfig(eval_resolution="1024")
+    with pytest.raises(DatasetError, match="only 4 normal training images"):
+        run_grid(_cfg(synth, tmp_path, shots=(8,)), progress=False, backbone=tiny)
+    with pytest.raises(ValueError, match="does not match the RunConfig"):
+        run_grid(_cfg(synth, tmp_path, precision="bf16"), progress=False, backbone=tiny)
+
+
+def test_cli_runs_end_to_end_and_prints_the_summary(synth, tmp_path, capsys):
+    argv = ["run", "--synthetic", str(synth), "--categories", "disc", "--model", TINY_MODEL, "--pretrained", "none",
+            "--shots", "0", "1", "--seeds", "0", "--device", "cpu", "--cache-dir", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "images encoded: 6" in printed and "DEMO — random weights, synthetic data" in printed
+    metrics = pd.read_csv(tmp_path / "out" / "metrics.csv")
+    assert set(metrics["category"]) == {"disc"} and set(metrics["k"]) == {0, 1}
+    assert main(["summary", "--out", str(tmp_path / "out"), "--per-category"]) == 0
+    printed = capsys.readouterr().out
+    assert "image_auroc" in printed and "DEMO" in printed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--synthetic", "/no/such/root"], "does not exist"),
+        (["--synthetic", "{root}", "--categories", "bottle"], "unknown category 'bottle'"),
+        (["--synthetic", "{root}", "--categories", "synthetic:bottle"], "unknown synthetic category bottle"),
+        ([], "no dataset given"),
+    ],
+)
+def test_cli_bad_data_exits_2_with_a_message(synth, tmp_path, capsys, args, message):
+    argv = ["run", *[a.format(root=synth) for a in args], "--model", TINY_MODEL, "--pretrained", "none",
+            "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()  # nothing was encoded
+
+
+def test_cli_missing_weights_offline_exits_2(synth, tmp_path, capsys, monkeypatch):
+    if find_cached_weights(DEFAULT_MODEL, DEFAULT_PRETRAINED) is not None:
+        pytest.skip("the real weights are cached here")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = ["run", "--synthetic", str(synth), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")]
+    assert main(argv) == 2
+    assert "Pretrained weights 'laion400m_e31'" in capsys.readouterr().err
+
+
+def test_cli_as_module_and_summary_without_a_run(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "winclip_lib.cli", "summary", "--out", str(tmp_path / "none")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "no finished run" in proc.stderr and "Traceback" not in proc.stderr
