@@ -33,8 +33,21 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/bench_speed.py --out $(BUILD)/bench/speed_cpu.json
 
+# make reproduce MVTEC=/data/mvtec VISA=/data/visa MPDD=/data/mpdd  (any subset; PRECISION, DEVICE, RESULTS, CACHE
+# optional): the full grid with the paper's weights through the runner, then the notebooks into figures/.
+reproduce: PRECISION ?= bf16
+reproduce: DEVICE ?= auto
+reproduce: RESULTS ?= $(BUILD)/results
+reproduce: CACHE ?= .cache/winclip/features
+reproduce: DATA_ARGS = $(if $(MVTEC),--mvtec $(abspath $(MVTEC))) $(if $(VISA),--visa $(abspath $(VISA))) \
+	$(if $(MPDD),--mpdd $(abspath $(MPDD)))
 reproduce: setup
-	@echo "see README: make reproduce MVTEC=... VISA=... MPDD=..."
+	@test -n "$(strip $(DATA_ARGS))" || { echo "usage: make reproduce MVTEC=/path/to/mvtec VISA=/path/to/visa MPDD=/path/to/mpdd"; exit 2; }
+	$(PY) -m winclip_lib.cli run $(DATA_ARGS) --precision $(PRECISION) --device $(DEVICE) \
+		--cache-dir $(abspath $(CACHE)) --out $(abspath $(RESULTS))
+	$(PY) -m winclip_lib.notebooks $(DATA_ARGS) --precision $(PRECISION) --device $(DEVICE) \
+		--cache-dir $(abspath $(CACHE)) --results-dir $(abspath $(RESULTS)) --figures-dir $(abspath figures) \
+		--out $(BUILD)/notebooks
 
 clean:
 	rm -rf $(BUILD)

@@ -145,8 +145,9 @@ def test_real_architecture_shapes_equivalence_and_bf16(vitb, images):
     d = torch.cdist(feats.windows[2][0], feats.windows[2][0]) + torch.eye(196) * 1e9
     assert d.min() > 1e-3
 
-    from winclip_lib.backbone import wrap_model
     import copy
+
+    from winclip_lib.backbone import wrap_model
 
     bf16 = wrap_model(copy.deepcopy(vitb.model), vitb.model_name, vitb.weights_id, precision="bf16", device="cpu")
     f16 = encode_images(bf16, x)

@@ -1,0 +1,219 @@
+"""Tests of winclip_lib.report: the paper's numbers, ↑ marks, mean ± std formatting, banners, written tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from winclip_lib import report
+from winclip_lib.metrics import METRIC_NAMES
+from winclip_lib.runner import per_category, summarize
+from winclip_lib.synthetic import make_synthetic
+
+
+def paper_value(paper: pd.DataFrame, source_prefix: str, dataset: str, category: str, k: int, metric: str):
+    rows = paper[paper["source"].str.startswith(source_prefix) & (paper["dataset"] == dataset)
+                 & (paper["category"] == category) & (paper["k"] == k) & (paper["metric"] == metric)]
+    assert len(rows) == 1, (source_prefix, dataset, category, k, metric, rows)
+    return rows.iloc[0]
+
+
+def fake_metrics(values: dict[tuple[str, str, int, int], float] | None = None, datasets=("mvtec",),
+                 categories=("bottle", "cable"), shots=(0, 1), seeds=(0, 1), base: float = 0.9) -> pd.DataFrame:
+    """A metrics table in the runner's format (fractions), every metric = ``base`` unless given in ``values``
+    keyed (dataset, category, k, seed) (all metrics of that row)."""
+    rows = []
+    for ds in datasets:
+        for cat in categories:
+            for k in shots:
+                for seed in (0,) if k == 0 else seeds:
+                    v = (values or {}).get((ds, cat, k, seed), base)
+                    rows += [{"dataset": ds, "category": cat, "k": k, "seed": seed, "metric": m, "value": v}
+                             for m in METRIC_NAMES]
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------- paper CSV
+
+
+def test_paper_csv_shape_and_sources():
+    paper = report.paper_results()
+    assert list(paper.columns) == ["source", "dataset", "category", "k", "metric", "value", "std", "note"]
+    assert set(paper["metric"]) <= set(METRIC_NAMES)
+    assert set(paper["dataset"]) == {"mvtec", "visa", "mpdd"}
+    assert set(paper["source"]) <= {*report.PAPER_SOURCES, report.SEED_REPORT}
+    assert not paper.duplicated(["source", "dataset", "category", "k", "metric"]).any()
+    assert paper["value"].between(0, 100).all()
+    assert "pixel_ap" not in set(paper.loc[paper["source"].str.startswith("WinCLIP"), "metric"])
+
+
+@pytest.mark.parametrize(("source", "dataset", "category", "k", "metric", "value", "std"), [
+    ("WinCLIP paper", "mvtec", "mean", 0, "image_auroc", 91.8, None),
+    ("WinCLIP paper", "mvtec", "mean", 0, "pixel_aupro", 64.6, None),
+    ("WinCLIP paper", "mvtec", "mean", 4, "pixel_auroc", 96.2, 0.3),
+    ("WinCLIP paper", "mvtec", "mean", 1, "image_auroc", 93.1, 2.0),
+    ("secondary copy", "mvtec", "mean", 2, "image_ap", 97.0, 0.7),
+    ("WinCLIP paper", "visa", "mean", 0, "pixel_f1_max", 14.8, None),
+    ("WinCLIP paper", "visa", "mean", 4, "image_auroc", 87.3, 1.8),
+    ("secondary copy", "visa", "mean", 1, "pixel_f1_max", 41.3, 2.3),
+    ("WinCLIP paper", "mvtec", "metal_nut", 0, "pixel_auroc", 61.0, None),
+    ("WinCLIP paper", "mvtec", "carpet", 0, "image_auroc", 100.0, None),
+    ("WinCLIP paper", "visa", "pcb2", 0, "image_auroc", 51.2, None),
+    ("AnomalyCLIP", "mpdd", "mean", 0, "pixel_aupro", 48.9, None),
+    ("seed report", "mvtec", "screw", 1, "image_auroc", 81.5, None),
+    ("seed report", "mvtec", "mean", 4, "image_auroc", 95.3, None),
+])
+def test_paper_numbers_spot_checks(source, dataset, category, k, metric, value, std):
+    row = paper_value(report.paper_results(), source, dataset, category, k, metric)
+    assert row["value"] == pytest.approx(value)
+    if std is None:
+        assert np.isnan(row["std"])
+    else:
+        assert row["std"] == pytest.approx(std)
+
+
+def test_paper_csv_counts():
+    paper = report.paper_results()
+    per_cat = paper[paper["category"] != "mean"]
+    assert len(per_cat[(per_cat["dataset"] == "mvtec") & per_cat["source"].str.startswith("WinCLIP")]) == 30
+    assert len(per_cat[(per_cat["dataset"] == "visa")]) == 12
+    assert len(per_cat[per_cat["source"] == report.SEED_REPORT]) == 45
+    means = paper[(paper["category"] == "mean") & paper["source"].isin(report.PAPER_SOURCES)]
+    assert len(means[means["dataset"] == "mvtec"]) == 24 and len(means[means["dataset"] == "visa"]) == 24
+    few = means[(means["k"] > 0) & means["metric"].isin(["image_ap", "image_f1_max", "pixel_f1_max"])]
+    assert (few["source"] == "secondary copy of the paper's table").all() and len(few) == 18
+
+
+# ------------------------------------------------------------------------------------------------ formatting
+
+
+@pytest.mark.parametrize(("args", "kw", "text"), [
+    ((93.14, 2.04), {}, "93.1 ± 2.0"),
+    ((91.8, None), {}, "91.8"),
+    ((91.8, float("nan")), {}, "91.8"),
+    ((95.25, 0.3), {"up": True}, "95.2 ± 0.3 ↑"),
+    ((float("nan"),), {}, "—"),
+    ((100.0, 0.0), {"digits": 2}, "100.00 ± 0.00"),
+])
+def test_format_value(args, kw, text):
+    assert report.format_value(*args, **kw) == text
+
+
+def test_comparison_marks_up_where_ours_at_or_above_paper():
+    # mvtec k=0 image AUROC: paper 91.8; bottle 0.92 + cable 0.916 -> 91.8 (equal as displayed: ↑)
+    metrics = fake_metrics({("mvtec", "bottle", 0, 0): 0.92, ("mvtec", "cable", 0, 0): 0.916}, shots=(0,))
+    comp = report.comparison(summarize(metrics))
+    row = comp[(comp["k"] == 0) & (comp["metric"] == "image_auroc")].iloc[0]
+    assert row["ours"] == pytest.approx(91.8)
+    assert row["paper"] == pytest.approx(91.8) and row["seed_report"] == pytest.approx(90.4)
+    assert bool(row["at_or_above"])
+    ap = comp[(comp["k"] == 0) & (comp["metric"] == "image_ap")].iloc[0]  # 91.8 < 96.5
+    assert not bool(ap["at_or_above"]) and ap["delta"] == pytest.approx(91.8 - 96.5)
+    pix_ap = comp[comp["metric"] == "pixel_ap"].iloc[0]  # the paper has no pixel AP: no mark
+    assert np.isnan(pix_ap["paper"]) and not bool(pix_ap["at_or_above"])
+    table = report.comparison_table(comp)
+    cell = table[(table["Metric"] == "Image AUROC")].iloc[0]
+    assert cell["Ours"] == "91.8 ↑" and cell["Paper"] == "91.8" and cell["Seed report"] == "90.4"
+    assert table[table["Metric"] == "Image AP"].iloc[0]["Ours"] == "91.8"
+
+
+def test_comparison_mean_std_over_seeds():
+    # k=1: seed 0 -> categories 0.90, 0.96 (mean 0.93); seed 1 -> 0.95, 0.97 (mean 0.96): 94.5 ± 1.5 (ddof 0)
+    values = {("mvtec", "bottle", 1, 0): 0.90, ("mvtec", "cable", 1, 0): 0.96,
+              ("mvtec", "bottle", 1, 1): 0.95, ("mvtec", "cable", 1, 1): 0.97}
+    comp = report.comparison(summarize(fake_metrics(values)))
+    row = comp[(comp["k"] == 1) & (comp["metric"] == "image_auroc")].iloc[0]
+    assert row["ours"] == pytest.approx(94.5) and row["ours_std"] == pytest.approx(1.5)
+    assert row["n_seeds"] == 2 and row["paper"] == pytest.approx(93.1) and row["paper_std"] == pytest.approx(2.0)
+    text = report.comparison_table(comp)
+    one = text[(text["Setting"] == "1-shot") & (text["Metric"] == "Image AUROC")].iloc[0]
+    assert one["Ours"] == "94.5 ± 1.5 ↑" and one["Paper"] == "93.1 ± 2.0" and one["Dataset"] == "MVTec-AD"
+    zero = text[(text["Setting"] == "0-shot") & (text["Metric"] == "Image AUROC")].iloc[0]
+    assert "±" not in zero["Ours"]  # zero-shot: one run, no std
+
+
+def test_comparison_order_and_paper_alias():
+    metrics = pd.concat([fake_metrics(datasets=("mpdd",), categories=("tubes",), shots=(0,)),
+                         fake_metrics(datasets=("synthetic",), categories=("disc",))])
+    comp = report.comparison(summarize(metrics), paper_alias={"synthetic": "mvtec"})
+    assert list(dict.fromkeys(comp["dataset"])) == ["mpdd", "synthetic"]
+    assert list(comp[(comp["dataset"] == "mpdd")]["metric"]) == list(METRIC_NAMES)
+    mpdd = comp[(comp["dataset"] == "mpdd") & (comp["metric"] == "image_auroc")].iloc[0]
+    assert mpdd["paper"] == pytest.approx(63.6) and mpdd["paper_source"].startswith("AnomalyCLIP")
+    assert mpdd["seed_report"] == pytest.approx(61.5)
+    syn = comp[(comp["dataset"] == "synthetic") & (comp["k"] == 1) & (comp["metric"] == "image_auroc")].iloc[0]
+    assert syn["paper"] == pytest.approx(93.1) and syn["paper_dataset"] == "mvtec"
+    table = report.comparison_table(comp, {"synthetic": "mvtec"})
+    assert "Synthetic (vs MVTec-AD numbers)" in set(table["Dataset"])
+    plain = report.comparison(summarize(metrics))  # without the alias: no published numbers for "synthetic"
+    assert plain[plain["dataset"] == "synthetic"]["paper"].isna().all()
+
+
+def test_per_category_tables():
+    values = {("mvtec", "bottle", 0, 0): 0.995, ("mvtec", "cable", 0, 0): 0.80,
+              ("mvtec", "bottle", 1, 0): 0.99, ("mvtec", "bottle", 1, 1): 1.0}
+    metrics = fake_metrics(values, categories=("cable", "bottle"))
+    summary, pc = summarize(metrics), per_category(metrics)
+    comp = report.per_category_comparison(pc, "mvtec", "image_auroc", summary=summary)
+    assert list(dict.fromkeys(comp["category"])) == ["bottle", "cable", "mean"]  # canonical MVTec order
+    bottle0 = comp[(comp["category"] == "bottle") & (comp["k"] == 0)].iloc[0]
+    assert bottle0["paper"] == pytest.approx(99.2) and bottle0["seed_report"] == pytest.approx(98.6)
+    assert bool(bottle0["at_or_above"]) and np.isnan(bottle0["ours_std"])
+    bottle1 = comp[(comp["category"] == "bottle") & (comp["k"] == 1)].iloc[0]
+    assert bottle1["ours"] == pytest.approx(99.5) and bottle1["ours_std"] == pytest.approx(0.5)
+    table = report.per_category_table(comp)
+    assert list(table.columns) == ["Category", "0-shot ours", "0-shot paper", "0-shot seed report", "1-shot ours",
+                                   "1-shot paper", "1-shot seed report"]
+    row = table.set_index("Category")
+    assert row.loc["bottle", "0-shot ours"] == "99.5 ↑" and row.loc["cable", "0-shot ours"] == "80.0"
+    assert row.loc["bottle", "1-shot ours"] == "99.5 ± 0.5" and row.loc["bottle", "1-shot paper"] == "—"
+    assert row.loc["mean", "0-shot paper"] == "91.8" and row.loc["mean", "1-shot seed report"] == "93.7"
+    pixel = report.per_category_table(report.per_category_comparison(pc, "mvtec", "pixel_auroc", summary=summary))
+    assert "0-shot seed report" not in pixel.columns  # the seed report has no pixel numbers
+
+
+# ---------------------------------------------------------------------------------------------------- banners
+
+
+def test_banners(tmp_path):
+    assert report.DEMO_BANNER == "DEMO — random weights, synthetic data: not a reproduction"
+    assert report.run_banner({"is_random": True, "synthetic_data": {"synthetic": True}}) == report.DEMO_BANNER
+    assert report.run_banner({"is_random": False, "synthetic_data": {"mvtec": False}}) is None
+    assert "random weights" in report.run_banner({"is_random": True, "synthetic_data": {}})
+    assert "synthetic data" in report.run_banner({"is_random": False, "synthetic_data": {"x": True}})
+    assert report.run_banner(None) is not None  # unknown provenance is never presented as a reproduction
+    data = make_synthetic(tmp_path / "syn", categories=("disc",), n_train=1, n_test_good=1, n_test_bad=1, size=32)
+    assert report.banner_for(True, {"synthetic": data}) == report.DEMO_BANNER
+    assert report.banner_for(False, {"mvtec": tmp_path / "nothing"}) is None
+
+
+def test_markdown_and_write_report(tmp_path):
+    metrics = fake_metrics(datasets=("mvtec", "mpdd"), categories=("bottle", "tubes"))
+    metrics = metrics[~((metrics["dataset"] == "mvtec") & (metrics["category"] == "tubes"))]
+    metrics = metrics[~((metrics["dataset"] == "mpdd") & (metrics["category"] == "bottle"))]
+    md = report.markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1.5]}), "T", report.DEMO_BANNER)
+    assert md.splitlines()[0] == "### T" and f"> **{report.DEMO_BANNER}**" in md
+    assert "x\\|y" in md and "|---|---:|" in md
+
+    files = report.write_report(summarize(metrics), per_category(metrics), tmp_path, banner=report.DEMO_BANNER)
+    expected = {"comparison", "comparison_values", "per_category_mvtec_image_auroc", "per_category_mvtec_pixel_auroc",
+                "per_category_mpdd_image_auroc", "per_category_mpdd_pixel_auroc", "per_category_all", "report"}
+    assert set(files) == expected
+    for name, path in files.items():
+        assert path.is_file(), name
+        if path.suffix == ".md":
+            assert report.DEMO_BANNER in path.read_text(encoding="utf-8"), name
+            csv = pd.read_csv(path.with_suffix(".csv")) if name != "report" else None
+            if csv is not None:
+                assert (csv["banner"] == report.DEMO_BANNER).all()
+    values = pd.read_csv(files["comparison_values"])
+    assert (values["banner"] == report.DEMO_BANNER).all() and {"ours", "paper", "at_or_above"} <= set(values.columns)
+    main = files["comparison"].read_text(encoding="utf-8")
+    assert "| MVTec-AD | 0-shot | Image AUROC | 90.0 | 91.8 | 90.4 |" in main
+    assert "| MVTec-AD | 1-shot | Pixel F1-max | 90.0 ± 0.0 ↑ | 55.9 ± 2.7 | — |" in main
+
+    real = report.write_report(summarize(metrics), per_category(metrics), tmp_path / "real", banner=None)
+    assert "DEMO" not in real["report"].read_text(encoding="utf-8")
+    assert "banner" not in pd.read_csv(real["comparison"].with_suffix(".csv")).columns
+
