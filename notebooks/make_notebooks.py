@@ -185,7 +185,7 @@ should get a higher anomaly probability than the normal ones (with random weight
 p = anomaly_probability(torch.cat([emb_normal, emb_anomalous]), text)
 per_prompt = pd.DataFrame({"state": [s for s in (*NORMAL_STATES, *ANOMALOUS_STATES) for _ in TEMPLATES],
                            "group": ["normal"] * len(emb_normal) + ["anomalous"] * len(emb_anomalous),
-                           "p_anomalous": p.cpu().numpy()})
+                           "p_anomalous": p.double().cpu().numpy()})
 by_state = per_prompt.groupby(["group", "state"], sort=False)["p_anomalous"].agg(["mean", "min", "max"]).round(3)
 by_state = by_state.reset_index()
 report.write_table(by_state, tables, "01_prompt_states", f"CPE of '{name}': p(anomalous) of the prompts", banner)
