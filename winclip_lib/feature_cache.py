@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from winclip_lib.backbone import Backbone
+from winclip_lib.backbone import Backbone, file_sha256
 from winclip_lib.encoder import DEFAULT_MAX_TOKENS, DEFAULT_SCALES, Features, encode_images
 from winclip_lib.preprocess import preprocess
 
@@ -94,11 +94,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def file_digest(path: str | Path, n_hex: int = 32) -> str:
     """SHA-256 of a file's bytes, first ``n_hex`` hex digits."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:n_hex]
+    return file_sha256(path, n_hex)
 
 
 def _tensor_bytes(t: torch.Tensor) -> bytes:
