@@ -9,7 +9,7 @@ BUILD := build
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test lint demo bench reproduce clean
+.PHONY: setup test lint demo bench gpu-wheels reproduce clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,12 @@ bench: setup
 
 # make reproduce MVTEC=/data/mvtec VISA=/data/visa MPDD=/data/mpdd  (any subset; PRECISION, DEVICE, RESULTS, CACHE
 # optional): the full grid with the paper's weights through the runner, then the notebooks into figures/.
+# Wheels that the lent GPU machine lacks, for benchmarks/gpu_check.sh (see its header); .whl/ is git-ignored.
+gpu-wheels:
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
+		open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==$$(grep '^wcwidth==' requirements.lock | cut -d= -f3)
+
 reproduce: PRECISION ?= bf16
 reproduce: DEVICE ?= auto
 reproduce: RESULTS ?= $(BUILD)/results

@@ -1,0 +1,41 @@
+"""CUDA checks (skipped without a GPU; run on a lent GPU by benchmarks/gpu_check.sh): the GPU encoder agrees with
+the CPU fp32 encoder, and bf16 / fp16 stay close to fp32 on the real ViT-B-16-plus-240 architecture."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from winclip_lib import WinCLIP
+from winclip_lib.backbone import DEFAULT_MODEL, TINY_MODEL, load_backbone, wrap_model
+from winclip_lib.encoder import encode_images
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _images(n: int = 2) -> torch.Tensor:
+    return torch.randn(n, 3, 240, 240, generator=torch.Generator().manual_seed(0))
+
+
+def test_cuda_fp32_equals_cpu_fp32():
+    cpu = load_backbone(TINY_MODEL, None, device="cpu")
+    gpu = wrap_model(copy.deepcopy(cpu.model), TINY_MODEL, cpu.weights_id, device="cuda")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    a, b = encode_images(cpu, _images()), encode_images(gpu, _images()).to("cpu")
+    for k in a.windows:
+        torch.testing.assert_close(b.windows[k], a.windows[k], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(b.patches, a.patches, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_real_architecture_low_precision_maps_stay_close(precision):
+    fp32 = load_backbone(DEFAULT_MODEL, None, device="cuda")
+    low = wrap_model(copy.deepcopy(fp32.model), DEFAULT_MODEL, fp32.weights_id, precision=precision, device="cuda")
+    x, refs = _images(4), _images(8)[4:]
+    p32 = WinCLIP(fp32, "object").fit(refs).predict(x)
+    plow = WinCLIP(low, "object").fit(refs).predict(x)
+    assert (p32.map - plow.map).abs().max().item() < 0.02
+    assert (p32.score - plow.score).abs().max().item() < 0.02
