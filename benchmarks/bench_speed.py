@@ -53,6 +53,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from winclip_lib import encoder as encoder_module  # noqa: E402
+from winclip_lib import vit_blocks  # noqa: E402
 from winclip_lib.backbone import DEFAULT_MODEL, Backbone, load_backbone  # noqa: E402
 from winclip_lib.encoder import DEFAULT_MAX_TOKENS, DEFAULT_SCALES, Features, window_indices  # noqa: E402
 from winclip_lib.fewshot import few_shot_maps  # noqa: E402
@@ -225,15 +226,15 @@ def default_gemm(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    old = os.environ.get(encoder_module.ONEDNN_ENV)
-    os.environ[encoder_module.ONEDNN_ENV] = "0"
+    old = os.environ.get(vit_blocks.ONEDNN_ENV)
+    os.environ[vit_blocks.ONEDNN_ENV] = "0"
     try:
         yield
     finally:
         if old is None:
-            os.environ.pop(encoder_module.ONEDNN_ENV, None)
+            os.environ.pop(vit_blocks.ONEDNN_ENV, None)
         else:
-            os.environ[encoder_module.ONEDNN_ENV] = old
+            os.environ[vit_blocks.ONEDNN_ENV] = old
 
 
 @contextlib.contextmanager

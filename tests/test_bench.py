@@ -11,9 +11,10 @@ import pytest
 import torch
 from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 
-from winclip_lib import encoder
+from winclip_lib import vit_blocks
 from winclip_lib.backbone import TINY_MODEL
-from winclip_lib.encoder import block_qkv, encode_images, fast_block, window_indices
+from winclip_lib.encoder import encode_images, window_indices
+from winclip_lib.vit_blocks import block_qkv, fast_block
 
 _BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_speed.py"
 
@@ -46,12 +47,12 @@ def test_baseline_one_window_at_a_time_equals_batched_encoder(tiny, images):
 def test_fast_block_equals_open_clip_block(tiny, monkeypatch, onednn):
     """The encoder's block (oneDNN GEMMs with fused GELU / residual adds, or PyTorch's default ones) computes what
     open_clip's own block does, with precomputed q/k/v and for the class token alone too."""
-    monkeypatch.setenv(encoder.ONEDNN_ENV, onednn)
+    monkeypatch.setenv(vit_blocks.ONEDNN_ENV, onednn)
     x = torch.randn(7, 10, tiny.width, generator=torch.Generator().manual_seed(3))
-    assert encoder._use_onednn(x) == (onednn == "1" and encoder.onednn_linear_available())
+    assert vit_blocks._use_onednn(x) == (onednn == "1" and vit_blocks.onednn_linear_available())
     with torch.inference_mode():
         for block in tiny.visual.transformer.resblocks:
-            assert encoder.fast_block_supported(block)
+            assert vit_blocks.fast_block_supported(block)
             ref = block(x)
             torch.testing.assert_close(fast_block(block, x), ref, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(fast_block(block, x, qkv=block_qkv(block, x)), ref, rtol=1e-5, atol=1e-5)
@@ -77,8 +78,8 @@ def test_fast_block_on_other_block_kinds(tiny, kwargs):
     with torch.inference_mode():
         seq_first = kwargs.get("batch_first", True) is False
         ref = block(x.transpose(0, 1)).transpose(0, 1) if seq_first else block(x)
-        assert encoder.fast_block_supported(block)
-        assert encoder._plain_mlp(block) is not ("ls_init_value" in kwargs or "act_layer" in kwargs)
+        assert vit_blocks.fast_block_supported(block)
+        assert vit_blocks._plain_mlp(block) is not ("ls_init_value" in kwargs or "act_layer" in kwargs)
         torch.testing.assert_close(fast_block(block, x), ref, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(fast_block(block, x, cls_only=True), ref[:, :1], rtol=1e-5, atol=1e-5)
 
