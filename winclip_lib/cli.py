@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -95,8 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    datasets = {d: getattr(args, d) for d in DATASET_LOADERS if getattr(args, d)}
+    # absolute paths: run.json is read later from other folders (the notebooks run in notebooks/)
+    datasets = {d: _absolute(getattr(args, d)) for d in DATASET_LOADERS if getattr(args, d)}
     if not datasets:
         flags = ", ".join(f"--{d} ROOT" for d in DATASET_LOADERS)
         raise DatasetError(f"no dataset given: pass at least one of {flags}")
@@ -106,7 +112,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         seeds=tuple(args.seeds), model_name=args.model, pretrained=pretrained, precision=args.precision,
         device=args.device, scales=tuple(args.scales), temperature=args.temperature, template_set=args.template_set,
         normalize_each=args.normalize_each, patch_ln_post=not args.no_patch_ln_post,
-        eval_resolution=args.eval_resolution, batch_size=args.batch_size, cache_dir=args.cache_dir, out_dir=args.out,
+        eval_resolution=args.eval_resolution, batch_size=args.batch_size, cache_dir=_absolute(args.cache_dir),
+        out_dir=_absolute(args.out),
     )
 
 
