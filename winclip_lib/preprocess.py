@@ -15,14 +15,14 @@ import torch
 from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
 
+from winclip_lib.datasets import load_image, resize_image
+
 ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray (H, W, 3) or (H, W) uint8
 
 
 def to_rgb_array(image: ImageLike) -> np.ndarray:
     """One image as an (H, W, 3) uint8 RGB array; paths are read with :func:`winclip_lib.datasets.load_image`."""
     if isinstance(image, (str, Path)):
-        from winclip_lib.datasets import load_image
-
         return load_image(image)
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
@@ -39,10 +39,10 @@ def to_rgb_array(image: ImageLike) -> np.ndarray:
 
 def resize_rgb(image: np.ndarray, size: int = 240, mode: str = "resize") -> np.ndarray:
     """(H, W, 3) uint8 -> (size, size, 3) uint8, bicubic. mode "resize" (no crop) or "crop" (open_clip's)."""
-    pil = Image.fromarray(image)
     if mode == "resize":
-        pil = pil.resize((size, size), Image.BICUBIC)
-    elif mode == "crop":
+        return resize_image(image, size, interpolation="pil_bicubic")
+    pil = Image.fromarray(image)
+    if mode == "crop":
         w, h = pil.size
         scale = size / min(w, h)
         pil = pil.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
