@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from winclip_lib.notebooks import NOTEBOOK_DIR, run_notebooks
+from winclip_lib.report import DEMO_BANNER
 
 __all__ = ["DEMO_CATEGORIES", "DEMO_DATA", "DEMO_SHOTS", "DEMO_SEEDS", "demo_parameters", "choose_weights", "main"]
 
@@ -86,7 +87,7 @@ def choose_weights(tiny: bool = False, random_weights: bool = False, precision: 
             reason = str(exc).splitlines()[0]
             _say(f"{_RULE}\n!! The pretrained weights are not available: {reason}")
     _say(f"!! The demo runs {DEFAULT_MODEL} with RANDOM WEIGHTS. Its numbers are NOT a reproduction; every table and"
-         f"\n!! figure is labelled 'DEMO — random weights, synthetic data: not a reproduction'.\n{_RULE}")
+         f"\n!! figure is labelled '{DEMO_BANNER}'.\n{_RULE}")
     return DEFAULT_MODEL, None, precision
 
 

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from winclip_lib.encoder import window_masks
+from winclip_lib.report import DATASET_LABELS, METRIC_LABELS, setting_label
 
 __all__ = [
     "BANNER_COLOR",
@@ -378,8 +379,6 @@ def plot_ours_vs_paper(comp: pd.DataFrame, dataset: str, banner: str | None = No
         comp: :func:`winclip_lib.report.comparison` (values in %).
         dataset: which dataset of ``comp`` to draw.
     """
-    from winclip_lib.report import DATASET_LABELS, METRIC_LABELS, setting_label
-
     sub = comp[comp["dataset"] == dataset]
     if sub.empty:
         raise ValueError(f"no rows for dataset {dataset!r} in the comparison")
@@ -414,8 +413,6 @@ def plot_shots_curve(comp: pd.DataFrame, metrics: Sequence[str] = ("image_auroc"
     Args:
         comp: :func:`winclip_lib.report.comparison` (values in %).
     """
-    from winclip_lib.report import DATASET_LABELS, METRIC_LABELS
-
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.9), layout="constrained",
                              squeeze=False)
     colors = dict(zip(dict.fromkeys(comp["dataset"]), sns.color_palette("deep"), strict=False))
@@ -443,8 +440,6 @@ def plot_shots_curve(comp: pd.DataFrame, metrics: Sequence[str] = ("image_auroc"
 def plot_ours_vs_paper_scatter(comp: pd.DataFrame, banner: str | None = None, title: str | None = None) -> Figure:
     """Ours against the paper, one point per (dataset, k, metric) with a published number, the diagonal marking
     equality (points above it: ours ≥ paper); error bars are ours' std over seeds."""
-    from winclip_lib.report import DATASET_LABELS, METRIC_LABELS
-
     sub = comp.dropna(subset=["paper"]).copy()
     fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
     if sub.empty:
@@ -472,8 +467,6 @@ def plot_per_category(pc: pd.DataFrame, k: int, dataset: str, metric: str, banne
     Args:
         pc: :func:`winclip_lib.report.per_category_comparison` of ``dataset`` and ``metric`` (values in %).
     """
-    from winclip_lib.report import DATASET_LABELS, METRIC_LABELS
-
     sub = pc[pc["k"] == k]
     long = []
     for r in sub.itertuples(index=False):
