@@ -25,6 +25,12 @@ largest absolute difference of the final anomaly maps and image scores from our 
 few-shot association for k references, zero-shot scoring alone, and exact AUPRO on a synthetic category (from
 ``benchmarks/bench_aupro.py`` when present).
 
+Hardware ceiling (issue 5's "bf16 at least 3x fp32"), measured in the same run: the CPU's model, threads and ISA
+flags (AVX-512, AVX512_BF16, AVX512_FP16, AMX; ``/proc/cpuinfo``); the peak GFLOP/s of the encoder's own GEMM op
+(oneDNN's ``_linear_pointwise`` on the CPU, else ``F.linear``) per precision at its block shapes and call size — their
+bf16/fp32 ratio bounds the bf16 speed-up from GEMMs alone (~2x with AVX512_BF16 and no AMX); and each row's achieved
+GFLOP/s of encoding (:func:`encoder_flops`, counted analytically) as a share of that peak.
+
 Timing: warm-up calls first, ``time.perf_counter``, ``torch.cuda.synchronize`` around every timed call on CUDA,
 ``torch.set_num_threads`` fixed to the core count; the best of ``--repeats`` runs. Weights are random (no download):
 the maps are not a reproduction result, only the same computation at each precision.
@@ -54,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from winclip_lib import encoder as encoder_module  # noqa: E402
 from winclip_lib import vit_blocks  # noqa: E402
-from winclip_lib.backbone import DEFAULT_MODEL, Backbone, load_backbone  # noqa: E402
+from winclip_lib.backbone import DEFAULT_MODEL, PRECISIONS, Backbone, load_backbone  # noqa: E402
 from winclip_lib.encoder import DEFAULT_MAX_TOKENS, DEFAULT_SCALES, Features, window_indices  # noqa: E402
 from winclip_lib.fewshot import few_shot_maps  # noqa: E402
 from winclip_lib.model import Prediction, WinCLIP  # noqa: E402
@@ -140,6 +146,146 @@ def cpu_flags() -> list[str]:
         return []
     flags = set(re.findall(r"\b(amx_bf16|amx_tile|amx_fp16|avx512_bf16|avx512_fp16|avx512f|avx_vnni)\b", text))
     return sorted(flags)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# hardware ceiling: what the CPU's GEMMs can do, and how much work an image is
+# --------------------------------------------------------------------------------------------------------------------
+#: ISA flags that decide how fast bf16 GEMMs can be: AVX-512 (fp32 FMA), AVX512_BF16 (dot products, ~2x fp32 per
+#: cycle), AVX512_FP16, and AMX (tile matrix units: far more than 2x for bf16).
+ISA_FLAGS = ("avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+#: The linear layers of a block, as (name, N, K) in units of the width W and the MLP width M.
+GEMM_SHAPES = (("qkv", "3W", "W"), ("mlp fc", "M", "W"), ("mlp proj", "W", "M"))
+
+
+def cpu_isa() -> dict[str, bool] | None:
+    """{flag: present} for :data:`ISA_FLAGS` from ``/proc/cpuinfo``; None where it cannot be read (not Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    m = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
+    present = set(m.group(1).split()) if m else set()
+    return {f: f in present for f in ISA_FLAGS}
+
+
+def encoder_flops(width: int, layers: int, mlp_width: int, grid: int, patch_size: int, embed_dim: int,
+                  scales: Sequence[int] = DEFAULT_SCALES, stride: int = 1, *,
+                  reuse_first_qkv: bool = True, cls_only_last: bool = True) -> int:
+    """Floating-point operations (2 per multiply-add) of encoding one image: the patch-embedding convolution, every
+    linear layer and both attention matmuls of every block, and the output projection of each pooled class token.
+
+    The image's 1+G*G tokens go through all blocks; each window's 1+k*k tokens too, except that with
+    ``reuse_first_qkv`` the first block's q/k/v are gathered from the image pass (no input projection), and with
+    ``cls_only_last`` the last block projects queries and runs attention, the output projection and the MLP for the
+    class token alone (keys/values still for all tokens) — our encoder; both False: the one-window-per-call baseline.
+    Layer norms, softmax, GELU and adds are not counted.
+    """
+    w, m = width, mlp_width
+
+    def block(keys: int, queries: int, q_rows: int, kv_rows: int) -> int:
+        """One block: q projected for q_rows tokens, k/v for kv_rows, attention and the rest for ``queries``."""
+        proj = 2 * w * w * q_rows + 2 * w * 2 * w * kv_rows
+        attention = 2 * 2 * queries * keys * w  # q k^T and (softmax) v, all heads together
+        return proj + attention + 2 * queries * w * w + 2 * 2 * queries * w * m  # + out-proj, MLP
+
+    tokens = 1 + grid * grid
+    total = 2 * grid * grid * 3 * patch_size**2 * w + layers * block(tokens, tokens, tokens, tokens)
+    pooled = 1
+    for k in scales:
+        n, length = ((grid - k) // stride + 1) ** 2, 1 + k * k
+        per_window = 0
+        for i in range(layers):
+            queries = 1 if cls_only_last and i == layers - 1 else length
+            reused = reuse_first_qkv and i == 0
+            per_window += block(length, queries, 0 if reused else queries, 0 if reused else length)
+        total += n * per_window
+        pooled += n
+    return total + 2 * pooled * w * embed_dim
+
+
+def model_flops(backbone: Backbone, *, fast: bool = True) -> int:
+    """:func:`encoder_flops` of a backbone's config: our encoder (``fast``, its shortcuts where the model allows
+    them), or the baseline (no shortcuts)."""
+    visual = backbone.visual
+    blocks = list(visual.transformer.resblocks)
+    fast = fast and vit_blocks.fast_path_supported(visual)
+    return encoder_flops(backbone.width, len(blocks), blocks[0].mlp.c_fc.out_features, backbone.grid_size,
+                         backbone.patch_size, visual.proj.shape[1] if visual.proj is not None else 0,
+                         reuse_first_qkv=fast, cls_only_last=fast and vit_blocks.cls_only_pooling(visual))
+
+
+def _gemm_op(device: torch.device, dtype: torch.dtype) -> tuple[str, Callable[..., torch.Tensor]]:
+    """The GEMM our encoder runs for this device and dtype (:mod:`winclip_lib.vit_blocks`): oneDNN's
+    ``_linear_pointwise`` on the CPU where it runs (bf16 where oneDNN supports it here), else ``F.linear``."""
+    bf16_check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    dtype_ok = dtype == torch.float32 or (dtype == torch.bfloat16 and (bf16_check is None or bool(bf16_check())))
+    if device.type == "cpu" and dtype_ok and vit_blocks.onednn_linear_available():
+        return "mkldnn._linear_pointwise", lambda x, w, b: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+    return "F.linear", torch.nn.functional.linear
+
+
+@torch.inference_mode()
+def gemm_ceiling(width: int, mlp_width: int, precisions: Sequence[str], device: torch.device, tokens: int,
+                 repeats: int = 5) -> dict[str, Any]:
+    """Peak GFLOP/s of the encoder's GEMM op at its block shapes (``tokens`` x K -> N), per precision: best of
+    ``repeats`` after two warm-up calls, at the current ``torch.set_num_threads``."""
+    sizes = {"W": width, "3W": 3 * width, "M": mlp_width}
+    g = torch.Generator().manual_seed(0)
+    out: dict[str, Any] = {"tokens": tokens, "repeats": repeats, "op": {}, "shapes": [], "peak_gflops": {}}
+    for name, n_key, k_key in GEMM_SHAPES:
+        n, k = sizes[n_key], sizes[k_key]
+        row: dict[str, Any] = {"name": name, "m": tokens, "k": k, "n": n, "gflops": {}}
+        for precision in precisions:
+            dtype = PRECISIONS[precision]
+            if device.type == "cpu" and dtype == torch.float16:
+                continue  # not a CPU precision of this benchmark
+            op_name, op = _gemm_op(device, dtype)
+            x, w, b = (torch.randn(*s, generator=g).to(device, dtype) for s in ((tokens, k), (n, k), (n,)))
+            for _ in range(2):
+                op(x, w, b)
+            _, seconds = timed(lambda op=op, x=x, w=w, b=b: op(x, w, b), device, repeats)
+            row["gflops"][precision] = 2 * tokens * k * n / seconds / 1e9
+            out["op"][precision] = op_name
+            out["peak_gflops"][precision] = max(out["peak_gflops"].get(precision, 0.0), row["gflops"][precision])
+        out["shapes"].append(row)
+    peak = out["peak_gflops"]
+    out["bf16_over_fp32"] = peak["bf16"] / peak["fp32"] if "bf16" in peak and "fp32" in peak else None
+    return out
+
+
+def hardware_ceiling(backbone: Backbone, precisions: Sequence[str], max_tokens: int) -> dict[str, Any]:
+    """The CPU's facts (model, threads, ISA flags), the GEMM peak per precision at the backbone's block shapes and
+    the encoder's call size, and the FLOPs per image of our encoder and of the baseline."""
+    device = backbone.device
+    isa = cpu_isa() if device.type == "cpu" else None
+    blocks = list(backbone.visual.transformer.resblocks)
+    return {
+        "cpu": {
+            "name": cpu_name(),
+            "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "isa": isa,
+            "amx": None if isa is None else isa["amx_tile"] and isa["amx_bf16"],
+            "torch_cpu_capability": getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)(),
+        },
+        "gemm": gemm_ceiling(backbone.width, blocks[0].mlp.c_fc.out_features, precisions, device,
+                             min(encoder_module.call_tokens(max_tokens, device), 16384)),
+        "flops_per_image": {"ours": model_flops(backbone, fast=True), "baseline": model_flops(backbone, fast=False)},
+    }
+
+
+def add_achieved(rows: list[dict[str, Any]], flops: dict[str, int], peak: dict[str, float]) -> None:
+    """Per row: FLOPs per image (:func:`encoder_flops`), achieved GFLOP/s of encoding, and the fraction of the
+    measured GEMM peak of its precision (the baseline runs fp32)."""
+    for r in rows:
+        f = flops["baseline" if r["kind"] == "baseline" else "ours"]
+        precision = "fp32" if r["kind"] == "baseline" else r["kind"]
+        s = r["encode_s_per_image"]
+        r["gflop_per_image"] = f / 1e9
+        r["encode_gflops"] = f / s / 1e9 if s else None
+        r["fraction_of_gemm_peak"] = (r["encode_gflops"] / peak[precision]
+                                      if r["encode_gflops"] and peak.get(precision) else None)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -495,6 +641,8 @@ def format_table(result: dict[str, Any]) -> str:
     if any(r["kind"] == "baseline" for r in result["rows"]):
         lines.append("  baseline predict = its encoding + our scoring of its features; its fit = encoding the k "
                      "references one window at a time")
+    if result.get("ceiling"):
+        lines += ["", *format_ceiling(result)]
     s = result["stages"]
     lines += ["", "stages"]
     for name, t in s["text"].items():
@@ -510,6 +658,51 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"  exact AUPRO, {a['n_images']} images at {a['size']}x{a['size']}: {a['seconds']:.3f} s "
                      f"(AUPRO {a['aupro']:.4f})")
     return "\n".join(lines)
+
+
+def format_ceiling(result: dict[str, Any]) -> list[str]:
+    """The hardware-ceiling section: CPU facts, GEMM peaks side by side, each row's achieved GFLOP/s, the summary."""
+    c, rows = result["ceiling"], result["rows"]
+    cpu, gemm, f = c["cpu"], c["gemm"], c["flops_per_image"]
+    peak, ceil = gemm["peak_gflops"], gemm["bf16_over_fp32"]
+    lines = ["hardware ceiling"]
+    if result["meta"]["device"] == "cpu":
+        isa = cpu["isa"]
+        flags = "unknown (no /proc/cpuinfo)" if isa is None else ", ".join(
+            f"{f} {'yes' if v else 'no'}" for f, v in isa.items())
+        lines.append(f"  CPU {cpu['name']}: {cpu['threads']} torch threads of {cpu['cores']} cores; {flags} -> "
+                     f"{'AMX' if cpu['amx'] else 'no AMX' if cpu['amx'] is not None else 'AMX unknown'} "
+                     f"(torch CPU capability {cpu['torch_cpu_capability']})")
+    precisions = list(peak)
+    ops = ", ".join(sorted(set(gemm["op"].values())))
+    lines.append(f"  GEMM peak, the encoder's op ({ops}), {gemm['tokens']} tokens per call as the encoder's, best of "
+                 f"{gemm['repeats']}:")
+    lines.append(f"    {'GEMM (tokens x K -> N)':<32}" + "".join(f"{p + ' GFLOP/s':>15}" for p in precisions)
+                 + (f"{'bf16/fp32':>11}" if ceil else ""))
+    for g in gemm["shapes"]:
+        ratio = g["gflops"]["bf16"] / g["gflops"]["fp32"] if ceil else None
+        lines.append(f"    {g['name'] + ':':<10}{g['m']:>5} x {g['k']:<5}-> {g['n']:<6}"
+                     + "".join(f"{_f(g['gflops'].get(p), '.0f'):>15}" for p in precisions)
+                     + (f"{ratio:>10.2f}x" if ratio else ""))
+    lines.append(f"    {'peak':<32}" + "".join(f"{peak[p]:>15.0f}" for p in precisions)
+                 + (f"{ceil:>10.2f}x  <- ceiling of the bf16 speed-up from GEMMs alone" if ceil else ""))
+    lines.append(f"  work per image: ours {f['ours'] / 1e9:.1f} GFLOP (block-1 q/k/v reused, last block class token "
+                 f"only), baseline {f['baseline'] / 1e9:.1f} GFLOP (GEMMs + attention + patch embedding)")
+    lines.append(f"    {'row':<34}{'GFLOP/img':>10}{'encode s/img':>14}{'GFLOP/s':>9}{'% of peak':>11}"
+                 "   (the measured GEMM peak of the row's precision)")
+    for r in rows:
+        pct = r["fraction_of_gemm_peak"] and 100 * r["fraction_of_gemm_peak"]
+        lines.append(f"    {r['name']:<34}{r['gflop_per_image']:>10.1f}{_f(r['encode_s_per_image'], '.3f'):>14}"
+                     f"{_f(r['encode_gflops'], '.0f'):>9}{_f(pct, '.0f') + ('%' if pct else ''):>11}")
+    by_name = {r["name"]: r for r in rows}
+    fp32, bf16 = by_name.get("ours fp32"), by_name.get("ours bf16")
+    if fp32 and bf16 and ceil:
+        amx = "" if result["meta"]["device"] != "cpu" else (
+            " (AMX)" if cpu["amx"] else " (no AMX)" if cpu["amx"] is not None else "")
+        lines.append(f"  bf16 vs our fp32: {bf16['encode_speedup_vs_fp32']:.2f}x encode, "
+                     f"{bf16['zero_shot_speedup_vs_fp32']:.2f}x zero-shot (target 3x); GEMM ceiling on this "
+                     f"{result['meta']['device'].upper()}: {ceil:.2f}x{amx}")
+    return lines
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
@@ -568,11 +761,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     text_stage: dict[str, dict[str, float]] = {}
     weights = ""
+    ceiling: dict[str, Any] = {}
     for precision in precisions:
         backbone = load_backbone(args.model, None, precision=precision, device=device, seed=args.seed)
         weights = backbone.weights_id
         if x.shape[-1] != backbone.image_size:
             raise SystemExit(f"{args.model} takes {backbone.image_size} px; this benchmark feeds 240 px")
+        if not ceiling:  # the same config at every precision: measure once, before the rows
+            print("[bench] hardware ceiling: GEMM peak at the encoder's shapes ...", flush=True)
+            ceiling = hardware_ceiling(backbone, precisions, max_tokens)
         print(f"[bench] ours {precision} ...", flush=True)
         variants = [("", False, False)]
         if precision == "fp32" and device.type == "cpu" and not args.no_default_gemm:
@@ -603,6 +800,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             torch.cuda.empty_cache()
 
     _finish_rows(rows)
+    add_achieved(rows, ceiling["flops_per_image"], ceiling["gemm"]["peak_gflops"])
     aupro_stage = time_aupro_stage(args.aupro_images) if args.aupro_images > 0 else {"skipped": "--aupro-images 0"}
     result = {
         "meta": {
@@ -628,6 +826,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "note": "random weights: timings and agreement only, not reproduction results",
         },
         "rows": [_public(r) for r in rows],
+        "ceiling": ceiling,
         "stages": {"text": text_stage, "aupro": aupro_stage},
     }
     print(format_table(result), flush=True)

@@ -84,6 +84,78 @@ def test_fast_block_on_other_block_kinds(tiny, kwargs):
         torch.testing.assert_close(fast_block(block, x, cls_only=True), ref[:, :1], rtol=1e-5, atol=1e-5)
 
 
+def _counted_flops(fn) -> int:
+    """FLOPs of the matmuls, linear layers and convolutions ``fn`` dispatches (torch's FlopCounterMode), with
+    formulas added for oneDNN's fused linear (the encoder's CPU GEMM) and the fused attention of open_clip's blocks."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def linear(x, *args, out_shape=None, **kwargs):  # (M, K) x (N, K)^T; binary: (x, other, w, b, attr)
+        w = args[0] if isinstance(args[2], str) else args[1]
+        return 2 * x[0] * x[1] * w[0]
+
+    def mha(q, k, v, embed_dim, heads, w_qkv, b_qkv, w_out, *args, out_shape=None, **kwargs):  # (B, L, E) self
+        b, length, e = q
+        return 2 * b * length * e * w_qkv[0] + 2 * 2 * b * length * length * e + 2 * b * length * e * w_out[0]
+
+    vit_blocks.onednn_linear_available()  # its one-off probe runs two tiny GEMMs: not inside the count
+    mapping = {torch.ops.aten._native_multi_head_attention: mha}
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        mapping[torch.ops.mkldnn._linear_pointwise] = linear
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("onednn", ["1", "0"])
+def test_encoder_flops_equal_the_ops_the_encoders_run(tiny, images, monkeypatch, onednn):
+    """The analytic FLOP count of the bench equals a count of the ops our encoder and the baseline dispatch on the
+    tiny model (whole image + every window, block-1 q/k/v reuse and the class-token-only last block for ours)."""
+    monkeypatch.setenv(vit_blocks.ONEDNN_ENV, onednn)
+    x = images[:1]
+    config = {"width": 64, "layers": 2, "mlp_width": 256, "grid": 15, "patch_size": 16, "embed_dim": 32}
+    ours, baseline = bench.encoder_flops(**config), bench.encoder_flops(**config, reuse_first_qkv=False,
+                                                                        cls_only_last=False)
+    assert bench.model_flops(tiny) == ours and bench.model_flops(tiny, fast=False) == baseline
+    assert _counted_flops(lambda: encode_images(tiny, x)) == ours
+    assert _counted_flops(lambda: bench.baseline_encode(tiny, x)) == baseline
+
+
+def test_encoder_flops_by_hand_and_for_vit_b16_plus():
+    """One block, one 1 x 1 window scale on a 2 x 2 grid, W = 2, MLP 4, D = 1 — counted by hand; and ViT-B/16+:
+    the shortcuts save the ~7% the encoder's docs claim."""
+    # image, 5 tokens: qkv 2*5*2*6 + attention 2*2*5*5*2 + out 2*5*2*2 + MLP 2*2*5*2*4 = 520; each of the 4 windows
+    # (2 tokens; q/k/v reused, class-token only): attention 2*2*1*2*2 + out 2*1*2*2 + MLP 2*2*1*2*4 = 56;
+    # patch embedding 2*4*3*2 = 48; projections of 5 class tokens 2*5*2*1 = 20
+    assert bench.encoder_flops(2, 1, 4, 2, 1, 1, scales=(1,)) == 520 + 4 * 56 + 48 + 20
+    # without the shortcuts each window is a 2-token image: 2*2*2*6 + 2*2*2*2*2 + 2*2*2*2 + 2*2*2*2*4 = 160
+    assert bench.encoder_flops(2, 1, 4, 2, 1, 1, scales=(1,), reuse_first_qkv=False, cls_only_last=False) == (
+        520 + 4 * 160 + 48 + 20)
+    ours = bench.encoder_flops(896, 12, 3584, 15, 16, 640)
+    baseline = bench.encoder_flops(896, 12, 3584, 15, 16, 640, reuse_first_qkv=False, cls_only_last=False)
+    assert 620e9 < ours < 630e9 and 0.06 < 1 - ours / baseline < 0.09
+
+
+def test_gemm_ceiling_measures_the_encoders_op():
+    r = bench.gemm_ceiling(64, 256, ["fp32", "bf16"], torch.device("cpu"), tokens=128, repeats=2)
+    assert [(g["m"], g["k"], g["n"]) for g in r["shapes"]] == [(128, 64, 192), (128, 64, 256), (128, 256, 64)]
+    expected_op = "mkldnn._linear_pointwise" if vit_blocks.onednn_linear_available() else "F.linear"
+    assert r["op"]["fp32"] == expected_op
+    for p in ("fp32", "bf16"):
+        assert r["peak_gflops"][p] == max(g["gflops"][p] for g in r["shapes"]) > 0
+    assert r["bf16_over_fp32"] == pytest.approx(r["peak_gflops"]["bf16"] / r["peak_gflops"]["fp32"])
+
+
+def test_cpu_isa_reads_the_flags(monkeypatch, tmp_path):
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
+    real_path = bench.Path
+    monkeypatch.setattr(bench, "Path", lambda p: fake if p == "/proc/cpuinfo" else real_path(p))
+    assert bench.cpu_isa() == {"avx512f": True, "avx512_bf16": True, "avx512_fp16": False, "amx_tile": True,
+                               "amx_bf16": False}
+    monkeypatch.setattr(bench, "Path", lambda p: tmp_path / "missing")
+    assert bench.cpu_isa() is None
+
+
 def test_baseline_on_a_subset_of_windows_extrapolates(tiny, images):
     feats, seconds = bench.baseline_encode(tiny, images[:1], windows_per_scale=3)
     assert feats is None and seconds > 0
@@ -146,3 +218,19 @@ def test_table_prints_every_row(tiny_run, capsys):
     for r in result["rows"]:
         assert r["name"] in table
     assert "×base" in table and "×fp32" in table and "text ensemble" in table
+    assert "ceiling of the bf16 speed-up from GEMMs alone" in table and "bf16 vs our fp32:" in table
+
+
+def test_ceiling_and_achieved_gflops(tiny_run):
+    result, _ = tiny_run
+    c = result["ceiling"]
+    assert c["cpu"]["threads"] == result["meta"]["threads"]
+    assert c["flops_per_image"] == {"ours": bench.encoder_flops(64, 2, 256, 15, 16, 32),
+                                    "baseline": bench.encoder_flops(64, 2, 256, 15, 16, 32, reuse_first_qkv=False,
+                                                                    cls_only_last=False)}
+    assert set(c["gemm"]["peak_gflops"]) == {"fp32", "bf16"} and c["gemm"]["bf16_over_fp32"] > 0
+    for r in result["rows"]:
+        flops = c["flops_per_image"]["baseline" if r["kind"] == "baseline" else "ours"]
+        assert r["encode_gflops"] == pytest.approx(flops / r["encode_s_per_image"] / 1e9)
+        peak = c["gemm"]["peak_gflops"]["fp32" if r["kind"] == "baseline" else r["kind"]]
+        assert r["fraction_of_gemm_peak"] == pytest.approx(r["encode_gflops"] / peak)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
+from winclip_lib import vit_blocks
 from winclip_lib.prompts import (
     ANOMALOUS_STATES,
     NORMAL_STATES,
     TEMPLATE_SETS,
     TEMPLATES,
     TextEmbeddingCache,
+    _is_causal,
     build_prompts,
     encode_text,
+    encode_text_tokens,
+    pooled_positions,
     text_embeddings,
 )
 
@@ -68,3 +74,57 @@ def test_text_cache_encodes_a_class_once(tiny):
     text_embeddings(tiny, "screw", cache=cache)
     text_embeddings(tiny, "cable", "anomalib", cache=cache)
     assert cache.encodes == 3 and len(cache) == 3
+
+
+@pytest.mark.parametrize("onednn", ["1", "0"])
+def test_cut_text_tower_equals_open_clip_encode_text(tiny, monkeypatch, onednn):
+    """Cutting the causal text tower after the last end-of-text token changes no output (oneDNN path and default)."""
+    monkeypatch.setenv(vit_blocks.ONEDNN_ENV, onednn)
+    prompts = build_prompts("metal nut")
+    tokens = tiny.tokenizer(prompts["normal"][:40] + prompts["anomalous"][:40] + ["a"])
+    pos = pooled_positions(tiny.model, tokens)
+    assert pos is not None and int(pos.max()) + 1 < tokens.shape[1] // 3  # the cut really happens
+    assert torch.equal(pos, tokens.argmax(dim=-1))
+    with torch.inference_mode():
+        expected = tiny.model.encode_text(tokens)
+        got = encode_text_tokens(tiny.model, tokens)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert (got[0] - got[41]).abs().max() > 1e-3  # distinct prompts stay distinct
+
+
+def test_text_tower_without_causal_mask_or_with_eos_pooling(tiny):
+    tokens = tiny.tokenizer(["a photo of a bottle.", "damaged bottle"])
+    eot = int(tokens[0].max())
+    eos_model = copy.deepcopy(tiny.model)
+    eos_model.text_pool_type, eos_model.text_eos_id = "eos", eot
+    assert torch.equal(pooled_positions(eos_model, tokens), tokens.argmax(dim=-1))
+    open_model = copy.deepcopy(tiny.model)
+    open_model.attn_mask = None  # a bidirectional text tower: every token matters, no cut
+    assert pooled_positions(open_model, tokens) is None
+    last_model = copy.deepcopy(tiny.model)
+    last_model.text_pool_type = "last"
+    assert pooled_positions(last_model, tokens) is None
+    with torch.inference_mode():
+        for model in (eos_model, open_model, last_model):
+            torch.testing.assert_close(encode_text_tokens(model, tokens), model.encode_text(tokens),
+                                       rtol=1e-5, atol=1e-5)
+
+
+def test_is_causal():
+    causal = torch.full((4, 4), float("-inf")).triu(1)
+    assert _is_causal(causal) and _is_causal(causal.bfloat16())
+    assert not _is_causal(None) and not _is_causal(torch.zeros(4, 4))
+    assert not _is_causal(causal.T) and not _is_causal(causal[:3])
+    leaky = causal.clone()
+    leaky[2, 0] = -1.0
+    assert not _is_causal(leaky)
+
+
+def test_cut_text_tower_real_architecture(vitb):
+    """ViT-B-16-plus-240's text tower (width 640, 77-token context): the cut equals open_clip's encode_text."""
+    prompts = build_prompts("screw")
+    chosen = prompts["normal"][::20] + prompts["anomalous"][::20]
+    tokens = vitb.tokenizer(chosen)
+    with torch.inference_mode():
+        expected = vitb.model.encode_text(tokens)
+    torch.testing.assert_close(encode_text(vitb, chosen), expected, rtol=1e-5, atol=2e-5)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from winclip_lib.backbone import Backbone
+from winclip_lib.vit_blocks import run_transformer
 
 NORMAL_STATES: tuple[str, ...] = (
     "{}",
@@ -112,13 +113,61 @@ def build_prompts(
 
 @torch.inference_mode()
 def encode_text(backbone: Backbone, prompts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-    """CLIP text embeddings of prompts, (N, D) float32, not normalised."""
-    model = backbone.model
+    """CLIP text embeddings of prompts, (N, D) float32, not normalised (= open_clip's ``model.encode_text``)."""
     out = []
     for i in range(0, len(prompts), batch_size):
         tokens = backbone.tokenizer(list(prompts[i : i + batch_size])).to(backbone.device)
-        out.append(model.encode_text(tokens).float())
+        out.append(encode_text_tokens(backbone.model, tokens).float())
     return torch.cat(out)
+
+
+def encode_text_tokens(model, tokens: torch.Tensor) -> torch.Tensor:
+    """open_clip's ``model.encode_text(tokens)`` for (N, context) token ids -> (N, D), with less work.
+
+    CLIP's text tower is causal (a token attends to itself and earlier tokens) and pools one token per prompt, the
+    end-of-text token. Nothing after the last pooled position can change a pooled output, so the sequences are cut
+    just past it — 17 of 77 tokens for the CPE prompts, ~5x fewer FLOPs — and run through
+    :func:`~winclip_lib.vit_blocks.run_transformer`'s fast blocks. Exact up to float rounding (tested against
+    ``model.encode_text``). Text towers for which that does not hold (no causal mask, other pooling, an overridden
+    ``encode_text``) run their own ``encode_text``.
+    """
+    pos = pooled_positions(model, tokens)
+    if pos is None:
+        return model.encode_text(tokens)
+    length = int(pos.max()) + 1
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens[:, :length]).to(cast) + model.positional_embedding[:length].to(cast)
+    x = run_transformer(model.transformer, x, attn_mask=model.attn_mask[:length, :length])
+    x = model.ln_final(x[torch.arange(x.shape[0], device=x.device), pos])  # ln_final acts per token
+    proj = model.text_projection
+    if proj is None:
+        return x
+    return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+
+
+def pooled_positions(model, tokens: torch.Tensor) -> torch.Tensor | None:
+    """(N,) position of the token the text tower pools, when the tower is open_clip's causal CLIP text transformer
+    with ``argmax`` (end-of-text id is the largest) or ``eos`` pooling; else None (cutting is not exact then)."""
+    from open_clip.model import CLIP  # open_clip's own class; subclasses that override encode_text are excluded
+
+    mask = getattr(model, "attn_mask", None)
+    if not isinstance(model, CLIP) or type(model).encode_text is not CLIP.encode_text or not _is_causal(mask):
+        return None
+    pool = getattr(model, "text_pool_type", None)
+    if pool == "argmax":
+        return tokens.argmax(dim=-1)
+    eos = getattr(model, "text_eos_id", None)
+    if pool == "eos" and eos is not None and bool((tokens == eos).any(dim=-1).all()):
+        return (tokens == eos).int().argmax(dim=-1)
+    return None
+
+
+def _is_causal(mask: torch.Tensor | None) -> bool:
+    """True for an additive (L, L) mask that is -inf strictly above the diagonal and 0 elsewhere."""
+    if mask is None or mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
+        return False
+    upper = torch.ones(mask.shape, dtype=torch.bool, device=mask.device).triu(1)
+    return bool(torch.isneginf(mask).eq(upper).all()) and bool(mask.masked_fill(upper, 0).eq(0).all())
 
 
 def ensemble(embeddings: torch.Tensor, normalize_each: bool = False) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from open_clip.transformer import ResidualAttentionBlock
 
 
-def run_transformer(transformer, x: torch.Tensor) -> torch.Tensor:
+def run_transformer(transformer, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Run open_clip's transformer blocks on batch-first sequences x (N, L, W) and return (N, L, W).
 
     The blocks are driven directly and fed the layout they expect: open_clip >= 3 builds them batch-first
@@ -36,17 +36,20 @@ def run_transformer(transformer, x: torch.Tensor) -> torch.Tensor:
 
     Plain open_clip ``ResidualAttentionBlock`` modules take :func:`fast_block` (the same weights and modules, the
     layout handled explicitly); any other block runs its own ``forward``.
+
+    Args:
+        attn_mask: optional additive (L, L) float mask, as open_clip's text tower passes its causal mask.
     """
     blocks = list(transformer.resblocks)
     if blocks and all(fast_block_supported(b) for b in blocks):
         for block in blocks:
-            x = fast_block(block, x)
+            x = fast_block(block, x, attn_mask=attn_mask)
         return x
     batch_first = getattr(transformer, "batch_first", False)
     if not batch_first:
         x = x.transpose(0, 1)
     for block in blocks:
-        x = block(x)
+        x = block(x) if attn_mask is None else block(x, attn_mask=attn_mask)
     if not batch_first:
         x = x.transpose(0, 1)
     return x
@@ -161,12 +164,19 @@ def _plain_mlp(block) -> bool:
     )
 
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v over (N, H, L, d). On the CPU as two matmuls and a softmax — for sequences of 5-10
-    tokens faster than ``scaled_dot_product_attention``'s CPU kernel (measured); elsewhere the fused kernel."""
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + mask) v over (N, H, L, d), mask an optional additive (Lq, L) float mask. On the CPU
+    as two matmuls and a softmax — for sequences of 5-10 tokens faster than ``scaled_dot_product_attention``'s CPU
+    kernel (measured); elsewhere the fused kernel."""
+    if mask is not None:
+        mask = mask.to(q.dtype)
     if q.device.type == "cpu":
-        return torch.matmul(torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2)).softmax(dim=-1), v)
-    return F.scaled_dot_product_attention(q, k, v)
+        scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))
+        if mask is not None:
+            scores = scores + mask
+        return torch.matmul(scores.softmax(dim=-1), v)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 def block_qkv(block, x: torch.Tensor) -> torch.Tensor:
@@ -175,7 +185,8 @@ def block_qkv(block, x: torch.Tensor) -> torch.Tensor:
     return _in_proj(block, block.ln_1(x), slice(None))
 
 
-def fast_block(block, x: torch.Tensor, *, qkv: torch.Tensor | None = None, cls_only: bool = False) -> torch.Tensor:
+def fast_block(block, x: torch.Tensor, *, qkv: torch.Tensor | None = None, cls_only: bool = False,
+               attn_mask: torch.Tensor | None = None) -> torch.Tensor:
     """One open_clip ``ResidualAttentionBlock`` on batch-first x (N, L, W), with its own weights and modules::
 
         x = x + ls_1(out_proj(attention(in_proj(ln_1(x)))))
@@ -190,11 +201,14 @@ def fast_block(block, x: torch.Tensor, *, qkv: torch.Tensor | None = None, cls_o
         qkv: (N, L, 3W) precomputed :func:`block_qkv` of x (skips ``ln_1`` and the input projection).
         cls_only: return only the class token, (N, 1, W): the queries, output projection and MLP then run for the
             class token alone — all the last block has to do for a window's pooled embedding.
+        attn_mask: optional additive (L, L) float mask (the text tower's causal mask); not with ``cls_only``.
     """
     attn = block.attn
     fused = _use_onednn(x) and _plain_mlp(block)
+    if cls_only and attn_mask is not None:
+        raise ValueError("cls_only takes no attn_mask (the class token's query row would need its own mask row)")
     if qkv is None and not cls_only and attn.batch_first and not fused:
-        return block(x)
+        return block(x) if attn_mask is None else block(x, attn_mask=attn_mask)
     n, length, width = x.shape
     heads = attn.num_heads
     if qkv is None:
@@ -211,7 +225,7 @@ def fast_block(block, x: torch.Tensor, *, qkv: torch.Tensor | None = None, cls_o
     lq = q.shape[1]
     q = q.reshape(n, lq, heads, -1).transpose(1, 2)  # (N, H, Lq, d)
     k, v = kv.reshape(n, length, 2, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (N, H, L, d) each
-    o = _attention(q, k, v).transpose(1, 2).reshape(n, lq, width)
+    o = _attention(q, k, v, attn_mask).transpose(1, 2).reshape(n, lq, width)
     if cls_only:
         x = x[:, :1]
     if fused:
