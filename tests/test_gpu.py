@@ -11,6 +11,7 @@ import torch
 from winclip_lib import WinCLIP
 from winclip_lib.backbone import DEFAULT_MODEL, TINY_MODEL, load_backbone, wrap_model
 from winclip_lib.encoder import encode_images
+from winclip_lib.prompts import build_prompts, encode_text
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -28,6 +29,17 @@ def test_cuda_fp32_equals_cpu_fp32():
     for k in a.windows:
         torch.testing.assert_close(b.windows[k], a.windows[k], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(b.patches, a.patches, rtol=1e-4, atol=1e-4)
+
+
+def test_cuda_cut_text_tower_equals_cpu():
+    """The cut causal text tower on CUDA (scaled_dot_product_attention with the mask) = open_clip's on the CPU."""
+    cpu = load_backbone(TINY_MODEL, None, device="cpu")
+    gpu = wrap_model(copy.deepcopy(cpu.model), TINY_MODEL, cpu.weights_id, device="cuda")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    prompts = build_prompts("bottle")["anomalous"]
+    with torch.inference_mode():
+        expected = cpu.model.encode_text(cpu.tokenizer(prompts))
+    torch.testing.assert_close(encode_text(gpu, prompts).cpu(), expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
