@@ -215,14 +215,9 @@ def model_flops(backbone: Backbone, *, fast: bool = True) -> int:
                          reuse_first_qkv=fast, cls_only_last=fast and vit_blocks.cls_only_pooling(visual))
 
 
-def _gemm_op(device: torch.device, dtype: torch.dtype) -> tuple[str, Callable[..., torch.Tensor]]:
-    """The GEMM our encoder runs for this device and dtype (:mod:`winclip_lib.vit_blocks`): oneDNN's
-    ``_linear_pointwise`` on the CPU where it runs (bf16 where oneDNN supports it here), else ``F.linear``."""
-    bf16_check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    dtype_ok = dtype == torch.float32 or (dtype == torch.bfloat16 and (bf16_check is None or bool(bf16_check())))
-    if device.type == "cpu" and dtype_ok and vit_blocks.onednn_linear_available():
-        return "mkldnn._linear_pointwise", lambda x, w, b: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
-    return "F.linear", torch.nn.functional.linear
+def _gemm_name(x: torch.Tensor) -> str:
+    """Which GEMM the encoder's :func:`winclip_lib.vit_blocks._linear` runs for input x."""
+    return "mkldnn._linear_pointwise" if vit_blocks._use_onednn(x) else "F.linear"
 
 
 @torch.inference_mode()
@@ -240,8 +235,8 @@ def gemm_ceiling(width: int, mlp_width: int, precisions: Sequence[str], device: 
             dtype = PRECISIONS[precision]
             if device.type == "cpu" and dtype == torch.float16:
                 continue  # not a CPU precision of this benchmark
-            op_name, op = _gemm_op(device, dtype)
             x, w, b = (torch.randn(*s, generator=g).to(device, dtype) for s in ((tokens, k), (n, k), (n,)))
+            op, op_name = vit_blocks._linear, _gemm_name(x)
             for _ in range(2):
                 op(x, w, b)
             _, seconds = timed(lambda op=op, x=x, w=w, b=b: op(x, w, b), device, repeats)

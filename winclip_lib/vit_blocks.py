@@ -1,7 +1,8 @@
 """The ViT's transformer blocks, driven directly: in the right layout, and fast.
 
 open_clip's blocks are run here on batch-first (N, L, W) sequences of any length — whole images (226 tokens) and
-windows (5 or 10 tokens) alike — with their own weights and modules.
+windows (5 or 10 tokens) alike, and the text tower's prompts with its causal mask — with their own weights and
+modules.
 
 Speed (same weights, same math; ``benchmarks/bench_speed.py`` measures it, tests check it against open_clip's own
 modules). Almost all the time is the GEMMs of ~2,900 tokens per image through 12 blocks, so:
