@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from data_prep.verify import VerifyReport, format_report, verify_root
-from winclip_lib.datasets import CATEGORIES, DATASETS, VISA_SPLIT_CSV
+from winclip_lib.datasets.catalog import CATEGORIES, DATASETS
+from winclip_lib.datasets.layout import VISA_SPLIT_CSV
 
 __all__ = [
     "ARCHIVE_NAMES",

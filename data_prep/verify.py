@@ -5,7 +5,7 @@
     python -m data_prep.verify --dataset mvtec --root build/synthetic          # a make_synthetic set
 
 Every missing or unreadable file is named (images and masks are fully decoded unless ``--quick``; masks are checked
-against their image's size). Expected counts come from ``winclip_lib.datasets.EXPECTED_COUNTS``, or from the
+against their image's size). Expected counts come from ``winclip_lib.datasets.counts.EXPECTED_COUNTS``, or from the
 manifest of a synthetic set. Exit code 0 when everything matches, 1 on any problem.
 """
 
@@ -19,20 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from winclip_lib.datasets import (
-    DATASETS,
-    EXPECTED_COUNTS,
-    Counts,
-    DatasetError,
-    Sample,
-    detect_layout,
-    layout_hint,
-    list_categories,
-    load_image,
-    load_mask,
-    scan_split,
-)
-from winclip_lib.synthetic import read_manifest
+from winclip_lib.core.imageio import ImageError, load_image
+from winclip_lib.datasets.catalog import DATASETS, DatasetError, Sample
+from winclip_lib.datasets.counts import EXPECTED_COUNTS, Counts
+from winclip_lib.datasets.layout import detect_layout, layout_hint, list_categories
+from winclip_lib.datasets.masks import load_mask
+from winclip_lib.datasets.scan import scan_split
+from winclip_lib.datasets.synthetic import read_manifest
 
 __all__ = ["CategoryRow", "VerifyReport", "expected_counts", "verify_root", "format_report", "main"]
 
@@ -104,13 +97,13 @@ def _check_sample(sample: Sample) -> list[str]:
     """Decode a sample's image (and mask, checked against the image size); return the problems found."""
     try:
         shape = load_image(sample.image_path).shape[:2]
-    except DatasetError as exc:
+    except (DatasetError, ImageError) as exc:
         return [str(exc)]
     if sample.mask_path is None:
         return []
     try:
         load_mask(sample, image_shape=shape)
-    except DatasetError as exc:
+    except (DatasetError, ImageError) as exc:
         return [str(exc)]
     return []
 

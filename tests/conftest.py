@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# the precision probe remembers its choice per machine: keep the tests' memory out of the user's cache
+os.environ["WINCLIP_CACHE_DIR"] = tempfile.mkdtemp(prefix="winclip-test-cache-")
+os.environ["WINCLIP_PROGRESS"] = "0"
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 
-from winclip_lib.backbone import DEFAULT_MODEL, TINY_MODEL, load_backbone  # noqa: E402
+from winclip_lib.core.backbone import DEFAULT_MODEL, TINY_MODEL, load_backbone  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny():
     """The tiny same-family model (ViT, patch 16, 240 px -> 15 x 15 grid), random weights, fp32."""
-    return load_backbone(TINY_MODEL, None, seed=0, device="cpu")
+    return load_backbone(TINY_MODEL, None, seed=0, precision="fp32", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def vitb():
     """The real ViT-B-16-plus-240 architecture with random weights (fp32): ~3 s per image, use sparingly."""
-    return load_backbone(DEFAULT_MODEL, None, seed=0, device="cpu")
+    return load_backbone(DEFAULT_MODEL, None, seed=0, precision="fp32", device="cpu")
 
 
 @pytest.fixture

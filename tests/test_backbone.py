@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from winclip_lib.backbone import (
+from winclip_lib.core.backbone import (
     DEFAULT_MODEL,
     DEFAULT_PRETRAINED,
     TINY_MODEL,
@@ -19,7 +19,7 @@ from winclip_lib.backbone import (
     resolve_device,
     wrap_model,
 )
-from winclip_lib.encoder import encode_images
+from winclip_lib.core.encoder import encode_images
 
 
 def test_tiny_config_is_registered_and_of_the_same_family(tiny):
@@ -31,8 +31,8 @@ def test_tiny_config_is_registered_and_of_the_same_family(tiny):
 
 
 def test_random_weights_are_seeded(tiny):
-    again = load_backbone(TINY_MODEL, None, seed=0)
-    other = load_backbone(TINY_MODEL, None, seed=1)
+    again = load_backbone(TINY_MODEL, None, seed=0, precision="fp32")
+    other = load_backbone(TINY_MODEL, None, seed=1, precision="fp32")
     p0, p1, p2 = (next(b.visual.parameters()) for b in (tiny, again, other))
     assert torch.equal(p0, p1) and not torch.equal(p0, p2)
 
@@ -45,7 +45,9 @@ def test_offline_without_cached_weights_fails_fast_with_instructions(tmp_path, m
     assert time.perf_counter() - t0 < 10  # no retry loop (typically well under a second)
     msg = str(err.value)
     assert DEFAULT_MODEL in msg and DEFAULT_PRETRAINED in msg and "HF_HUB_OFFLINE" in msg
-    assert "pretrained=None" in msg and "checkpoint" in msg
+    assert "pretrained=None" in msg and "--pretrained none" in msg and "checkpoint" in msg
+    assert "hf download timm/vit_base_patch16_plus_clip_240.laion400m_e31" in msg
+    assert "huggingface-cli" not in msg  # the pinned huggingface_hub ships `hf`, not huggingface-cli
 
 
 def test_unknown_model_tag_or_file_is_a_clear_error(tmp_path):
@@ -57,6 +59,17 @@ def test_unknown_model_tag_or_file_is_a_clear_error(tmp_path):
         load_backbone(TINY_MODEL, str(tmp_path / "missing.bin"))
     with pytest.raises(ValueError, match="precision"):
         load_backbone(TINY_MODEL, None, precision="int8")
+
+
+def test_devices_this_machine_lacks_are_one_clear_error():
+    with pytest.raises(ValueError, match=r"unknown device 'gpu'; available here: auto, cpu"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"no CUDA GPU; available here: auto, cpu$"):
+            resolve_device("cuda")
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            load_backbone(TINY_MODEL, None, device="cuda:1")
+    assert resolve_device("cpu") == torch.device("cpu")
 
 
 def test_hf_cache_lookup_finds_the_real_repo_layout(tmp_path):
@@ -73,17 +86,17 @@ def test_hf_cache_lookup_finds_the_real_repo_layout(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["bin", "safetensors"])
 def test_checkpoint_path_loads_weights_only(tiny, tmp_path, fmt):
-    state = {k: v.clone().contiguous() for k, v in load_backbone(TINY_MODEL, None, seed=7).model.state_dict().items()}
+    seeded = load_backbone(TINY_MODEL, None, seed=7, precision="fp32")
+    state = {k: v.clone().contiguous() for k, v in seeded.model.state_dict().items()}
     path = tmp_path / f"tiny.{fmt}"
     if fmt == "bin":
         torch.save(state, path)
     else:
         save_file(state, str(path))
-    loaded = load_backbone(TINY_MODEL, str(path))
+    loaded = load_backbone(TINY_MODEL, str(path), precision="fp32")
     assert loaded.weights_id.startswith("file:") and not loaded.is_random
-    ref = load_backbone(TINY_MODEL, None, seed=7)
     x = torch.randn(1, 3, 240, 240, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(encode_images(loaded, x).windows[2], encode_images(ref, x).windows[2])
+    torch.testing.assert_close(encode_images(loaded, x, (2,)).windows[2], encode_images(seeded, x, (2,)).windows[2])
 
 
 def test_checkpoint_with_pickled_code_is_refused(tmp_path):

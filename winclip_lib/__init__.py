@@ -1,21 +1,17 @@
 """winclip_lib — WinCLIP and WinCLIP+ (Jeong et al., CVPR 2023) on OpenCLIP.
 
-The small functional API, one concept per module:
+Layers, each importing only from the ones below it (a contract checked by the tests, see ``.importlinter``):
 
-- :mod:`winclip_lib.backbone`   — load OpenCLIP (pretrained tag, checkpoint, random weights), precision, device.
-- :mod:`winclip_lib.encoder`    — window-masked image encoding: image, window and patch features in one call.
-- :mod:`winclip_lib.vit_blocks` — open_clip's transformer blocks driven directly: right layout, fast path.
-- :mod:`winclip_lib.prompts`    — the Compositional Prompt Ensemble and its text embeddings.
-- :mod:`winclip_lib.scoring`    — zero-shot scores, harmonic aggregation (eq. 1), the zero-shot map.
-- :mod:`winclip_lib.fewshot`    — WinCLIP+ reference memories and association (eqs. 2-4).
-- :mod:`winclip_lib.preprocess` — images (paths, PIL, arrays) to the normalised 240 x 240 batch.
-- :mod:`winclip_lib.model`      — the :class:`WinCLIP` class tying the stages together.
+- :mod:`winclip_lib.report`      — tables beside the paper's numbers, figures, the inspection page.
+- :mod:`winclip_lib.experiments` — one configuration, the encode-once feature cache, the experiment grid and its
+  results, the command line.
+- :mod:`winclip_lib.datasets` and :mod:`winclip_lib.evaluation` — datasets on disk; metrics.
+- :mod:`winclip_lib.core`        — the method: backbone, window encoder, prompts, scoring, WinCLIP+, the model.
 
-Around it: :mod:`datasets`, :mod:`synthetic`, :mod:`metrics` (data and evaluation), :mod:`feature_cache`,
-:mod:`runner`, :mod:`cli` (the encode-once experiment grid), :mod:`report`, :mod:`viz`, :mod:`notebooks`, :mod:`demo`.
+The names below are the small public API of the method.
 """
 
-from winclip_lib.backbone import (
+from winclip_lib.core.backbone import (
     DEFAULT_MODEL,
     DEFAULT_PRETRAINED,
     TINY_MODEL,
@@ -24,9 +20,12 @@ from winclip_lib.backbone import (
     load_backbone,
     wrap_model,
 )
-from winclip_lib.encoder import Features, encode_images, window_indices
-from winclip_lib.model import Prediction, WinCLIP
-from winclip_lib.preprocess import preprocess
+from winclip_lib.core.encoder import encode_images, window_indices
+from winclip_lib.core.features import Features
+from winclip_lib.core.model import Prediction, WinCLIP
+from winclip_lib.core.openclip_adapter import UnsupportedOpenCLIPError
+from winclip_lib.core.options import WinCLIPOptions
+from winclip_lib.core.preprocess import preprocess
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -35,12 +34,14 @@ __all__ = [
     "Backbone",
     "Features",
     "Prediction",
+    "UnsupportedOpenCLIPError",
     "WeightsUnavailableError",
     "WinCLIP",
+    "WinCLIPOptions",
     "encode_images",
     "load_backbone",
     "preprocess",
     "window_indices",
     "wrap_model",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

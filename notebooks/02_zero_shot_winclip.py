@@ -1,0 +1,160 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 — Zero-shot WinCLIP: windows, harmonic aggregation, the zero-shot map
+#
+# CLIP is trained to match *whole* images with captions, so its image embedding says little about *where* a defect
+# is. WinCLIP therefore also embeds **windows**: for the ViT-B/16+ at 240 px the image is a $G \times G = 15 \times 15$
+# grid of patch tokens, and a window of scale $k$ is a $k \times k$ block of them. Its embedding $f_w$ is what the
+# ViT outputs when it sees only those tokens (plus the class token, with their position embeddings) — a *masked*
+# forward pass, not a crop. The paper uses $k \in \{2, 3\}$ with stride 1: $14^2 = 196$ and $13^2 = 169$ windows.
+#
+# Each window gets the anomaly probability of notebook 01, $s_w = p(f_w)$. A patch $p$ is covered by the windows
+# $W_p = \{w : p \in w\}$ (up to $k^2$ of them), and its score at scale $k$ is their **harmonic mean** (eq. 1):
+#
+# $$
+# M_k[p] \;=\; \Bigg( \frac{1}{|W_p|} \sum_{w \in W_p} \frac{1}{s_w} \Bigg)^{-1} .
+# $$
+#
+# The harmonic mean is dominated by the *smallest* scores: a patch is called anomalous only if every window that
+# covers it is. The **zero-shot map** is the harmonic mean of the image score $s_0 = p(f_\text{image})$ (broadcast
+# over the grid) and the per-scale maps, $Z = 3 \,/\, \big(1/s_0 + 1/M_2 + 1/M_3\big)$, upsampled to 240 × 240; the
+# zero-shot **image score** is $s_0$.
+
+# %% tags=["parameters"]
+# Parameters — papermill injects new values in a cell right after this one.
+datasets = {"mvtec": "../data/mvtec", "visa": "../data/visa", "mpdd": "../data/mpdd"}  # name -> root folder
+categories = None          # None: every category found; or e.g. {"mvtec": ["bottle", "screw"]}
+shots = [0, 1, 2, 4]       # k: 0 is zero-shot WinCLIP, k > 0 is WinCLIP+ with k normal reference images
+seeds = [0, 1, 2, 3, 4]    # reference draws for each k > 0 (zero-shot runs once)
+model_name = "ViT-B-16-plus-240"
+pretrained = "laion400m_e31"  # an open_clip tag, a checkpoint path, or None: random weights (NOT a reproduction)
+precision = "fp32"         # "bf16" runs several times faster on CPUs with AMX
+device = "auto"            # "auto" picks CUDA when present
+batch_size = 8
+cache_dir = "../.cache/winclip/features"  # encoded features, shared by every notebook and run
+results_dir = "../build/results"          # the runner's tables (metrics.csv, scores.csv, summary.csv, run.json)
+figures_dir = "../figures"                # PNG figures (the report's figures/ folder)
+tables_dir = "../figures/tables"          # Markdown + CSV tables
+paper_alias = {"synthetic": "mvtec"}      # compare a dataset with another's published numbers (the demo)
+tiny = False               # True: the tiny test model with random weights, for tests only
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from winclip_lib import report, viz
+from winclip_lib.datasets import load_image, load_mask, resize_image, resize_mask
+from winclip_lib.model import WinCLIP
+from winclip_lib.notebooks import run_config, show_source
+from winclip_lib.runner import load_run_backbone, plan_units, run_grid
+
+cfg = run_config(datasets, categories, shots, seeds, model_name, pretrained, precision, device, cache_dir,
+                 results_dir, batch_size, tiny)
+backbone = load_run_backbone(cfg)
+banner = report.banner_for(backbone.is_random, cfg.datasets)
+figures, tables = Path(figures_dir), Path(tables_dir)
+print(backbone.describe())
+print(banner or "real weights on real data")
+from winclip_lib.encoder import window_indices
+from winclip_lib.scoring import anomaly_probability, harmonic_aggregate, zero_shot_maps
+
+# %% [markdown]
+# ## Windows on the 15 × 15 grid
+#
+# `window_indices(G, k)` lists the patches of every window, row-major by the window's top-left patch; the encoder
+# gathers exactly these tokens into one short sequence per window and runs all windows as a batch. The lower panels
+# count the windows covering each patch, $|W_p|$ in eq. 1: fewer at the border.
+
+# %%
+G = backbone.grid_size
+for k in cfg.scales:
+    idx = window_indices(G, k)
+    print(f"k = {k}: {idx.shape[0]} windows of {idx.shape[1]} patches; window 0 = patches {idx[0].tolist()}")
+fig = viz.plot_window_grid(G, cfg.scales, banner=banner)
+saved = viz.save_figure(fig, figures / "02_windows.png")
+
+# %% [markdown]
+# ## One image through WinCLIP
+#
+# An anomalous test image of the first category, encoded once: the image embedding, the embedding of every window of
+# every scale, and the patch tokens (used by WinCLIP+ in notebook 03).
+
+# %%
+unit = plan_units(cfg)[0]
+sample = viz.choose_examples(unit.test, n_anomalous=1, n_normal=1)[0]
+model = WinCLIP(backbone, unit.class_name, scales=cfg.scales, temperature=cfg.temperature,
+                template_set=cfg.template_set, normalize_each=cfg.normalize_each, patch_ln_post=cfg.patch_ln_post)
+features = model.encode([sample.image_path])
+print(f"{unit.dataset}/{unit.category}: {sample.image_path.name} ({sample.defect}); class name {unit.class_name!r}")
+pd.DataFrame({"features": ["image", *(f"windows k={k}" for k in features.scales), "patches"],
+              "shape": [tuple(features.image.shape), *(tuple(features.windows[k].shape) for k in features.scales),
+                        tuple(features.patches.shape)]})
+
+# %% [markdown]
+# ## Eq. 1 beside the code that does it
+#
+# $s_w = p(f_w)$ for every window, then $M_k[p] = |W_p| \,/\, \sum_{w \in W_p} 1/s_w$ — the line marked `# <--`
+# in `harmonic_aggregate` below (a scatter-add of $1/s_w$ over the patches of each window).
+
+# %%
+s0 = anomaly_probability(features.image, model.text, cfg.temperature)                        # s_0, (1,)
+window_scores = {k: anomaly_probability(w, model.text, cfg.temperature) for k, w in features.windows.items()}
+M = {k: harmonic_aggregate(window_scores[k], features.grid, k) for k in cfg.scales}           # eq. 1, (1, G, G)
+print(f"s0 = {float(s0):.4f}; " + "; ".join(f"M_{k}: {tuple(m.shape)}" for k, m in M.items()))
+show_source(harmonic_aggregate, highlight="count / total")
+
+# %% [markdown]
+# `zero_shot_maps` is what the model and the runner call; it gives the same per-scale maps, and the
+# zero-shot map as the harmonic mean of $s_0$ and all $M_k$:
+
+# %%
+zs = zero_shot_maps(features, model.text, cfg.temperature)
+print("per-scale maps identical:", all(torch.equal(zs["scale_maps"][k], M[k]) for k in cfg.scales))
+image = resize_image(load_image(sample.image_path), cfg.image_size)
+mask = resize_mask(load_mask(sample), cfg.image_size)
+maps = {**{f"M_{k} (eq. 1)": M[k] for k in cfg.scales}, "zero-shot map Z": zs["map"]}
+fig = viz.plot_scale_maps(image, maps, mask, banner=banner,
+                          title=f"{unit.category} / {sample.defect}: per-scale maps and the zero-shot map")
+saved = viz.save_figure(fig, figures / "02_scale_maps.png")
+
+# %% [markdown]
+# ## Zero-shot results
+#
+# The experiment runner encodes every test (and reference) image of the grid **once** into the feature cache and
+# scores every setting from it. If the grid was already run (e.g. by `make reproduce`) this only checks and reads the
+# finished results; the few-shot settings of the grid are scored here too, at almost no cost, and shown in
+# notebook 03.
+
+# %%
+result = run_grid(cfg, backbone=backbone)
+banner = report.run_banner(result.info)
+print(result.info["backbone"], "|", result.info["encode_counts"])
+comp = report.comparison(result.summary, paper_alias=paper_alias)
+zero = report.comparison_table(comp[comp["k"] == 0], paper_alias)
+report.write_table(zero, tables, "02_zero_shot", "Zero-shot WinCLIP vs the paper (%)", banner)
+display(Markdown(report.markdown_table(zero, "Zero-shot WinCLIP vs the paper (%)", banner)))
+
+# %%
+per_cat = result.per_category()
+for ds in dict.fromkeys(per_cat["dataset"]):
+    pc = report.per_category_comparison(per_cat, ds, "image_auroc", summary=result.summary, paper_alias=paper_alias)
+    table = report.per_category_table(pc[pc["k"] == 0])
+    display(Markdown(report.markdown_table(table, f"{report.dataset_label(ds, paper_alias)}: zero-shot image AUROC",
+                                           banner)))

@@ -1,0 +1,330 @@
+"""The CLIP backbone: load OpenCLIP by its own names, pick precision and device.
+
+WinCLIP uses OpenCLIP's ``ViT-B-16-plus-240`` trained on LAION-400M (tag ``laion400m_e31``): 240 x 240 input,
+16-pixel patches, so a 15 x 15 grid of patch tokens of width W = 896 and a joint embedding of D = 640.
+
+Three ways to get weights:
+
+- a pretrained tag (``"laion400m_e31"``): looked up in the Hugging Face cache (and open_clip's URL cache); downloaded
+  when online; offline (``HF_HUB_OFFLINE=1``, or the hub unreachable) it fails at once with a message that says how
+  to get the weights;
+- a local checkpoint path (``.bin``/``.pt``/``.pth`` loaded with ``torch.load(weights_only=True)``, or
+  ``.safetensors``);
+- ``None``: random weights from a seed — the real architecture for tests and the demo. Numbers computed with them
+  are not reproduction results, and :attr:`Backbone.is_random` says so.
+
+``precision`` converts the *weights* (``bf16`` / ``fp16``), not autocast; ``"auto"`` (the default) picks the
+precision measured fastest on this machine (:mod:`winclip_lib.core.precision`). Every model is checked on loading by
+:mod:`winclip_lib.core.openclip_adapter`: a module layout this library does not recognise is refused at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import open_clip
+import torch
+
+from winclip_lib.core.openclip_adapter import check_model
+from winclip_lib.core.precision import DEFAULT_PRECISION, PRECISIONS, PrecisionChoice, resolve_precision
+
+DEFAULT_MODEL = "ViT-B-16-plus-240"
+DEFAULT_PRETRAINED = "laion400m_e31"
+TINY_MODEL = "WinCLIP-Tiny-240"
+DEFAULT_DEVICE = "auto"
+
+_CONFIG_DIR = Path(__file__).parent / "model_configs"
+_HF_WEIGHTS = "open_clip_pytorch_model.bin"
+_HF_SAFE_WEIGHTS = "open_clip_model.safetensors"
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights are neither cached locally nor downloadable right now."""
+
+
+def register_model_configs() -> None:
+    """Register this package's model configs (the tiny test model) with open_clip; idempotent."""
+    if TINY_MODEL not in open_clip.list_models():
+        open_clip.add_model_config(_CONFIG_DIR)
+
+
+def available_devices() -> list[str]:
+    """The device names this machine can run on: "auto", "cpu", and "cuda", "cuda:0", ... when GPUs are present."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    return names
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` / ``"auto"`` picks CUDA when present, else the CPU.
+
+    Raises:
+        ValueError: a name torch does not know, or a device this machine does not have (the message lists the
+            available ones).
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    available = ", ".join(available_devices())
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}; available here: {available}") from exc
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(device)!r} asked for, but this machine has no CUDA GPU; available here: "
+                             f"{available}")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {str(device)!r} asked for, but this machine has {count} GPU(s); available "
+                             f"here: {available}")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {str(device)!r} is not supported; available here: {available}")
+    return dev
+
+
+def hf_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set to a true value (read at call time)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+@dataclass
+class Backbone:
+    """An OpenCLIP model in eval mode with its tokenizer and the identity of its weights.
+
+    ``weights_id`` names the weights for cache keys: the pretrained tag, ``"file:<sha256[:16]>"`` for a checkpoint,
+    ``"random:<seed>"`` for random weights, or what the caller passed to :func:`wrap_model`.
+    """
+
+    model: Any  # open_clip.CLIP
+    model_name: str
+    weights_id: str
+    precision: str
+    device: torch.device
+    tokenizer: Any = field(repr=False)
+    precision_choice: PrecisionChoice | None = field(default=None, repr=False)
+
+    @property
+    def visual(self) -> Any:
+        return self.model.visual
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return PRECISIONS[self.precision]
+
+    @property
+    def is_random(self) -> bool:
+        """True for random weights: results are not a reproduction and must be labelled so."""
+        return self.weights_id.startswith("random")
+
+    @property
+    def image_size(self) -> int:
+        return int(self.visual.image_size[0])
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.visual.patch_size[0])
+
+    @property
+    def grid_size(self) -> int:
+        """Patches per side (15 for ViT-B/16+ at 240 px)."""
+        return int(self.visual.grid_size[0])
+
+    @property
+    def embed_dim(self) -> int:
+        """D, the joint image-text embedding size (640 for ViT-B/16+)."""
+        return int(self.visual.output_dim)
+
+    @property
+    def width(self) -> int:
+        """W, the transformer width of the patch tokens (896 for ViT-B/16+)."""
+        return int(self.visual.transformer.width)
+
+    @property
+    def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        cfg = getattr(self.visual, "preprocess_cfg", None) or {}
+        mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
+        std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
+        return mean, std
+
+    def describe(self) -> str:
+        label = " (RANDOM WEIGHTS: not a reproduction)" if self.is_random else ""
+        how = ""
+        if self.precision_choice is not None and self.precision_choice.source != "argument":
+            how = f" [{self.precision_choice.describe()}]"
+        return f"{self.model_name} / {self.weights_id} / {self.precision}{how} / {self.device}{label}"
+
+
+def wrap_model(
+    model: Any,
+    model_name: str = "custom",
+    weights_id: str = "custom",
+    *,
+    precision: str = DEFAULT_PRECISION,
+    device: str | torch.device | None = None,
+    tokenizer: Any = None,
+) -> Backbone:
+    """Wrap an already-built open_clip CLIP model (e.g. with injected weights) as a :class:`Backbone`.
+
+    The model's layout is checked (:func:`~winclip_lib.core.openclip_adapter.check_model`), then it is put in eval
+    mode, frozen, moved to ``device`` and its weights converted to ``precision`` (``"auto"`` resolved for that
+    device, :func:`~winclip_lib.core.precision.resolve_precision`).
+
+    Raises:
+        UnsupportedOpenCLIPError: a model whose modules this library does not recognise.
+    """
+    check_model(model)
+    dev = resolve_device(device)
+    choice = resolve_precision(precision, dev)
+    model = model.eval().requires_grad_(False).to(device=dev, dtype=PRECISIONS[choice.precision])
+    if tokenizer is None:
+        try:
+            tokenizer = open_clip.get_tokenizer(model_name)
+        except Exception:  # a custom name open_clip does not know: CLIP's BPE tokenizer
+            tokenizer = open_clip.SimpleTokenizer(context_length=getattr(model, "context_length", 77))
+    return Backbone(model, model_name, weights_id, choice.precision, dev, tokenizer, choice)
+
+
+def file_sha256(path: str | Path, n_hex: int = 16) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()[:n_hex]
+
+
+def _hf_repo(cfg: dict) -> tuple[str, list[str]]:
+    """(repo_id, candidate filenames) of a pretrained cfg's ``hf_hub`` entry ('org/name/' or 'org/name/file')."""
+    repo_id, filename = os.path.split(cfg.get("hf_hub", ""))
+    names = [filename] if filename else [_HF_SAFE_WEIGHTS, _HF_WEIGHTS]
+    return repo_id, names
+
+
+def find_cached_weights(model_name: str, tag: str, cache_dir: str | None = None) -> Path | None:
+    """The local file holding ``tag``'s weights, from the HF cache or open_clip's URL cache, else None."""
+    import huggingface_hub
+
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    repo_id, names = _hf_repo(cfg)
+    if repo_id:
+        for name in names:
+            hit = huggingface_hub.try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return Path(hit)
+    url = cfg.get("url", "")
+    if url:
+        local = Path(cache_dir or os.path.expanduser("~/.cache/clip")) / os.path.basename(urlparse(url).path)
+        if local.is_file():
+            return local
+    return None
+
+
+@contextlib.contextmanager
+def _quiet_open_clip():
+    """Silence open_clip's "No pretrained weights loaded" warning where that is intended."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _weights_help(model_name: str, tag: str, reason: str) -> str:
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    repo_id, names = _hf_repo(cfg)
+    return (
+        f"Pretrained weights {tag!r} for OpenCLIP model {model_name!r} are not in the local cache and {reason}.\n"
+        "To get them:\n"
+        f"  * run once with internet access (the weights are then cached, ~800 MB):\n"
+        f"      python -c \"import open_clip; open_clip.create_model('{model_name}', pretrained='{tag}')\"\n"
+        f"    or: hf download {repo_id} {names[-1]}\n"
+        f"  * or download the checkpoint yourself ({cfg.get('url', repo_id)}) and pass its path:\n"
+        "      load_backbone(pretrained='/path/to/checkpoint.bin')   (CLI: --pretrained /path/to/file)\n"
+        "  * or, for tests and the demo only, use random weights (NOT a reproduction):\n"
+        "      load_backbone(pretrained=None)   (CLI: --pretrained none)"
+    )
+
+
+def load_backbone(
+    model_name: str = DEFAULT_MODEL,
+    pretrained: str | Path | None = DEFAULT_PRETRAINED,
+    *,
+    precision: str = DEFAULT_PRECISION,
+    device: str | torch.device | None = DEFAULT_DEVICE,
+    seed: int = 0,
+    cache_dir: str | None = None,
+) -> Backbone:
+    """Build an OpenCLIP model by name and load its weights.
+
+    Args:
+        model_name: an open_clip model name (``"ViT-B-16-plus-240"``, or :data:`TINY_MODEL` for fast tests).
+        pretrained: an open_clip pretrained tag, a checkpoint path, or None / ``"random"`` for seeded random weights.
+        precision: ``"auto"`` (the fastest measured here, :mod:`~winclip_lib.core.precision`), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"`` — converts the weights.
+        device: ``"auto"`` / ``None`` picks CUDA when present.
+        seed: seed of the random weights (only with ``pretrained=None``).
+        cache_dir: where pretrained weights are cached (default: the HF cache).
+
+    Raises:
+        WeightsUnavailableError: a tag whose weights are not cached while offline (``HF_HUB_OFFLINE=1``) or with
+            the hub unreachable; raised at once, with the ways to get the weights.
+        ValueError / FileNotFoundError: unknown model name or tag, precision or device, missing checkpoint file.
+    """
+    register_model_configs()
+    if model_name not in open_clip.list_models():
+        raise ValueError(f"unknown open_clip model {model_name!r}; e.g. {DEFAULT_MODEL!r} or {TINY_MODEL!r}")
+    resolve_precision(precision, resolve_device(device))
+
+    if pretrained is None or str(pretrained).lower() in {"none", "random"}:
+        with torch.random.fork_rng(devices=[]), _quiet_open_clip():
+            torch.manual_seed(seed)
+            model = open_clip.create_model(model_name, pretrained=None)
+        return wrap_model(model, model_name, f"random:{seed}", precision=precision, device=device)
+
+    pretrained = str(pretrained)
+    path = Path(pretrained).expanduser()
+    looks_like_path = path.suffix in {".bin", ".pt", ".pth", ".safetensors"} or os.sep in pretrained
+    if looks_like_path:
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint file not found: {path} (pass an existing file, or a pretrained tag)")
+        weights_id = f"file:{file_sha256(path)}"
+    else:
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+        if pretrained not in tags:
+            raise ValueError(f"unknown pretrained tag {pretrained!r} for {model_name!r}; known tags: {tags}")
+        weights_id = pretrained
+        cached = find_cached_weights(model_name, pretrained, cache_dir)
+        if cached is None:
+            if hf_offline():
+                raise WeightsUnavailableError(_weights_help(model_name, pretrained, "HF_HUB_OFFLINE is set"))
+            if not _hub_reachable():
+                raise WeightsUnavailableError(_weights_help(model_name, pretrained, "the hub is unreachable"))
+            model = open_clip.create_model(model_name, pretrained=pretrained, cache_dir=cache_dir)
+            return wrap_model(model, model_name, weights_id, precision=precision, device=device)
+        path = cached
+
+    with _quiet_open_clip():
+        model = open_clip.create_model(model_name, pretrained=None)
+    open_clip.load_checkpoint(model, str(path), weights_only=True)
+    return wrap_model(model, model_name, weights_id, precision=precision, device=device)

@@ -1,0 +1,191 @@
+"""The :class:`WinCLIP` model: zero-shot WinCLIP and, after :meth:`WinCLIP.fit`, few-shot WinCLIP+.
+
+Every stage is also a plain function elsewhere (encode: :mod:`~winclip_lib.core.encoder`; text:
+:mod:`~winclip_lib.core.prompts`; zero-shot: :mod:`~winclip_lib.core.scoring`; few-shot:
+:mod:`~winclip_lib.core.fewshot`); this class only holds the settings (:class:`~winclip_lib.core.options.WinCLIPOptions`)
+and the state (text embeddings, reference memory) and calls them in order. :meth:`WinCLIP.predict_features` scores
+already-encoded features, which is how the experiment runner scores many settings from one encoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from winclip_lib.core.backbone import Backbone, load_backbone
+from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, encode_images
+from winclip_lib.core.features import Features
+from winclip_lib.core.fewshot import VisualMemory, few_shot_maps, fuse
+from winclip_lib.core.geometry import Geometry
+from winclip_lib.core.options import WinCLIPOptions
+from winclip_lib.core.preprocess import preprocess
+from winclip_lib.core.prompts import TextEmbeddingCache, text_embeddings
+from winclip_lib.core.scoring import smooth, upsample, zero_shot_maps
+
+__all__ = ["Prediction", "WinCLIP"]
+
+
+@dataclass
+class Prediction:
+    """Scores and maps of a batch of B images (maps at H x W are upsampled over the model input; *_grid maps are
+    G x G). :meth:`WinCLIP.maps_on_photo` carries a map back onto a photo's own pixels.
+
+    Attributes:
+        score: (B,) final image score — s0 zero-shot, (s0 + max visual) / 2 few-shot.
+        map: (B, H, W) final anomaly map — zero-shot map, or (zero-shot + visual) / 2 few-shot.
+        image_score: (B,) s0, the whole-image text score.
+        zero_shot_map: (B, H, W) harmonic mean of s0 and the per-scale maps.
+        scale_maps: {k: (B, G, G)} zero-shot per-scale maps (eq. 1).
+        visual_map: (B, H, W) few-shot visual map (eq. 3), None zero-shot.
+        visual_scale_maps: {k: (B, G, G)} few-shot per-scale maps; visual_patch_map (B, G, G) the patch map.
+    """
+
+    score: torch.Tensor
+    map: torch.Tensor
+    image_score: torch.Tensor
+    zero_shot_map: torch.Tensor
+    scale_maps: dict[int, torch.Tensor]
+    visual_map: torch.Tensor | None = None
+    visual_scale_maps: dict[int, torch.Tensor] = field(default_factory=dict)
+    visual_patch_map: torch.Tensor | None = None
+
+
+class WinCLIP:
+    """WinCLIP / WinCLIP+.
+
+    Args:
+        backbone: a :class:`~winclip_lib.core.backbone.Backbone`; None loads the default (``ViT-B-16-plus-240`` /
+            ``laion400m_e31``).
+        class_name: the object's name in words, for the prompt ensemble.
+        text: (2, D) text embeddings [normal, anomalous] to use instead of the prompt ensemble.
+        options: the method's settings (:class:`~winclip_lib.core.options.WinCLIPOptions`, the paper's by default);
+            any of its fields may also be passed by name, e.g. ``WinCLIP(backbone, "screw", temperature=0.01)``.
+        text_cache: a :class:`~winclip_lib.core.prompts.TextEmbeddingCache` shared between models (each class is then
+            encoded once); None keeps the text in this model only.
+        output_size: side of the returned maps (default: the model's input size, 240).
+        max_tokens: tokens per transformer call (bounds memory).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone | None = None,
+        class_name: str = "object",
+        *,
+        text: torch.Tensor | None = None,
+        options: WinCLIPOptions | None = None,
+        text_cache: TextEmbeddingCache | None = None,
+        output_size: int | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        **settings: Any,
+    ) -> None:
+        self.backbone = backbone if backbone is not None else load_backbone()
+        base = options or WinCLIPOptions()
+        self.options = base.replace(**settings) if settings else base
+        self.text_cache = text_cache
+        self.output_size = output_size or self.backbone.image_size
+        self.max_tokens = max_tokens
+        self.memory: VisualMemory | None = None
+        self.class_name = class_name
+        self._text = self._check_text(text) if text is not None else None
+
+    @classmethod
+    def from_config(cls, backbone: Backbone, config: Any, class_name: str, **kwargs: Any) -> WinCLIP:
+        """A model with the method's settings of ``config`` (any object with the fields of
+        :class:`~winclip_lib.core.options.WinCLIPOptions`, e.g. a ``RunConfig``)."""
+        return cls(backbone, class_name, options=WinCLIPOptions.from_config(config), **kwargs)
+
+    @property
+    def geometry(self) -> Geometry:
+        """How photos become the model's input, and how maps go back onto them."""
+        return Geometry(self.backbone.image_size, self.options.resize_mode)
+
+    # -- text ------------------------------------------------------------------------------------------------
+    def _check_text(self, text: torch.Tensor) -> torch.Tensor:
+        if text.ndim != 2 or text.shape != (2, self.backbone.embed_dim):
+            raise ValueError(f"text embeddings must be (2, {self.backbone.embed_dim}), got {tuple(text.shape)}")
+        return text.float()
+
+    def set_class(self, class_name: str | None = None, text: torch.Tensor | None = None) -> WinCLIP:
+        """Switch the class (prompt ensemble) or set text embeddings directly."""
+        if class_name is not None:
+            self.class_name = class_name
+        self._text = self._check_text(text) if text is not None else None
+        return self
+
+    @property
+    def text(self) -> torch.Tensor:
+        """(2, D) text embeddings [normal, anomalous] (computed on first use)."""
+        if self._text is None:
+            o = self.options
+            self._text = text_embeddings(self.backbone, self.class_name, o.template_set,
+                                         normalize_each=o.normalize_each, extra_normal=o.extra_normal,
+                                         extra_anomalous=o.extra_anomalous, cache=self.text_cache)
+        return self._text
+
+    # -- encoding --------------------------------------------------------------------------------------------
+    def preprocess(self, images) -> torch.Tensor:
+        """Images (paths, PIL images, uint8 arrays) -> the normalised (B, 3, S, S) batch, in this model's
+        geometry."""
+        mean, std = self.backbone.mean_std
+        return preprocess(images, self.backbone.image_size, self.options.resize_mode, mean=mean, std=std)
+
+    def encode(self, images) -> Features:
+        """Encode images (a normalised (B, 3, S, S) tensor, or anything :meth:`preprocess` takes) in batches."""
+        x = images if isinstance(images, torch.Tensor) else self.preprocess(images)
+        if x.ndim == 4 and x.shape[0] == 0:
+            raise ValueError("empty batch: nothing to encode")
+        o = self.options
+        parts = [
+            encode_images(self.backbone, x[i : i + o.batch_size], max_tokens=self.max_tokens, **o.feature_request())
+            for i in range(0, x.shape[0], o.batch_size)
+        ]
+        return Features.cat(parts)
+
+    # -- few-shot --------------------------------------------------------------------------------------------
+    def fit(self, references) -> WinCLIP:
+        """Build the WinCLIP+ memories from k normal reference images (or their :class:`Features`)."""
+        if not isinstance(references, Features):
+            if isinstance(references, list | tuple) and len(references) == 0:
+                raise ValueError("fit needs at least one normal reference image (got 0)")
+            references = self.encode(references)
+        self.memory = VisualMemory.from_features(references)
+        return self
+
+    def reset(self) -> WinCLIP:
+        """Forget the references: back to zero-shot."""
+        self.memory = None
+        return self
+
+    # -- scoring ---------------------------------------------------------------------------------------------
+    def predict_features(self, features: Features) -> Prediction:
+        """Score encoded features: zero-shot, plus few-shot when fitted."""
+        o = self.options
+        zs = zero_shot_maps(features, self.text, o.temperature)
+        s0, z = zs["image_score"], zs["map"]
+        out = self.output_size
+        if self.memory is None:
+            final, score, vis = z, s0, None
+        else:
+            vis = few_shot_maps(features, self.memory)
+            final, score = fuse(z, s0, vis["map"])
+        return Prediction(
+            score=score,
+            map=smooth(upsample(final, out), o.smoothing_sigma),
+            image_score=s0,
+            zero_shot_map=upsample(z, out),
+            scale_maps=zs["scale_maps"],
+            visual_map=None if vis is None else upsample(vis["map"], out),
+            visual_scale_maps={} if vis is None else vis["scale_maps"],
+            visual_patch_map=None if vis is None else vis["patch_map"],
+        )
+
+    def predict(self, images) -> Prediction:
+        """Encode and score images: per-image ``score`` (B,) and ``map`` (B, H, W), with the intermediate maps."""
+        return self.predict_features(self.encode(images))
+
+    def maps_on_photo(self, maps: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """(B, S', S') maps over the model input -> (B, height, width) over a photo of that size (NaN where the
+        geometry does not see the photo: outside the centre crop of ``resize_mode="crop"``)."""
+        return self.geometry.map_to_image(maps, height, width)

@@ -1,0 +1,120 @@
+"""The method's settings, each defined once with its default: :class:`WinCLIPOptions`.
+
+The experiment configuration (:class:`winclip_lib.experiments.config.RunConfig`) extends this dataclass with the
+settings of a run, and the command line and the notebooks are built from the fields of both: each field carries its
+help text, its choices, and whether it changes results (see :func:`setting`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from winclip_lib.core.encoder import PATCH_TOKENS
+from winclip_lib.core.geometry import RESIZE_MODES
+from winclip_lib.core.prompts import TEMPLATE_SETS
+
+__all__ = ["WinCLIPOptions", "setting", "setting_help", "replace_settings"]
+
+
+def setting(default: Any, help: str, *, choices: Iterable[Any] | None = None, results: bool = True,
+            cli: bool = True, flag: str | None = None, metavar: str | None = None) -> Any:
+    """A dataclass field that is a setting: its default, its help text, its allowed values (``choices``), whether it
+    changes results (``results``: part of the result identity of a run), whether the command line offers it
+    (``cli``) and under which flag (default: ``--<name-with-dashes>``)."""
+    metadata = {"help": help, "choices": None if choices is None else tuple(choices), "results": results,
+                "cli": cli, "flag": flag, "metavar": metavar}
+    if isinstance(default, list | dict | set):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def setting_help(cls: type, name: str) -> str:
+    """The help text of a setting of a settings dataclass."""
+    return next(f.metadata.get("help", "") for f in fields(cls) if f.name == name)
+
+
+def replace_settings(obj: Any, changes: Mapping[str, Any]) -> Any:
+    """``dataclasses.replace`` with a clear error for a name that is not a setting of ``obj``."""
+    known = {f.name for f in fields(obj)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)} for {type(obj).__name__}; known: "
+                         f"{', '.join(sorted(known))}")
+    return dataclasses.replace(obj, **changes)
+
+
+def _freeze(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
+@dataclass(frozen=True)
+class WinCLIPOptions:
+    """How WinCLIP encodes and scores (the paper's choices are the defaults)."""
+
+    scales: tuple[int, ...] = setting((2, 3), "window sizes in patches (the paper: 2 and 3)", metavar="K")
+    temperature: float = setting(0.07, "softmax temperature T of the text scores")
+    template_set: str | tuple[str, ...] = setting(
+        "paper", "prompt templates of the ensemble: a named set, or (in Python) a list of templates with one {}",
+        choices=TEMPLATE_SETS)
+    normalize_each: bool = setting(False, "normalise each prompt embedding before averaging (else: average, then "
+                                          "normalise)")
+    extra_normal: tuple[str, ...] = setting((), "extra normal state words with one {} (e.g. '{} without scratch')",
+                                            metavar="STATE")
+    extra_anomalous: tuple[str, ...] = setting((), "extra anomalous state words with one {} (e.g. '{} with scratch')",
+                                               metavar="STATE")
+    patch_tokens: str = setting("ln_post", "WinCLIP+ patch memory: the last block's tokens after ln_post "
+                                           "(open_clip's own), without it (raw), or the second-to-last block's "
+                                           "(penultimate, penultimate_ln_post)", choices=PATCH_TOKENS)
+    resize_mode: str = setting("resize", "preprocessing: resize the whole image to the input size (no crop), or "
+                                         "'crop': shorter side to the input size, then the centre crop",
+                               choices=RESIZE_MODES)
+    smoothing_sigma: float = setting(0.0, "Gaussian smoothing of the final maps, in pixels (0: off)")
+    batch_size: int = setting(8, "images per encoding pass", results=False)
+
+    def __post_init__(self) -> None:
+        _freeze(self, "scales", tuple(int(k) for k in self.scales))
+        if not self.scales or min(self.scales) < 1:
+            raise ValueError(f"scales must name at least one window size >= 1, got {self.scales}")
+        if isinstance(self.template_set, str):
+            if self.template_set not in TEMPLATE_SETS:
+                raise ValueError(f"unknown template set {self.template_set!r}; choose one of "
+                                 f"{', '.join(TEMPLATE_SETS)}")
+        else:
+            _freeze(self, "template_set", tuple(str(t) for t in self.template_set))
+            if not self.template_set:
+                raise ValueError("template_set must name a set or list at least one template")
+        _freeze(self, "extra_normal", tuple(str(s) for s in self.extra_normal))
+        _freeze(self, "extra_anomalous", tuple(str(s) for s in self.extra_anomalous))
+        for text in (*([] if isinstance(self.template_set, str) else self.template_set), *self.extra_normal,
+                     *self.extra_anomalous):
+            if text.count("{}") != 1:
+                raise ValueError(f"template or state {text!r} must contain exactly one '{{}}'")
+        _freeze(self, "temperature", float(self.temperature))
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.patch_tokens not in PATCH_TOKENS:
+            raise ValueError(f"unknown patch tokens {self.patch_tokens!r}; choose one of {', '.join(PATCH_TOKENS)}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"unknown resize mode {self.resize_mode!r}; choose one of {', '.join(RESIZE_MODES)}")
+        _freeze(self, "smoothing_sigma", float(self.smoothing_sigma))
+        if self.smoothing_sigma < 0:
+            raise ValueError(f"smoothing_sigma must be >= 0, got {self.smoothing_sigma}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @classmethod
+    def from_config(cls, config: Any) -> WinCLIPOptions:
+        """The method's options out of any settings object that has them (e.g. a ``RunConfig``)."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+
+    def replace(self, **changes: Any) -> WinCLIPOptions:
+        return replace_settings(self, changes)
+
+    def feature_request(self) -> dict[str, Any]:
+        """What the encoder must compute for these options: keyword arguments of
+        :func:`~winclip_lib.core.encoder.encode_images` (window scales, patch-token variants, extras)."""
+        return {"scales": self.scales, "patch_tokens": (self.patch_tokens,), "crops": False, "tile_scales": ()}

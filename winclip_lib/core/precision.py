@@ -1,0 +1,276 @@
+"""Weights precision: the names, and ``"auto"`` — the fastest precision measured on this machine.
+
+Which precision runs the ViT fastest depends on the processor, not on a rule of thumb: bf16 weights are much faster
+than fp32 on CPUs whose oneDNN uses AMX tiles, about twice as fast with AVX512_BF16 dot products alone, and slower
+than fp32 where the bf16 path is emulated; fp16 is rarely faster on a CPU. So ``"auto"`` measures it:
+
+- explicit ``"fp32"``, ``"bf16"`` or ``"fp16"`` are used as given, and so is ``WINCLIP_PRECISION`` when set (the
+  argument wins over the variable);
+- on CUDA: bf16 where the GPU supports it, else fp16;
+- on the CPU: a short probe (:func:`probe_cpu`) times the encoder's own GEMM op (:func:`winclip_lib.core.vit_blocks._linear`
+  at the ViT-B/16+ MLP shape) in every precision this CPU runs, and :func:`choose_precision` keeps fp32 unless another
+  precision is at least :data:`SPEEDUP_THRESHOLD` times as fast. The choice is remembered per machine (CPU model and
+  flags, torch version, threads) in ``<WINCLIP_CACHE_DIR or ~/.cache/winclip>/precision.json``, so the probe runs
+  once; one log line says what was chosen and the measured ratios.
+
+The precision that was actually used is what goes into feature-cache keys and ``run.json``, never ``"auto"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "DEFAULT_PRECISION",
+    "PRECISIONS",
+    "PRECISION_CHOICES",
+    "PRECISION_ENV",
+    "SPEEDUP_THRESHOLD",
+    "PrecisionChoice",
+    "choose_precision",
+    "cpu_precisions",
+    "machine_key",
+    "probe_cpu",
+    "resolve_dtype",
+    "resolve_precision",
+]
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: What a precision setting may be: a precision, or "auto".
+PRECISION_CHOICES: tuple[str, ...] = ("auto", *PRECISIONS)
+DEFAULT_PRECISION = "auto"
+PRECISION_ENV = "WINCLIP_PRECISION"
+CACHE_DIR_ENV = "WINCLIP_CACHE_DIR"
+#: Another precision replaces fp32 only when it is at least this many times as fast.
+SPEEDUP_THRESHOLD = 1.2
+#: The probe's GEMM: ViT-B/16+'s MLP input projection (width 896 -> 3584) on this many tokens, with GELU.
+PROBE_SHAPE = (1024, 896, 3584)
+_FORMAT = 1
+
+_log = logging.getLogger(__name__)
+_MEMO: dict[str, PrecisionChoice] = {}
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """A resolved precision and how it was chosen.
+
+    Attributes:
+        precision: "fp32", "bf16" or "fp16".
+        source: "argument", "environment", "cuda", "probe" (measured now) or "remembered" (an earlier probe on this
+            machine).
+        ratios: the probe's speed of each precision relative to fp32 (empty unless probed).
+        gflops: the probe's GFLOP/s per precision.
+        seconds: how long the probe took.
+        machine: what the probe was remembered under (see :func:`machine_key`).
+    """
+
+    precision: str
+    source: str
+    ratios: dict[str, float] = field(default_factory=dict)
+    gflops: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    machine: str = ""
+
+    def describe(self) -> str:
+        """One line: the choice, where it came from and the measured ratios."""
+        text = f"precision {self.precision} ({self.source}"
+        if self.ratios:
+            text += "; speed vs fp32: " + ", ".join(f"{p} {r:.2f}x" for p, r in self.ratios.items())
+            text += f"; probe {self.seconds:.2f} s" if self.source == "probe" else ""
+        return text + ")"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a precision name ("auto" must be resolved first)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
+    return PRECISIONS[precision]
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISION_CHOICES`, else ValueError."""
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+    return precision
+
+
+def choose_precision(ratios: Mapping[str, float], threshold: float = SPEEDUP_THRESHOLD) -> str:
+    """The decision rule, a pure function of the measured speeds.
+
+    Args:
+        ratios: {precision: its speed / fp32's speed} for the precisions that were measured (fp32 may be absent;
+            it is 1 by definition).
+        threshold: how much faster a precision must be than fp32 to replace it.
+
+    Returns:
+        the fastest precision whose ratio is at least ``threshold``, else "fp32".
+    """
+    candidates = {p: r for p, r in ratios.items() if p != "fp32" and r >= threshold}
+    return max(candidates, key=candidates.get) if candidates else "fp32"
+
+
+def cpu_precisions() -> list[str]:
+    """The precisions this CPU can run through the encoder: fp32 always, bf16 and fp16 where oneDNN supports them."""
+    out = ["fp32"]
+    mkldnn = torch.ops.mkldnn
+    for name, check in (("bf16", "_is_mkldnn_bf16_supported"), ("fp16", "_is_mkldnn_fp16_supported")):
+        fn = getattr(mkldnn, check, None)
+        try:
+            if fn is not None and bool(fn()):
+                out.append(name)
+        except RuntimeError:  # the check itself is not available on this build
+            continue
+    return out
+
+
+def _cpu_model_and_flags() -> tuple[str, str]:
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and model in ("", platform.machine(), platform.processor()):
+                model = value.strip()
+            elif key in ("flags", "Features") and not flags:
+                flags = value.strip()
+    except OSError:
+        pass
+    return model, flags
+
+
+def machine_key() -> str:
+    """What a probe result is remembered under: CPU model and flags, torch version and thread count (hashed)."""
+    model, flags = _cpu_model_and_flags()
+    blob = f"{model}|{flags}|{torch.__version__}|{torch.get_num_threads()}|{platform.machine()}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _cache_file() -> Path:
+    base = os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "winclip")
+    return Path(base) / "precision.json"
+
+
+def _time_gemm(precision: str, repeats: int = 3) -> float:
+    """Best seconds of the encoder's GEMM op at :data:`PROBE_SHAPE` in ``precision`` on the CPU."""
+    from winclip_lib.core.vit_blocks import _linear
+
+    tokens, width, hidden = PROBE_SHAPE
+    g = torch.Generator().manual_seed(0)
+    dtype = PRECISIONS[precision]
+    x = torch.randn(tokens, width, generator=g).to(dtype)
+    w = (torch.randn(hidden, width, generator=g) * width**-0.5).to(dtype)
+    b = torch.zeros(hidden, dtype=dtype)
+    with torch.inference_mode():
+        _linear(x, w, b, gelu=True)  # warm-up: oneDNN builds its kernel
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            _linear(x, w, b, gelu=True)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def probe_cpu(precisions: Sequence[str] | None = None, threshold: float = SPEEDUP_THRESHOLD) -> PrecisionChoice:
+    """Time the encoder's GEMM in each precision (:func:`cpu_precisions` by default) and choose
+    (:func:`choose_precision`). Takes a few tenths of a second."""
+    started = time.perf_counter()
+    names = list(precisions) if precisions is not None else cpu_precisions()
+    if "fp32" not in names:
+        names.insert(0, "fp32")
+    tokens, width, hidden = PROBE_SHAPE
+    flop = 2.0 * tokens * width * hidden
+    seconds = {}
+    for name in names:
+        try:
+            seconds[name] = _time_gemm(name)
+        except RuntimeError as exc:  # a precision this build cannot run here after all
+            _log.debug("precision probe: %s failed: %s", name, exc)
+    ratios = {name: seconds["fp32"] / s for name, s in seconds.items()}
+    return PrecisionChoice(
+        precision=choose_precision(ratios, threshold),
+        source="probe",
+        ratios={k: round(v, 3) for k, v in ratios.items()},
+        gflops={k: round(flop / s / 1e9, 1) for k, s in seconds.items()},
+        seconds=round(time.perf_counter() - started, 3),
+        machine=machine_key(),
+    )
+
+
+def _remembered(key: str) -> PrecisionChoice | None:
+    try:
+        data = json.loads(_cache_file().read_text())
+        entry = data["machines"][key]
+        if data.get("format") != _FORMAT or entry["precision"] not in PRECISIONS:
+            return None
+        return PrecisionChoice(entry["precision"], "remembered", dict(entry["ratios"]), dict(entry["gflops"]),
+                               float(entry["seconds"]), key)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remember(choice: PrecisionChoice) -> None:
+    path = _cache_file()
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        if data.get("format") != _FORMAT:
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    machines = data.get("machines", {})
+    machines[choice.machine] = {"precision": choice.precision, "ratios": choice.ratios, "gflops": choice.gflops,
+                                "seconds": choice.seconds, "torch": torch.__version__,
+                                "cpu": _cpu_model_and_flags()[0]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"format": _FORMAT, "machines": machines}, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home: the probe simply runs again next time
+        _log.debug("precision probe: cannot remember the choice in %s: %s", path, exc)
+
+
+def resolve_precision(precision: str | None, device: torch.device, *, remember: bool = True) -> PrecisionChoice:
+    """Resolve a precision setting for ``device`` (see the module docstring for the order of the rules).
+
+    Args:
+        precision: "auto" (or None), "fp32", "bf16" or "fp16".
+        device: the device the model runs on.
+        remember: read and write the per-machine memory of the CPU probe.
+    """
+    precision = check_precision(precision or "auto")
+    if precision != "auto":
+        return PrecisionChoice(precision, "argument")
+    env = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if env and env != "auto":
+        if env not in PRECISIONS:
+            raise ValueError(f"{PRECISION_ENV}={env!r} is not a precision; use one of {', '.join(PRECISION_CHOICES)}")
+        return PrecisionChoice(env, "environment")
+    if device.type == "cuda":
+        return PrecisionChoice("bf16" if torch.cuda.is_bf16_supported() else "fp16", "cuda")
+    if device.type != "cpu":
+        return PrecisionChoice("fp32", "default")
+    key = machine_key()
+    if key in _MEMO:
+        return _MEMO[key]
+    choice = _remembered(key) if remember else None
+    if choice is None:
+        choice = probe_cpu()
+        if remember:
+            _remember(choice)
+    _MEMO[key] = choice
+    _log.info("winclip: %s", choice.describe())
+    return choice

@@ -1,0 +1,67 @@
+"""Images (paths, PIL images, uint8 arrays) to the CLIP-normalised (B, 3, S, S) batch.
+
+The geometry (resize the whole image, or open_clip's shorter-side resize and centre crop) is
+:class:`~winclip_lib.core.geometry.Geometry`'s; files are read with :func:`~winclip_lib.core.imageio.load_image`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from PIL import Image
+
+from winclip_lib.core.geometry import Geometry
+from winclip_lib.core.imageio import load_image
+
+__all__ = ["ImageLike", "normalize", "preprocess", "to_rgb_array"]
+
+ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray (H, W, 3) or (H, W) uint8
+
+
+def to_rgb_array(image: ImageLike) -> np.ndarray:
+    """One image as an (H, W, 3) uint8 RGB array; paths are read with :func:`~winclip_lib.core.imageio.load_image`."""
+    if isinstance(image, str | Path):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError(f"array images must be uint8, got {image.dtype}")
+        if image.ndim == 2:
+            return np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"array images must be (H, W, 3) RGB or (H, W) gray, got shape {image.shape}")
+        return image
+    raise TypeError(f"cannot read an image from {type(image).__name__}; pass a path, a PIL image or a uint8 array")
+
+
+def normalize(batch_uint8: np.ndarray | torch.Tensor, mean: Sequence[float] = OPENAI_DATASET_MEAN,
+              std: Sequence[float] = OPENAI_DATASET_STD) -> torch.Tensor:
+    """(B, S, S, 3) uint8 -> (B, 3, S, S) float32 CLIP-normalised."""
+    x = torch.as_tensor(np.asarray(batch_uint8)).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32)[None, :, None, None]
+    s = torch.tensor(std, dtype=torch.float32)[None, :, None, None]
+    return (x - m) / s
+
+
+def preprocess(images: ImageLike | Sequence[ImageLike], size: int = 240, mode: str = "resize",
+               mean: Sequence[float] = OPENAI_DATASET_MEAN, std: Sequence[float] = OPENAI_DATASET_STD
+               ) -> torch.Tensor:
+    """Images -> (B, 3, size, size) CLIP-normalised float32 batch, through ``Geometry(size, mode)``.
+
+    Raises:
+        ValueError: an empty list, an unknown mode, or an image that is not RGB/gray uint8.
+        ImageError: a file that cannot be read.
+    """
+    if isinstance(images, str | Path | Image.Image) or (isinstance(images, np.ndarray) and images.ndim <= 3):
+        images = [images]
+    images = list(images)
+    if not images:
+        raise ValueError("no images given: pass at least one image")
+    geometry = Geometry(size, mode)
+    return normalize(np.stack([geometry.image(to_rgb_array(im)) for im in images]), mean, std)

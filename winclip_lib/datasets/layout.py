@@ -1,0 +1,116 @@
+"""Dataset layouts on disk: which one a root holds, its categories, and a hint when a root is one level off.
+
+Layouts understood (``root`` is the folder that holds the category folders):
+
+Layouts understood (``root`` is the folder that holds the category folders):
+
+* **MVTec layout** (MVTec-AD, MPDD, the reorganised VisA ``1cls`` layout, and the synthetic set)::
+
+      <root>/<category>/train/good/*.png
+      <root>/<category>/test/good/*.png
+      <root>/<category>/test/<defect>/*.png
+      <root>/<category>/ground_truth/<defect>/<name>_mask.png   (or <name>.png, as VisA's prepare script writes)
+
+* **VisA raw layout** (the official ``VisA_20220922.tar``) plus the split file from the VisA repository::
+
+      <root>/<object>/Data/Images/{Normal,Anomaly}/*.JPG
+      <root>/<object>/Data/Masks/Anomaly/*.png
+      <root>/split_csv/1cls.csv        (columns object, split, label, image, mask; paths relative to <root>)
+
+  For ``dataset="visa"`` the raw layout is used when ``<root>/split_csv/1cls.csv`` exists, the MVTec layout otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from winclip_lib.core.imageio import is_image_file
+from winclip_lib.datasets.catalog import CATEGORIES, DatasetError, check_dataset
+
+__all__ = ["VISA_SPLIT_CSV", "detect_layout", "layout_hint", "list_categories", "no_categories_error",
+           "read_visa_csv", "images_in", "looks_like_category"]
+
+VISA_SPLIT_CSV = Path("split_csv") / "1cls.csv"
+
+
+def images_in(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name."""
+    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
+
+
+def looks_like_category(folder: Path) -> bool:
+    return folder.is_dir() and ((folder / "train").is_dir() or (folder / "test").is_dir())
+
+
+def detect_layout(dataset: str, root: str | Path) -> str:
+    """Return ``"visa_raw"`` for the official VisA layout with its split file, ``"mvtec"`` for folder layouts.
+
+    Raises :class:`DatasetError` when ``root`` is missing or is a raw VisA folder without ``split_csv/1cls.csv``.
+    """
+    check_dataset(dataset)
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset root {root} does not exist or is not a folder")
+    if dataset == "visa":
+        if (root / VISA_SPLIT_CSV).is_file():
+            return "visa_raw"
+        raw = [d.name for d in sorted(root.iterdir()) if (d / "Data" / "Images").is_dir()]
+        if raw and not any(looks_like_category(d) for d in root.iterdir()):
+            raise DatasetError(
+                f"{root} holds the raw VisA layout ({', '.join(raw[:3])}, ...) but not the split file "
+                f"{root / VISA_SPLIT_CSV}; copy split_csv/1cls.csv from the VisA repository "
+                "(github.com/amazon-science/spot-diff) there, or run `python -m data_prep.extract --split-csv`"
+            )
+    return "mvtec"
+
+
+def read_visa_csv(root: Path) -> list[dict[str, str]]:
+    path = root / VISA_SPLIT_CSV
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read the VisA split file {path}: {exc}; re-download it") from exc
+    needed = {"object", "split", "label", "image", "mask"}
+    if not rows or not needed <= set(rows[0]):
+        raise DatasetError(f"{path} is not a VisA split file: expected the columns {sorted(needed)}")
+    return rows
+
+
+def _canonical_order(dataset: str, names: Sequence[str]) -> list[str]:
+    canonical = CATEGORIES[dataset]
+    known = [c for c in canonical if c in names]
+    extra = sorted(n for n in set(names) if n not in canonical)
+    return known + extra
+
+
+def list_categories(dataset: str, root: str | Path) -> list[str]:
+    """Categories present under ``root``: the dataset's canonical ones in canonical order, then any other folder
+    in the same layout (e.g. synthetic categories) in alphabetical order. Missing root -> DatasetError."""
+    layout = detect_layout(dataset, root)
+    root = Path(root)
+    if layout == "visa_raw":
+        names = {r["object"] for r in read_visa_csv(root)}
+        return _canonical_order(dataset, [n for n in names if (root / n).is_dir()])
+    return _canonical_order(dataset, [d.name for d in root.iterdir() if looks_like_category(d)])
+
+
+def layout_hint(dataset: str, root: Path) -> str:
+    """A sentence explaining what ``root`` should look like, with a guess when it is one level off."""
+    if (root / "train").is_dir() or (root / "test").is_dir():
+        return f"{root} looks like a single category folder; pass its parent folder {root.parent} as the root"
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            nested = any(looks_like_category(d) for d in child.iterdir()) or (child / VISA_SPLIT_CSV).is_file()
+        except OSError:
+            continue
+        if nested:
+            return f"the categories seem to be one level down: pass {child} as the root"
+    return f"expected {root}/<category>/train/good/*.png and {root}/<category>/test/<defect>/*.png"
+
+
+def no_categories_error(dataset: str, root: str | Path) -> DatasetError:
+    """The error for a root that holds no category of ``dataset``, with :func:`layout_hint`'s guess."""
+    return DatasetError(f"no {dataset} categories found under {root}: {layout_hint(dataset, Path(root))}")

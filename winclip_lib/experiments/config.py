@@ -1,0 +1,165 @@
+"""One configuration: :class:`RunConfig` defines every setting of a run, with its default.
+
+It extends the method's :class:`~winclip_lib.core.options.WinCLIPOptions` with what a run adds (datasets, k, seeds,
+backbone, device, evaluation, folders). The command line (:mod:`winclip_lib.experiments.cli`), the notebooks'
+parameters (:meth:`RunConfig.from_settings`), the model (:meth:`winclip_lib.WinCLIP.from_config`) and the feature
+cache (:meth:`~winclip_lib.experiments.feature_cache.FeatureCache.from_config`) are all built from its fields; adding a
+setting means adding one field here (with its help text) and using it.
+
+A config validates its values when it is made (an unknown template set, precision or resize mode fails before any
+work); :meth:`RunConfig.check_runnable` also checks what depends on this machine (the device, the model name and
+weights tag) and is called before anything is encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from winclip_lib.core.backbone import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_PRETRAINED, resolve_device
+from winclip_lib.core.options import WinCLIPOptions, _freeze, replace_settings, setting
+from winclip_lib.core.precision import DEFAULT_PRECISION, PRECISION_CHOICES, check_precision
+from winclip_lib.datasets.catalog import DATASET_LOADERS
+from winclip_lib.datasets.references import REFERENCE_SAMPLINGS
+
+__all__ = ["EVAL_RESOLUTIONS", "RunConfig", "is_random_weights", "setting_fields"]
+
+EVAL_RESOLUTIONS = ("240", "mask")
+#: Keys run.json files of earlier versions may hold that are no longer settings (ignored when read back).
+_RETIRED = ("image_size",)
+
+
+def is_random_weights(pretrained: str | None) -> bool:
+    """True for the ``pretrained`` values that mean random weights: None, "none", "random"."""
+    return pretrained is None or str(pretrained).lower() in ("none", "random")
+
+
+@dataclass(frozen=True)
+class RunConfig(WinCLIPOptions):
+    """One experiment grid: datasets x categories x k x seeds, and every setting of the method and the run.
+
+    Each field's help text is in its metadata (``python -m winclip_lib.experiments.cli run --help`` lists them all);
+    :meth:`to_dict` / :meth:`from_dict` round-trip it through JSON (``run.json``).
+    """
+
+    datasets: dict[str, str] = setting({}, "dataset name -> root folder (mvtec, visa, mpdd, synthetic); run in this "
+                                           "order", cli=False)
+    categories: dict[str, list[str] | None] = setting({}, "dataset name -> categories to run (missing or None: every "
+                                                          "category present)", cli=False)
+    shots: tuple[int, ...] = setting((0, 1, 2, 4), "k: 0 is zero-shot WinCLIP (run once), k > 0 is WinCLIP+ with k "
+                                                   "normal reference images", metavar="K")
+    seeds: tuple[int, ...] = setting((0, 1, 2, 3, 4), "reference draws for each k > 0 (the paper: 5)",
+                                     metavar="SEED")
+    reference_sampling: str = setting("permutation", "how the k references are drawn from the normal training "
+                                                     "images", choices=REFERENCE_SAMPLINGS)
+    model_name: str = setting(DEFAULT_MODEL, "open_clip model name (WinCLIP-Tiny-240: the tiny test model)",
+                              flag="--model")
+    pretrained: str | None = setting(DEFAULT_PRETRAINED, "open_clip pretrained tag, a checkpoint path, or none: random "
+                                                         "weights (NOT a reproduction)")
+    precision: str = setting(DEFAULT_PRECISION, "weights precision; auto: the fastest measured on this machine",
+                             choices=PRECISION_CHOICES)
+    device: str = setting(DEFAULT_DEVICE, "auto (CUDA when present), cpu, cuda, cuda:1, ...", results=False)
+    eval_resolution: str = setting("240", "pixel metrics at the input size (masks through the same geometry as the "
+                                          "images), or at each mask's own resolution", choices=EVAL_RESOLUTIONS)
+    masks: bool = setting(True, "evaluate pixel metrics against the ground-truth masks (--no-masks: image metrics "
+                                "only, for datasets whose anomalous images have no masks)")
+    cache_dir: str = setting(".cache/winclip/features", "the feature cache (encoded images, reused by every run)",
+                             results=False)
+    out_dir: str = setting("build/results", "where the results go", results=False, flag="--out")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _freeze(self, "datasets", {str(k): str(v) for k, v in self.datasets.items()})
+        _freeze(self, "categories", {str(k): None if v is None else [str(c) for c in v]
+                                     for k, v in self.categories.items()})
+        _freeze(self, "shots", tuple(sorted({int(k) for k in self.shots})))
+        _freeze(self, "seeds", tuple(dict.fromkeys(int(s) for s in self.seeds)))
+        _freeze(self, "pretrained", None if is_random_weights(self.pretrained) else str(self.pretrained))
+        _freeze(self, "cache_dir", str(self.cache_dir))
+        _freeze(self, "out_dir", str(self.out_dir))
+        unknown = [d for d in self.datasets if d not in DATASET_LOADERS]
+        if unknown:
+            raise ValueError(f"unknown dataset(s) {unknown}; valid names are {', '.join(DATASET_LOADERS)}")
+        stray = [d for d in self.categories if d not in self.datasets]
+        if stray:
+            raise ValueError(f"categories given for dataset(s) {stray} that have no root in datasets")
+        if not self.shots or min(self.shots) < 0:
+            raise ValueError(f"shots must be non-negative integers, got {self.shots}")
+        if any(k > 0 for k in self.shots) and not self.seeds:
+            raise ValueError("few-shot k > 0 needs at least one seed")
+        if self.reference_sampling not in REFERENCE_SAMPLINGS:
+            raise ValueError(f"unknown reference sampling {self.reference_sampling!r}; choose one of "
+                             f"{', '.join(REFERENCE_SAMPLINGS)}")
+        if self.eval_resolution not in EVAL_RESOLUTIONS:
+            raise ValueError(f"eval_resolution must be one of {', '.join(EVAL_RESOLUTIONS)}, got "
+                             f"{self.eval_resolution!r}")
+        check_precision(self.precision)
+
+    # -- construction ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | None = None, **named: Any) -> RunConfig:
+        """A config from settings given by name, where a value of None means "the default" (how the notebooks'
+        parameters reach it: a parameter left at None takes the default defined here). ``settings`` and ``named``
+        are merged, ``named`` winning; unknown names raise ValueError."""
+        merged = {**dict(settings or {}), **named}
+        return replace_settings(cls(), {k: v for k, v in merged.items() if v is not None})
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return replace_settings(self, changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (tuples as lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError (keys of retired settings are ignored)."""
+        names = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k not in _RETIRED}
+        extra = sorted(set(d) - names)
+        if extra:
+            raise ValueError(f"unknown RunConfig field(s) {extra}; known: {sorted(names)}")
+        return cls(**d)
+
+    # -- checks that depend on this machine ------------------------------------------------------------------
+    def check_runnable(self) -> None:
+        """Raise ValueError / FileNotFoundError for a setting this machine cannot run: the device (the message
+        lists the available ones), an unknown model name or weights tag, a missing checkpoint file."""
+        import open_clip
+
+        from winclip_lib.core.backbone import TINY_MODEL, register_model_configs
+
+        resolve_device(self.device)
+        register_model_configs()
+        if self.model_name not in open_clip.list_models():
+            raise ValueError(f"unknown open_clip model {self.model_name!r}; e.g. {DEFAULT_MODEL!r} or {TINY_MODEL!r}")
+        if self.pretrained is None:
+            return
+        path = Path(self.pretrained).expanduser()
+        if path.suffix in {".bin", ".pt", ".pth", ".safetensors"} or "/" in self.pretrained:
+            if not path.is_file():
+                raise FileNotFoundError(f"checkpoint file not found: {path} (pass an existing file, or a pretrained "
+                                        "tag)")
+            return
+        tags = open_clip.list_pretrained_tags_by_model(self.model_name)
+        if self.pretrained not in tags:
+            raise ValueError(f"unknown pretrained tag {self.pretrained!r} for {self.model_name!r}; known tags: "
+                             f"{', '.join(tags) or 'none'} (or none: random weights)")
+
+    # -- identity ------------------------------------------------------------------------------------------
+    def result_settings(self) -> dict[str, Any]:
+        """Every setting that changes results, by name (the backbone's as asked for; the runner records the
+        backbone as loaded)."""
+        d = self.to_dict()
+        return {f.name: d[f.name] for f in fields(self)
+                if f.metadata.get("results", True) and f.name not in ("datasets", "categories")}
+
+
+def setting_fields(cls: type = RunConfig) -> list[tuple[Any, Any]]:
+    """(field, resolved type) of every setting of a settings dataclass, in definition order."""
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in fields(cls)]

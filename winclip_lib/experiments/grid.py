@@ -1,0 +1,232 @@
+"""The experiment grid: datasets x categories x k x seeds, **encoded once and scored many times**.
+
+For every (dataset, category) unit (:mod:`~winclip_lib.experiments.units`) :func:`run_grid`
+
+1. encodes the test images and the union of the reference images of every (k, seed) through the on-disk
+   :class:`~winclip_lib.experiments.feature_cache.FeatureCache` (a second run encodes nothing);
+2. scores every setting from those features and evaluates the seven metrics
+   (:func:`~winclip_lib.experiments.unit_eval.score_unit`);
+3. writes the unit's rows as part files and then a completion marker (:mod:`~winclip_lib.experiments.results`).
+
+Then the part files of all units are gathered into the run folder (``cfg.out_dir``): ``metrics.csv``,
+``scores.csv``, ``summary.csv`` and ``run.json``.
+
+**Resume.** A unit is done when its marker exists and its part files match the checksums in it; a re-run skips done
+units and rebuilds the same CSVs byte for byte, and an interrupted run resumes. The unit key hashes everything that
+changes the unit's results (the backbone as loaded, every result setting of the config, the versions and a
+fingerprint of the file listing), so a changed config never reuses old parts.
+
+**A run is never overwritten by another.** :func:`run_or_load` — what the notebooks call — reads a finished run of
+the same configuration if ``results_dir`` (or one of its subfolders) holds one, and otherwise computes into
+``results_dir/run-<identity>``, a folder of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import pandas as pd
+import torch
+
+from winclip_lib.core.backbone import Backbone, load_backbone
+from winclip_lib.core.prompts import TextEmbeddingCache
+from winclip_lib.experiments.config import RunConfig, is_random_weights
+from winclip_lib.experiments.feature_cache import ENCODER_VERSION, FeatureCache
+from winclip_lib.experiments.labels import is_synthetic_root, run_label
+from winclip_lib.experiments.progress import bar, progress_enabled
+from winclip_lib.experiments.results import (
+    TABLES,
+    RunResult,
+    find_run,
+    gather_parts,
+    load_results,
+    part_paths,
+    unit_done,
+    write_run_json,
+    write_tables,
+    write_unit,
+)
+from winclip_lib.experiments.tables import summarize
+from winclip_lib.experiments.unit_eval import score_unit
+from winclip_lib.experiments.units import canonical_json, plan_units, unit_key
+
+__all__ = ["RUNNER_VERSION", "identity_key", "load_run_backbone", "result_config", "run_grid", "run_identity",
+           "run_or_load"]
+
+#: Bump when the runner's scoring or evaluation changes results (old parts are then not reused).
+RUNNER_VERSION = "1"
+
+
+def load_run_backbone(cfg: RunConfig) -> Backbone:
+    """The backbone a config asks for (raises WeightsUnavailableError offline without cached weights)."""
+    return load_backbone(cfg.model_name, cfg.pretrained, precision=cfg.precision, device=cfg.device)
+
+
+def _check_backbone(cfg: RunConfig, backbone: Backbone) -> None:
+    """A backbone passed in must be the one the config describes (its identity goes into the results)."""
+    problems = []
+    if backbone.model_name != cfg.model_name:
+        problems.append(f"model {backbone.model_name!r} != config {cfg.model_name!r}")
+    if cfg.precision != "auto" and backbone.precision != cfg.precision:
+        problems.append(f"precision {backbone.precision!r} != config {cfg.precision!r}")
+    if is_random_weights(cfg.pretrained) != backbone.is_random:
+        problems.append(f"weights {backbone.weights_id!r} do not match config pretrained={cfg.pretrained!r}")
+    if problems:
+        raise ValueError("the backbone does not match the RunConfig: " + "; ".join(problems))
+
+
+def result_config(cfg: RunConfig, backbone: Backbone) -> dict[str, Any]:
+    """Everything that changes a unit's results: the versions, the backbone as loaded (weights id, the precision
+    actually used) and every result setting of the config."""
+    settings = cfg.result_settings()
+    settings.update(model_name=backbone.model_name, pretrained=backbone.weights_id, precision=backbone.precision)
+    return {"runner_version": RUNNER_VERSION, "encoder_version": ENCODER_VERSION, **settings}
+
+
+def run_identity(cfg: RunConfig) -> dict[str, Any]:
+    """What makes two runs the same run, as asked: the datasets, the categories and every result setting."""
+    return {"datasets": dict(cfg.datasets), "categories": dict(cfg.categories), **cfg.result_settings()}
+
+
+def identity_key(identity: dict[str, Any]) -> str:
+    """12 hex digits naming a run identity (the folder name of :func:`run_or_load`)."""
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:12]
+
+
+def _versions() -> dict[str, str]:
+    import winclip_lib
+
+    return {"winclip_lib": winclip_lib.__version__, "torch": torch.__version__,
+            "open_clip": open_clip.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+            "python": platform.python_version()}
+
+
+def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | None = None, *,
+             max_units: int | None = None, text_cache: TextEmbeddingCache | None = None) -> RunResult:
+    """Run (or resume) a grid and write its results to ``cfg.out_dir`` (see the module docstring).
+
+    Args:
+        cfg: the grid.
+        progress: progress bars over units, encoding and settings (None: the default of
+            :mod:`~winclip_lib.experiments.progress`).
+        backbone: an already loaded backbone matching ``cfg`` (default: loaded from ``cfg``).
+        max_units: stop after computing this many units (finished units skipped on resume do not count) — a
+            clean way to interrupt a run; the result is then marked incomplete and no final CSVs are written.
+        text_cache: where the class text embeddings are kept (default: a new one for this call, so
+            ``encode_counts["text_encodes"]`` counts this call's text encodes).
+
+    Returns:
+        :class:`~winclip_lib.experiments.results.RunResult` with the metrics, per-image scores, summary and run info.
+
+    Raises:
+        DatasetError: a missing root, unknown category or broken dataset (before any encoding).
+        WeightsUnavailableError: the weights are not available offline.
+        KeyboardInterrupt: after recording ``"status": "interrupted"`` in ``run.json``.
+    """
+    cfg.check_runnable()
+    units = plan_units(cfg)
+    if backbone is None:
+        backbone = load_run_backbone(cfg)
+    else:
+        _check_backbone(cfg, backbone)
+    show = progress_enabled(progress)
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in TABLES:
+        (out_dir / name).unlink(missing_ok=True)  # final tables exist only for a complete run
+
+    cache = FeatureCache.from_config(cfg, backbone, progress=show)
+    text_cache = text_cache if text_cache is not None else TextEmbeddingCache()
+    text_before = text_cache.encodes
+    result_cfg = result_config(cfg, backbone)
+    info: dict[str, Any] = {
+        "status": "running",
+        "config": cfg.to_dict(),
+        "identity": run_identity(cfg),
+        "backbone": backbone.describe(),
+        "model_name": backbone.model_name,
+        "weights_id": backbone.weights_id,
+        "precision": backbone.precision,
+        "precision_choice": None if backbone.precision_choice is None else backbone.precision_choice.as_dict(),
+        "device": str(backbone.device),
+        "is_random": backbone.is_random,
+        "synthetic_data": {d: is_synthetic_root(root) for d, root in cfg.datasets.items()},
+        "versions": _versions(),
+        "feature_cache": {"dir": str(cache.dir), "spec": cache.spec.as_dict()},
+        "result_config": result_cfg,
+    }
+    info["label"] = run_label(info)
+    write_run_json(out_dir, info)
+
+    parts: list[dict[str, Path]] = []
+    unit_log: list[dict[str, Any]] = []
+    computed = 0
+    started = time.perf_counter()
+    units_bar = bar(units, enabled=show, desc="units", unit="unit")
+    try:
+        for unit in units_bar:
+            units_bar.set_postfix_str(f"{unit.dataset}/{unit.category}")
+            key = unit_key(unit, result_cfg)
+            paths = part_paths(out_dir, unit, key)
+            entry = {"dataset": unit.dataset, "category": unit.category, "key": key, "n_test": len(unit.test),
+                     "n_references": len(unit.reference_union)}
+            if unit_done(paths, key):
+                parts.append(paths)
+                unit_log.append({**entry, "status": "reused"})
+                continue
+            if max_units is not None and computed >= max_units:
+                unit_log.append({**entry, "status": "pending"})
+                continue
+            before = cache.counts()
+            t0 = time.perf_counter()
+            metrics, scores = score_unit(unit, cfg, backbone, cache, show, text_cache)
+            after = cache.counts()
+            counts = {n: after[n] - before[n] for n in ("encoded", "hits", "extended", "invalid")}
+            write_unit(paths, key, metrics, scores, {"dataset": unit.dataset, "category": unit.category, **counts})
+            parts.append(paths)
+            unit_log.append({**entry, "status": "computed", **counts, "seconds": round(time.perf_counter() - t0, 3)})
+            computed += 1
+    except KeyboardInterrupt:
+        info.update({"status": "interrupted", "units": unit_log, "seconds": round(time.perf_counter() - started, 3)})
+        write_run_json(out_dir, info)
+        raise
+    finally:
+        units_bar.close()
+
+    metrics, scores = gather_parts(parts)
+    complete = len(parts) == len(units)
+    summary = summarize(metrics)
+    info.update({
+        "status": "complete" if complete else "incomplete",
+        "units": unit_log,
+        "encode_counts": {**cache.counts(), "distinct_images": sum(u["n_test"] + u["n_references"] for u in unit_log),
+                          "text_encodes": text_cache.encodes - text_before},
+        "seconds": round(time.perf_counter() - started, 3),
+    })
+    if complete:
+        write_tables(out_dir, {"metrics.csv": metrics, "scores.csv": scores, "summary.csv": summary}, info["label"])
+    write_run_json(out_dir, info)
+    return RunResult(metrics, scores, summary, info, out_dir)
+
+
+def run_or_load(cfg: RunConfig, results_dir: str | Path, backbone: Backbone | None = None,
+                progress: bool | None = None) -> RunResult:
+    """The finished run of ``cfg`` under ``results_dir``, computed first if there is none.
+
+    A finished run whose ``run.json`` records the same identity (:func:`run_identity`) — in ``results_dir`` itself
+    (e.g. what ``winclip run --out results_dir`` wrote) or in one of its subfolders — is read, not recomputed.
+    Otherwise the grid runs into ``results_dir/run-<identity key>``; no other folder is written, so a run made with
+    other settings is never touched. ``cfg.out_dir`` is ignored.
+    """
+    identity = run_identity(cfg)
+    found = find_run(results_dir, identity)
+    if found is not None:
+        return load_results(found)
+    out = Path(results_dir) / f"run-{identity_key(identity)}"
+    return run_grid(cfg.replace(out_dir=str(out)), progress=progress, backbone=backbone)

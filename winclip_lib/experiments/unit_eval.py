@@ -1,0 +1,118 @@
+"""Scoring one unit of a grid: every (k, seed) setting from the unit's cached features, evaluated against its masks.
+
+The masks go through the same geometry as the images (:class:`~winclip_lib.core.geometry.Geometry`): at
+``eval_resolution="240"`` they are resized (and, in crop mode, cropped) to the model input, so mask pixel (i, j) is
+map pixel (i, j); at ``"mask"`` the maps are carried onto the covered part of each mask at its own resolution.
+With ``masks=False`` only the image metrics are computed (pixel metrics are NaN: not available).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from winclip_lib.core.backbone import Backbone
+from winclip_lib.core.features import Features
+from winclip_lib.core.geometry import Geometry
+from winclip_lib.core.model import WinCLIP
+from winclip_lib.core.prompts import TextEmbeddingCache
+from winclip_lib.datasets.catalog import DatasetError
+from winclip_lib.datasets.masks import load_mask
+from winclip_lib.evaluation.metrics import IMAGE_METRIC_NAMES, METRIC_NAMES, evaluate_category, image_metrics
+from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.feature_cache import FeatureCache
+from winclip_lib.experiments.tables import METRICS_COLUMNS, SCORES_COLUMNS
+from winclip_lib.experiments.units import Unit
+
+__all__ = ["eval_masks", "score_unit"]
+
+
+def eval_masks(unit: Unit, geometry: Geometry, eval_resolution: str
+               ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Ground-truth masks of the unit's test images — through ``geometry`` to (S, S) bool for "240", the covered
+    region of each mask at its own resolution for "mask" — and each mask's full (H, W)."""
+    full = [load_mask(s) for s in unit.test]
+    shapes = [m.shape for m in full]
+    if eval_resolution == "240":
+        return [geometry.mask(m) for m in full], shapes
+    return [m[geometry.region(*m.shape)] for m in full], shapes
+
+
+def _stack_same_shape(arrays: list[np.ndarray], what: str, unit: Unit) -> np.ndarray:
+    shapes = sorted({a.shape for a in arrays})
+    if len(shapes) > 1:
+        raise DatasetError(
+            f"{unit.dataset}/{unit.category}: test {what} have different sizes {shapes[:3]}; pixel metrics need one "
+            "size per category — use eval_resolution='240'"
+        )
+    return np.stack(arrays)
+
+
+def _score(model: WinCLIP, test: Features, mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None,
+           chunk: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Image scores (N,) float64 and maps [(H_i, W_i) float32] of the test features, scored ``chunk`` at a time.
+    ``mask_shapes`` None: scores only."""
+    device = model.backbone.device
+    scores: list[np.ndarray] = []
+    maps: list[np.ndarray] = []
+    for i in range(0, len(test), chunk):
+        pred = model.predict_features(test[i : i + chunk].to(device))
+        scores.append(pred.score.double().cpu().numpy())
+        if mask_shapes is None:
+            continue
+        for j in range(len(pred.score)):
+            m = pred.map[j : j + 1]
+            if tuple(m.shape[1:]) != mask_shapes[i + j]:
+                m = model.geometry.map_to_region(m, *full_shapes[i + j])
+            maps.append(m[0].float().cpu().numpy())
+    return np.concatenate(scores), maps
+
+
+@torch.inference_mode()
+def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCache, progress: bool = True,
+               text_cache: TextEmbeddingCache | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Encode (through the cache) and score one unit for every (k, seed).
+
+    Returns:
+        (metrics rows with :data:`~winclip_lib.experiments.tables.METRICS_COLUMNS`, per-image score rows with
+        :data:`~winclip_lib.experiments.tables.SCORES_COLUMNS`).
+    """
+    name = f"{unit.dataset}/{unit.category}"
+    refs = unit.reference_union
+    feats = cache.features([s.image_path for s in unit.test] + [s.image_path for s in refs], desc=f"encode {name}")
+    test_feats = feats[: len(unit.test)]
+    ref_index = {s.image_path: len(unit.test) + i for i, s in enumerate(refs)}
+
+    model = WinCLIP.from_config(backbone, cfg, unit.class_name, text_cache=text_cache)
+    labels = np.array([s.label for s in unit.test], dtype=np.int64)
+    mask_shapes = full_shapes = mask_stack = None
+    if cfg.masks:
+        masks, full_shapes = eval_masks(unit, model.geometry, cfg.eval_resolution)
+        mask_stack = _stack_same_shape(masks, "masks", unit)
+        mask_shapes = [m.shape for m in masks]
+
+    metric_rows: list[dict[str, Any]] = []
+    score_rows: list[dict[str, Any]] = []
+    images = [unit.relative(s.image_path) for s in unit.test]
+    for k, seed in tqdm(unit.settings, desc=f"score {name}", unit="setting", disable=not progress, leave=False):
+        if k == 0:
+            model.reset()
+        else:
+            idx = torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
+            model.fit(feats[idx].to(backbone.device))
+        scores, maps = _score(model, test_feats, mask_shapes, full_shapes, chunk=max(1, 4 * cfg.batch_size))
+        if mask_stack is not None:
+            values = evaluate_category(labels, scores, mask_stack, np.stack(maps))
+        else:
+            values = {**image_metrics(labels, scores), **{m: float("nan") for m in METRIC_NAMES
+                                                          if m not in IMAGE_METRIC_NAMES}}
+        metric_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed,
+                         "metric": m, "value": float(values[m])} for m in METRIC_NAMES]
+        score_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed, "image": img,
+                        "label": int(s.label), "defect": s.defect, "score": float(sc)}
+                       for img, s, sc in zip(images, unit.test, scores, strict=True)]
+    return pd.DataFrame(metric_rows, columns=METRICS_COLUMNS), pd.DataFrame(score_rows, columns=SCORES_COLUMNS)

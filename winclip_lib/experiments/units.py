@@ -1,0 +1,122 @@
+"""The units of a grid: one (dataset, category) with its test images and the references of every (k, seed).
+
+A unit is the grain of work and of resumption: it is encoded (through the feature cache), scored for every setting
+and written as part files together. :func:`unit_key` names its results by everything that changes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from winclip_lib.datasets.catalog import DATASET_LOADERS, DatasetError, Sample, class_name
+from winclip_lib.datasets.layout import list_categories, no_categories_error
+from winclip_lib.datasets.references import sample_references
+from winclip_lib.datasets.scan import load_split
+from winclip_lib.experiments.config import RunConfig
+
+__all__ = ["Unit", "plan_units", "settings", "unit_key"]
+
+
+def settings(shots: Iterable[int], seeds: Iterable[int]) -> list[tuple[int, int]]:
+    """The (k, seed) pairs of a grid: (0, 0) once if 0 is in shots, then every k > 0 with every seed."""
+    seeds = list(seeds)
+    out: list[tuple[int, int]] = []
+    for k in sorted(set(shots)):
+        out.extend([(0, 0)] if k == 0 else [(k, s) for s in seeds])
+    return out
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One (dataset, category) of the grid with its test images and the references of every (k, seed)."""
+
+    dataset: str
+    category: str
+    root: Path
+    loader: str
+    test: tuple[Sample, ...]
+    references: dict[tuple[int, int], tuple[Sample, ...]]
+
+    @property
+    def settings(self) -> list[tuple[int, int]]:
+        return sorted(self.references, key=lambda ks: (ks[0], ks[1]))
+
+    @property
+    def reference_union(self) -> list[Sample]:
+        """Distinct reference images over all (k, seed), in first-use order."""
+        seen: dict[Path, Sample] = {}
+        for ks in self.settings:
+            for s in self.references[ks]:
+                seen.setdefault(s.image_path, s)
+        return list(seen.values())
+
+    @property
+    def class_name(self) -> str:
+        return class_name(self.category, self.loader)
+
+    def relative(self, path: Path) -> str:
+        """A path relative to the dataset root, POSIX style."""
+        return Path(path).relative_to(self.root).as_posix()
+
+    def fingerprint(self) -> str:
+        """Hash of the listing (relative path, size, mtime_ns) of every test image, mask and reference."""
+        h = hashlib.sha256()
+        files = [s.image_path for s in self.test] + [s.mask_path for s in self.test if s.mask_path is not None]
+        files += [s.image_path for s in self.reference_union]
+        for p in files:
+            st = Path(p).stat()
+            h.update(f"{self.relative(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()[:24]
+
+
+def categories_of(cfg: RunConfig, dataset: str) -> list[str]:
+    """The categories of ``dataset`` the config runs (all present unless it names some)."""
+    loader, root = DATASET_LOADERS[dataset], cfg.datasets[dataset]
+    present = list_categories(loader, root)
+    wanted = cfg.categories.get(dataset)
+    if wanted is None:
+        if not present:
+            raise no_categories_error(dataset, root)
+        return present
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise DatasetError(
+            f"unknown {dataset} categor{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)} under {root}; "
+            f"categories present: {', '.join(present) or 'none'}"
+        )
+    return list(dict.fromkeys(wanted))
+
+
+def plan_units(cfg: RunConfig) -> list[Unit]:
+    """Every (dataset, category) of the grid with its samples; raises DatasetError on any data problem (missing
+    root, unknown category, missing mask, too few normal training images for the largest k) before work starts."""
+    units: list[Unit] = []
+    for dataset, root in cfg.datasets.items():
+        loader = DATASET_LOADERS[dataset]
+        for category in categories_of(cfg, dataset):
+            test = tuple(load_split(loader, root, category, "test", require_masks=cfg.masks))
+            refs = {
+                (k, s): (() if k == 0 else
+                         tuple(sample_references(loader, root, category, k, s, cfg.reference_sampling)))
+                for k, s in settings(cfg.shots, cfg.seeds)
+            }
+            units.append(Unit(dataset, category, Path(root), loader, test, refs))
+    if not units:
+        raise DatasetError("nothing to run: give at least one dataset root")
+    return units
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def unit_key(unit: Unit, result_config: dict[str, Any]) -> str:
+    """24 hex digits naming a unit's results: its dataset, category, file listing and the result config."""
+    blob = canonical_json({"dataset": unit.dataset, "category": unit.category, "loader": unit.loader,
+                           "files": unit.fingerprint(), "config": result_config})
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]

@@ -1,0 +1,2 @@
+"""The report: tables beside the paper's numbers (:mod:`~winclip_lib.report.tables`), figures
+(:mod:`~winclip_lib.report.figures`) and the helpers the notebooks share (:mod:`~winclip_lib.report.notebook`)."""

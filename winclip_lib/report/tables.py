@@ -1,0 +1,423 @@
+"""The reproduction report's tables: our results beside the paper's numbers, as Markdown and CSV.
+
+Inputs are the experiment runner's DataFrames (values are fractions 0-1):
+
+- ``summary``: dataset, k, metric, mean, std, n_seeds, n_categories — the mean over categories per seed, then mean and
+  std over seeds (``RunResult.summary``);
+- ``per_category``: dataset, category, k, metric, mean, std — mean and std over seeds per category
+  (:func:`winclip_lib.experiments.tables.per_category`);
+- ``info``: the run's ``run.json`` (``RunResult.info``), which says whether the weights were random.
+
+and the paper's numbers, shipped as ``winclip_lib/report/paper_results.csv`` (:func:`paper_results`, values in %).
+Every table shows percentages with one decimal, ours as ``mean ± std`` over seeds (no ± for a single seed), and an
+``↑`` where ours, as displayed, is at or above the paper. Tables of a demo run (random weights or synthetic data)
+carry its label (:data:`~winclip_lib.experiments.labels.DEMO_BANNER` for the demo) as a bold quote line above the table (Markdown) and in a leading
+``banner`` column (CSV).
+
+All functions are pure (DataFrames in, DataFrames or strings out) except :func:`write_table` and
+:func:`write_report`, which write files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from winclip_lib.datasets.catalog import CATEGORIES
+from winclip_lib.evaluation.metrics import METRIC_NAMES
+from winclip_lib.experiments.labels import DEMO_BANNER
+
+__all__ = [
+    "DEMO_BANNER",
+    "DATASET_LABELS",
+    "METRIC_LABELS",
+    "PAPER_SOURCES",
+    "SEED_REPORT",
+    "UP",
+    "paper_results",
+    "format_value",
+    "setting_label",
+    "dataset_label",
+    "comparison",
+    "comparison_table",
+    "per_category_comparison",
+    "per_category_table",
+    "markdown_table",
+    "write_table",
+    "write_report",
+]
+
+#: The label of every table and figure made with random weights and synthetic data.
+UP = "↑"
+SEED_REPORT = "seed report"
+DATASET_LABELS: dict[str, str] = {"mvtec": "MVTec-AD", "visa": "VisA", "mpdd": "MPDD", "synthetic": "Synthetic"}
+METRIC_LABELS: dict[str, str] = {
+    "image_auroc": "Image AUROC",
+    "image_ap": "Image AP",
+    "image_f1_max": "Image F1-max",
+    "pixel_auroc": "Pixel AUROC",
+    "pixel_ap": "Pixel AP",
+    "pixel_f1_max": "Pixel F1-max",
+    "pixel_aupro": "Pixel PRO",
+}
+#: Sources that count as "the paper" in the comparison (MPDD: WinCLIP as reported by AnomalyCLIP).
+PAPER_SOURCES: tuple[str, ...] = (
+    "WinCLIP paper (CVPR 2023) Table 1",
+    "WinCLIP paper (CVPR 2023) Table 2",
+    "WinCLIP paper (CVPR 2023) per-category table",
+    "secondary copy of the paper's table",
+    "AnomalyCLIP (ICLR 2024) Table",
+)
+_PAPER_COLUMNS = ("source", "dataset", "category", "k", "metric", "value", "std", "note")
+_KEY = ["dataset", "category", "k", "metric"]
+
+
+# ----------------------------------------------------------------------------------------------- the paper
+
+
+def paper_results() -> pd.DataFrame:
+    """The paper's (and the seed report's) numbers, tidy, values and std in %.
+
+    Columns: source, dataset, category ("mean" for means over categories), k, metric (a name in
+    :data:`winclip_lib.metrics.METRIC_NAMES`; PRO is ``pixel_aupro``), value, std (NaN where none is reported), note.
+    """
+    with resources.files("winclip_lib.report").joinpath("paper_results.csv").open("r", encoding="utf-8") as f:
+        df = pd.read_csv(f, dtype={"source": str, "dataset": str, "category": str, "metric": str, "note": str})
+    if tuple(df.columns) != _PAPER_COLUMNS:
+        raise ValueError(f"paper_results.csv has columns {list(df.columns)}, expected {list(_PAPER_COLUMNS)}")
+    df["k"] = df["k"].astype(int)
+    df["value"] = df["value"].astype(float)
+    df["std"] = df["std"].astype(float)
+    return df
+
+
+def _reference(paper: pd.DataFrame, seed_report: bool) -> pd.DataFrame:
+    """Rows of the paper (or of the seed report), one per (dataset, category, k, metric)."""
+    sel = paper["source"].eq(SEED_REPORT) if seed_report else paper["source"].isin(PAPER_SOURCES)
+    ref = paper.loc[sel, [*_KEY, "value", "std", "source"]]
+    dup = ref.duplicated(_KEY)
+    if dup.any():
+        raise ValueError(f"duplicate reference rows: {ref.loc[dup, _KEY].to_dict('records')}")
+    return ref
+
+
+# ------------------------------------------------------------------------------------------------ labels
+
+
+def setting_label(k: int) -> str:
+    """``"0-shot"``, ``"1-shot"``, ... as in the paper's tables."""
+    return f"{int(k)}-shot"
+
+
+def _is_missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def format_value(mean: float | None, std: float | None = None, *, up: bool = False, digits: int = 1) -> str:
+    """``"93.1 ± 2.0"`` (values already in %); ``"91.8"`` without a std (or a NaN one); ``"—"`` for a missing
+    mean; ``" ↑"`` appended when ``up``."""
+    if _is_missing(mean):
+        return "—"
+    text = f"{mean:.{digits}f}"
+    if not _is_missing(std):
+        text += f" ± {std:.{digits}f}"
+    return text + (f" {UP}" if up else "")
+
+
+def _at_or_above(ours: float, paper: float, digits: int = 1) -> bool:
+    """Ours, rounded as displayed, is at or above the paper (False when either is missing)."""
+    if _is_missing(ours) or _is_missing(paper):
+        return False
+    return round(float(ours), digits) >= round(float(paper), digits) - 1e-9
+
+
+def _metric_order(metrics: Iterable[str]) -> list[str]:
+    present = set(metrics)
+    return [m for m in METRIC_NAMES if m in present] + sorted(present - set(METRIC_NAMES))
+
+
+def _dataset_order(datasets: Iterable[str]) -> list[str]:
+    present = list(dict.fromkeys(datasets))
+    return [d for d in DATASET_LABELS if d in present] + [d for d in present if d not in DATASET_LABELS]
+
+
+def _category_order(dataset: str, categories: Iterable[str]) -> list[str]:
+    present = list(dict.fromkeys(categories))
+    known = CATEGORIES.get(dataset, ())
+    return [c for c in known if c in present] + sorted(c for c in present if c not in known)
+
+
+# ------------------------------------------------------------------------------------------ main table
+
+
+def _with_reference(rows: pd.DataFrame, paper: pd.DataFrame, paper_alias: Mapping[str, str] | None,
+                    columns: Sequence[str] = ("value", "std", "source")) -> pd.DataFrame:
+    """``rows`` (with dataset, category, k, metric) joined with the paper's value/std/source (as paper,
+    paper_std, paper_source) and the seed report's value (seed_report). ``paper_alias`` maps a dataset to the
+    dataset whose published numbers it is compared with (the demo compares "synthetic" with "mvtec"); that
+    dataset is the ``paper_dataset`` column."""
+    alias = dict(paper_alias or {})
+    rows = rows.assign(_ref=rows["dataset"].map(lambda d: alias.get(d, d)))
+    names = {"value": "paper", "std": "paper_std", "source": "paper_source"}
+    ref = _reference(paper, seed_report=False)[[*_KEY, *columns]].rename(columns={**names, "dataset": "_ref"})
+    seed = _reference(paper, seed_report=True)[[*_KEY, "value"]].rename(
+        columns={"value": "seed_report", "dataset": "_ref"})
+    keys = ["_ref", "category", "k", "metric"]
+    out = rows.merge(ref, on=keys, how="left").merge(seed, on=keys, how="left")
+    return out.rename(columns={"_ref": "paper_dataset"})
+
+
+def dataset_label(dataset: str, paper_alias: Mapping[str, str] | None = None) -> str:
+    """Display name of a dataset; one compared with another's numbers says so ("Synthetic (vs MVTec-AD)")."""
+    label = DATASET_LABELS.get(dataset, dataset)
+    ref = (paper_alias or {}).get(dataset)
+    if ref and ref != dataset:
+        label += f" (vs {DATASET_LABELS.get(ref, ref)} numbers)"
+    return label
+
+
+def comparison(summary: pd.DataFrame, paper: pd.DataFrame | None = None,
+               paper_alias: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Ours beside the paper and the seed report, numeric, in %.
+
+    Args:
+        summary: the runner's summary (dataset, k, metric, mean, std, n_seeds[, n_categories]); values 0-1.
+        paper: :func:`paper_results` (default).
+        paper_alias: {dataset: dataset of the published numbers to compare with} (the demo: {"synthetic": "mvtec"}).
+
+    Returns:
+        One row per (dataset, k, metric) of ``summary``, datasets/k/metrics in the paper's order, with columns
+        dataset, k, metric, ours, ours_std (NaN for a single seed), n_seeds, paper_dataset (whose published
+        numbers), paper, paper_std, paper_source, seed_report, delta (ours - paper) and at_or_above (ours as
+        displayed >= paper).
+    """
+    paper = paper_results() if paper is None else paper
+    need = {"dataset", "k", "metric", "mean", "std"}
+    if missing := need - set(summary.columns):
+        raise ValueError(f"summary lacks columns {sorted(missing)}")
+    ours = summary.copy()
+    ours["k"] = ours["k"].astype(int)
+    ours["ours"] = ours["mean"].astype(float) * 100.0
+    n_seeds = ours["n_seeds"] if "n_seeds" in ours else pd.Series(2, index=ours.index)
+    ours["n_seeds"] = n_seeds.astype(int)
+    ours["ours_std"] = (ours["std"].astype(float) * 100.0).where(ours["n_seeds"] > 1)
+    ours["category"] = "mean"
+    out = _with_reference(ours[[*_KEY, "ours", "ours_std", "n_seeds"]], paper, paper_alias)
+    out["delta"] = out["ours"] - out["paper"]
+    out["at_or_above"] = [_at_or_above(o, p) for o, p in zip(out["ours"], out["paper"], strict=True)]
+    ds_rank = {d: i for i, d in enumerate(_dataset_order(out["dataset"]))}
+    m_rank = {m: i for i, m in enumerate(_metric_order(out["metric"]))}
+    out = out.sort_values(["dataset", "k", "metric"], key=lambda s: s.map(ds_rank) if s.name == "dataset"
+                          else s.map(m_rank) if s.name == "metric" else s)
+    return out.drop(columns="category").reset_index(drop=True)
+
+
+def comparison_table(comp: pd.DataFrame, paper_alias: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The report's main table from :func:`comparison`: Dataset, Setting, Metric, Ours (mean ± std, ↑ where at or
+    above the paper), Paper (value ± std), Seed report, Paper source. The Seed report column is left out when no row
+    has one."""
+    rows = []
+    for r in comp.itertuples(index=False):
+        rows.append({
+            "Dataset": dataset_label(r.dataset, paper_alias),
+            "Setting": setting_label(r.k),
+            "Metric": METRIC_LABELS.get(r.metric, r.metric),
+            "Ours": format_value(r.ours, r.ours_std, up=bool(r.at_or_above)),
+            "Paper": format_value(r.paper, r.paper_std),
+            "Seed report": format_value(r.seed_report),
+            "Paper source": "" if _is_missing(r.paper_source) else r.paper_source,
+        })
+    table = pd.DataFrame(rows, columns=["Dataset", "Setting", "Metric", "Ours", "Paper", "Seed report", "Paper source"])
+    if not comp.empty and comp["seed_report"].isna().all():
+        table = table.drop(columns="Seed report")
+    return table
+
+
+# ------------------------------------------------------------------------------------ per-category table
+
+
+def per_category_comparison(
+    per_category: pd.DataFrame,
+    dataset: str,
+    metric: str = "image_auroc",
+    paper: pd.DataFrame | None = None,
+    summary: pd.DataFrame | None = None,
+    paper_alias: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Per-category numbers of one dataset and metric, ours beside the paper and the seed report, numeric, in %.
+
+    Args:
+        per_category: dataset, category, k, metric, mean, std (0-1), mean and std over seeds per category.
+        summary: the runner's summary; when given, the "mean" row takes its mean and std over seeds (the paper's
+            convention), else the mean row is the mean of the category means.
+        paper_alias: as in :func:`comparison`.
+
+    Returns:
+        Columns category, k, ours, ours_std, paper, seed_report, at_or_above; categories in the dataset's canonical
+        order, then a "mean" row per k.
+    """
+    paper = paper_results() if paper is None else paper
+    sel = per_category[(per_category["dataset"] == dataset) & (per_category["metric"] == metric)].copy()
+    if sel.empty:
+        return pd.DataFrame(columns=["category", "k", "ours", "ours_std", "paper", "seed_report", "at_or_above"])
+    sel["k"] = sel["k"].astype(int)
+    sel["ours"] = sel["mean"].astype(float) * 100.0
+    sel["ours_std"] = sel["std"].astype(float) * 100.0
+    if "n_seeds" in sel:
+        single = sel["n_seeds"].astype(int) <= 1
+    elif summary is not None and "n_seeds" in summary:  # seeds per k from the summary
+        runs = summary[summary["dataset"] == dataset].groupby(summary["k"].astype(int))["n_seeds"].max()
+        single = sel["k"].map(runs).fillna(1).astype(int) <= 1
+    else:
+        single = sel["k"] == 0  # zero-shot runs once
+    sel["ours_std"] = sel["ours_std"].mask(single)
+    rows = sel[["category", "k", "ours", "ours_std"]]
+    means = []
+    for k, grp in rows.groupby("k", sort=True):
+        mean, std = grp["ours"].mean(), math.nan
+        if summary is not None:
+            hit = summary[(summary["dataset"] == dataset) & (summary["metric"] == metric)
+                          & (summary["k"].astype(int) == int(k))]
+            if len(hit) == 1:
+                mean = float(hit["mean"].iloc[0]) * 100.0
+                n = int(hit["n_seeds"].iloc[0]) if "n_seeds" in hit else 2
+                std = float(hit["std"].iloc[0]) * 100.0 if n > 1 else math.nan
+        means.append({"category": "mean", "k": int(k), "ours": mean, "ours_std": std})
+    order = {c: i for i, c in enumerate(_category_order(dataset, rows["category"]))}
+    rows = rows.sort_values(["category", "k"], key=lambda s: s.map(order) if s.name == "category" else s)
+    rows = pd.concat([rows, pd.DataFrame(means)], ignore_index=True)
+    rows["dataset"], rows["metric"] = dataset, metric
+    out = _with_reference(rows, paper, paper_alias, columns=("value",))
+    out["at_or_above"] = [_at_or_above(o, p) for o, p in zip(out["ours"], out["paper"], strict=True)]
+    return out[["category", "k", "ours", "ours_std", "paper", "seed_report", "at_or_above"]].reset_index(drop=True)
+
+
+def per_category_table(comp: pd.DataFrame) -> pd.DataFrame:
+    """Display form of :func:`per_category_comparison`: one row per category (then "mean"), for each k an
+    ``"<k>-shot ours"`` column (mean ± std, ↑ where at or above the paper) and, where such numbers exist,
+    ``"<k>-shot paper"`` and ``"<k>-shot seed report"`` columns."""
+    if comp.empty:
+        return pd.DataFrame(columns=["Category"])
+    cats = list(dict.fromkeys(comp["category"]))
+    table = pd.DataFrame({"Category": cats})
+    for k in sorted(comp["k"].unique()):
+        sub = comp[comp["k"] == k].set_index("category").reindex(cats)
+        label = setting_label(k)
+        table[f"{label} ours"] = [
+            format_value(r.ours, r.ours_std, up=bool(r.at_or_above)) if not _is_missing(r.ours) else "—"
+            for r in sub.itertuples()
+        ]
+        if sub["paper"].notna().any():
+            table[f"{label} paper"] = [format_value(v) for v in sub["paper"]]
+        if sub["seed_report"].notna().any():
+            table[f"{label} seed report"] = [format_value(v) for v in sub["seed_report"]]
+    return table
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+
+def _md_cell(x: Any) -> str:
+    return "" if _is_missing(x) else str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(df: pd.DataFrame, title: str | None = None, banner: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table, preceded by ``### title`` and, for a demo, the banner in bold (a quote line
+    right above the table)."""
+    lines: list[str] = []
+    if title:
+        lines += [f"### {title}", ""]
+    if banner:
+        lines += [f"> **{banner}**", ""]
+    cols = [str(c) for c in df.columns]
+    lines.append("| " + " | ".join(_md_cell(c) for c in cols) + " |")
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+    lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(df: pd.DataFrame, out_dir: str | Path, name: str, title: str | None = None,
+                banner: str | None = None) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<name>.md`` and ``<out_dir>/<name>.csv``; with a banner the CSV gets a leading ``banner``
+    column. Returns the two paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md, csv = out / f"{name}.md", out / f"{name}.csv"
+    md.write_text(markdown_table(df, title, banner), encoding="utf-8")
+    frame = df.copy()
+    if banner:
+        frame.insert(0, "banner", banner)
+    frame.to_csv(csv, index=False)
+    return md, csv
+
+
+def write_report(
+    summary: pd.DataFrame,
+    per_category: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    banner: str | None,
+    paper: pd.DataFrame | None = None,
+    per_category_metrics: Sequence[str] = ("image_auroc", "pixel_auroc"),
+    paper_alias: Mapping[str, str] | None = None,
+) -> dict[str, Path]:
+    """Write every table of the report under ``out_dir``.
+
+    Files: ``comparison.{md,csv}`` (the main table), ``comparison_values.csv`` (its numbers),
+    ``per_category_<dataset>_<metric>.{md,csv}`` for each dataset of the run and each of ``per_category_metrics``,
+    ``per_category_all.csv`` (every metric, ours, in %) and ``report.md`` (all tables in one file).
+
+    Args:
+        summary, per_category: the runner's tables (values 0-1).
+        out_dir: the tables folder (created).
+        banner: the run's label (:func:`run_banner`), put on every table; None for real weights on real data.
+        paper: :func:`paper_results` (default).
+        per_category_metrics: metrics that get a per-category table.
+        paper_alias: as in :func:`comparison`.
+
+    Returns:
+        {table name: Markdown path} plus "comparison_values", "per_category_all" and "report" paths.
+    """
+    paper = paper_results() if paper is None else paper
+    out = Path(out_dir)
+    comp = comparison(summary, paper, paper_alias)
+    written: dict[str, Path] = {}
+    sections: list[str] = []
+    title = "Ours vs the paper (mean over categories; ours mean ± std over seeds, %; ↑ ours ≥ paper)"
+    main = comparison_table(comp, paper_alias)
+    written["comparison"], _ = write_table(main, out, "comparison", title, banner)
+    sections.append(markdown_table(main, title, banner))
+    values = comp.copy()
+    if banner:
+        values.insert(0, "banner", banner)
+    values.to_csv(out / "comparison_values.csv", index=False)
+    written["comparison_values"] = out / "comparison_values.csv"
+    for dataset in _dataset_order(per_category["dataset"]):
+        for metric in per_category_metrics:
+            pc = per_category_comparison(per_category, dataset, metric, paper, summary, paper_alias)
+            if pc.empty:
+                continue
+            name = f"per_category_{dataset}_{metric}"
+            t = (f"{dataset_label(dataset, paper_alias)} per category: {METRIC_LABELS.get(metric, metric)} "
+                 "(%; ours mean ± std over seeds; ↑ ours ≥ paper)")
+            table = per_category_table(pc)
+            written[name], _ = write_table(table, out, name, t, banner)
+            sections.append(markdown_table(table, t, banner))
+    full = per_category.copy()
+    full["mean"] = full["mean"].astype(float) * 100.0
+    full["std"] = full["std"].astype(float) * 100.0
+    if banner:
+        full.insert(0, "banner", banner)
+    full.to_csv(out / "per_category_all.csv", index=False)
+    written["per_category_all"] = out / "per_category_all.csv"
+    head = "# WinCLIP / WinCLIP+ reproduction: tables\n\n" + (f"> **{banner}**\n\n" if banner else "")
+    (out / "report.md").write_text(head + "\n".join(sections), encoding="utf-8")
+    written["report"] = out / "report.md"
+    return written
