@@ -16,8 +16,10 @@ from PIL import Image
 from data_prep import extract as ex
 from data_prep import make_synthetic as mk
 from data_prep import verify as vf
-from winclip_lib import datasets as ds
-from winclip_lib.synthetic import make_synthetic
+from winclip_lib.datasets.counts import Counts
+from winclip_lib.datasets.layout import detect_layout, list_categories
+from winclip_lib.datasets.scan import load_split
+from winclip_lib.datasets.synthetic import make_synthetic
 
 H, W = 16, 20
 
@@ -79,7 +81,7 @@ def test_verify_synthetic_ok(synthetic, capsys):
     assert report.ok, report.all_problems
     assert [r.category for r in report.rows] == ["disc", "tiles"]
     assert [(r.train, r.test, r.normal, r.anomalous, r.masks) for r in report.rows] == [(3, 5, 2, 3, 3)] * 2
-    assert report.total == ds.Counts(6, 4, 6) == report.expected_total
+    assert report.total == Counts(6, 4, 6) == report.expected_total
     assert vf.main(["--dataset", "mvtec", "--root", str(synthetic)]) == 0
     out = capsys.readouterr().out
     assert "disc" in out and "3/2/3" in out and "total" in out and "OK:" in out
@@ -135,7 +137,7 @@ def test_make_synthetic_cli(tmp_path, capsys):
     root = tmp_path / "cli"
     assert mk.main(["--root", str(root), "--size", "40", "--n-train", "2", "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    assert "OK:" in out and ds.list_categories("mvtec", root) == ["disc", "tiles"]
+    assert "OK:" in out and list_categories("mvtec", root) == ["disc", "tiles"]
     (tmp_path / "occupied" / "x").mkdir(parents=True)
     assert mk.main(["--root", str(tmp_path / "occupied")]) == 2
 
@@ -171,7 +173,7 @@ def test_extract_archives(tmp_path, kind):
         ("bottle", 2, 1, 2, 2), ("screw", 2, 1, 2, 2),
     ]  # fmt: skip
     assert all("expected" in p for p in report.all_problems)  # layout and files fine; counts are not official
-    assert len(ds.load_split("mvtec", root, "screw", "test")) == 3
+    assert len(load_split("mvtec", root, "screw", "test")) == 3
 
 
 def test_extract_refuses_path_traversal_and_links(tmp_path):
@@ -251,5 +253,5 @@ def test_extract_visa_with_split_csv(tmp_path):
         )
         == 1
     )  # fmt: skip  (counts are not the official ones)
-    assert (root / "split_csv" / "1cls.csv").is_file() and ds.detect_layout("visa", root) == "visa_raw"
-    assert [s.label for s in ds.load_split("visa", root, "candle", "test")] == [0, 1]
+    assert (root / "split_csv" / "1cls.csv").is_file() and detect_layout("visa", root) == "visa_raw"
+    assert [s.label for s in load_split("visa", root, "candle", "test")] == [0, 1]

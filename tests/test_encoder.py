@@ -1,11 +1,13 @@
-"""Window-masked encoding: geometry, equivalence with a one-window-at-a-time reference, the real shapes."""
+"""Window-masked encoding: geometry, equivalence with a one-window-at-a-time reference, the patch-token variants,
+the multi-crop views and tiles, the real shapes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from winclip_lib.encoder import encode_images, run_transformer, window_indices, window_masks
+from winclip_lib.core.encoder import PATCH_TOKENS, crop_boxes, encode_images, tile_boxes, window_indices, window_masks
 
 
 def reference_window_embedding(visual, x: torch.Tensor, patch_idx: list[int]) -> torch.Tensor:
@@ -19,7 +21,7 @@ def reference_window_embedding(visual, x: torch.Tensor, patch_idx: list[int]) ->
     seq = torch.cat([cls + pos[0], t[:, patch_idx] + pos[[p + 1 for p in patch_idx]]], dim=1)
     seq = visual.ln_pre(seq)
     out = visual.transformer(seq)
-    pooled, _ = visual._pool(out)
+    pooled, _ = visual._pool(out)  # open_clip's own pooling, called directly: an independent reference
     return (pooled @ visual.proj)[0]
 
 
@@ -60,7 +62,7 @@ def test_windows_equal_one_window_at_a_time_reference(tiny, images):
 
 
 def test_different_windows_give_different_embeddings(tiny, images):
-    feats = encode_images(tiny, images, scales=(2, 3))
+    feats = encode_images(tiny, images, (2, 3))
     for k, w in feats.windows.items():
         flat = w[0]
         # pairwise distances between all windows of one image: none may be (near) zero
@@ -70,70 +72,80 @@ def test_different_windows_give_different_embeddings(tiny, images):
         assert (flat - feats.image[0]).norm(dim=-1).min() > 1e-3
 
 
-def test_sequence_first_blocks_are_fed_sequence_first(tiny, images):
-    """An older open_clip builds sequence-first blocks: run_transformer must transpose for them."""
-    x = torch.randn(6, 5, tiny.width, generator=torch.Generator().manual_seed(0))
-    expected = run_transformer(tiny.visual.transformer, x)
-
-    class SeqFirst(torch.nn.Module):  # the same blocks, wrapped to expect (L, N, W) like open_clip <= 2.24
-        batch_first = False
-
-        def __init__(self, blocks):
-            super().__init__()
-            self.resblocks = torch.nn.ModuleList([_Transposed(b) for b in blocks])
-
-    class _Transposed(torch.nn.Module):
-        def __init__(self, block):
-            super().__init__()
-            self.block = block
-
-        def forward(self, y):
-            return self.block(y.transpose(0, 1)).transpose(0, 1)
-
-    got = run_transformer(SeqFirst(tiny.visual.transformer.resblocks), x)
-    torch.testing.assert_close(got, expected)
-
-
 def test_image_embedding_equals_encode_image(tiny, images):
-    feats = encode_images(tiny, images)
+    feats = encode_images(tiny, images, (2,))
     torch.testing.assert_close(feats.image, tiny.model.encode_image(images), rtol=1e-5, atol=1e-5)
 
 
-def test_patch_tokens_with_and_without_ln_post(tiny, images):
+def test_patch_token_variants_come_from_one_pass(tiny, images):
+    """The four variants equal open_clip's own modules run step by step: the last block's output with and without
+    ln_post, and the second-to-last block's output without and with it."""
     visual = tiny.visual
-    with_ln = encode_images(tiny, images, scales=(2,)).patches
-    without = encode_images(tiny, images, scales=(2,), patch_ln_post=False).patches
-    assert with_ln.shape == (2, 225, tiny.width)
-    torch.testing.assert_close(visual.ln_post(without), with_ln, rtol=1e-5, atol=1e-5)
-    assert (with_ln - without).abs().max() > 1e-2
+    feats = encode_images(tiny, images, (2,), patch_tokens=PATCH_TOKENS)
+    assert feats.patches.shape == (2, 225, tiny.width) and feats.patch_tokens == "ln_post"
+    t = visual.conv1(images).flatten(2).transpose(1, 2)
+    seq = visual.ln_pre(torch.cat([visual.class_embedding.expand(2, 1, -1), t], 1) + visual.positional_embedding)
+    blocks = list(visual.transformer.resblocks)
+    before_last = seq
+    for block in blocks[:-1]:
+        before_last = block(before_last)
+    last = blocks[-1](before_last)
+    expected = {"ln_post": visual.ln_post(last)[:, 1:], "raw": last[:, 1:], "penultimate": before_last[:, 1:],
+                "penultimate_ln_post": visual.ln_post(before_last)[:, 1:]}
+    got = {"ln_post": feats.patches, **{n.split(".", 1)[1]: v for n, v in feats.extra.items()}}
+    assert set(got) == set(PATCH_TOKENS)
+    for name, value in expected.items():
+        torch.testing.assert_close(got[name], value, rtol=1e-5, atol=1e-5, msg=name)
+    assert (got["raw"] - got["penultimate"]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="patch_tokens"):
+        encode_images(tiny, images, (2,), patch_tokens=("layer7",))
+
+
+def test_crops_and_tiles_are_full_passes_of_resized_regions(tiny, images):
+    """Each multi-crop view and each tile is the whole-image embedding of that region resized to the input size."""
+    feats = encode_images(tiny, images[:1], (2,), crops=True, tile_scales=(3,))
+    boxes = crop_boxes(240)
+    assert feats.extra["crops"].shape == (1, 5, tiny.embed_dim) and boxes[0] == (30, 30, 180)
+    tiles = tile_boxes(15, 16, 3)
+    assert feats.extra["tiles.3"].shape == (1, 169, tiny.embed_dim) and tiles[1] == (0, 16, 48)
+
+    def whole(top: int, left: int, side: int) -> torch.Tensor:
+        view = F.interpolate(images[:1, :, top : top + side, left : left + side], size=(240, 240), mode="bicubic",
+                             align_corners=False)
+        return tiny.model.encode_image(view)[0]
+
+    for i in (0, 4):
+        torch.testing.assert_close(feats.extra["crops"][0, i], whole(*boxes[i]), rtol=1e-4, atol=1e-4)
+    for w in (0, 100, 168):
+        torch.testing.assert_close(feats.extra["tiles.3"][0, w], whole(*tiles[w]), rtol=1e-4, atol=1e-4)
 
 
 def test_chunking_does_not_change_results(tiny, images):
-    a = encode_images(tiny, images, max_tokens=65536)
-    b = encode_images(tiny, images, max_tokens=37)  # a few windows per call
+    a = encode_images(tiny, images, (2, 3), max_tokens=65536)
+    b = encode_images(tiny, images, (2, 3), max_tokens=37)  # a few windows per call
     for k in a.windows:
         torch.testing.assert_close(a.windows[k], b.windows[k], rtol=1e-5, atol=1e-6)
 
 
 def test_encoding_is_deterministic(tiny, images):
-    a, b = encode_images(tiny, images), encode_images(tiny, images)
+    a, b = encode_images(tiny, images, (3,)), encode_images(tiny, images, (3,))
     assert torch.equal(a.windows[3], b.windows[3]) and torch.equal(a.patches, b.patches)
 
 
 def test_bad_input_shapes(tiny):
     with pytest.raises(ValueError, match=r"\(B, 3, 240, 240\)"):
-        encode_images(tiny, torch.zeros(1, 1, 240, 240))
+        encode_images(tiny, torch.zeros(1, 1, 240, 240), (2,))
     with pytest.raises(ValueError, match=r"\(B, 3, 240, 240\)"):
-        encode_images(tiny, torch.zeros(1, 3, 224, 224))
+        encode_images(tiny, torch.zeros(1, 3, 224, 224), (2,))
     with pytest.raises(ValueError, match="empty batch"):
-        encode_images(tiny, torch.zeros(0, 3, 240, 240))
+        encode_images(tiny, torch.zeros(0, 3, 240, 240), (2,))
 
 
 @pytest.mark.slow
 def test_real_architecture_shapes_equivalence_and_bf16(vitb, images):
     """ViT-B-16-plus-240 (random weights): D = 640, W = 896, 196 + 169 windows; reference equality; bf16 close."""
     x = images[:1]
-    feats = encode_images(vitb, x)
+    feats = encode_images(vitb, x, (2, 3))
     assert feats.image.shape == (1, 640)
     assert feats.windows[2].shape == (1, 196, 640) and feats.windows[3].shape == (1, 169, 640)
     assert feats.patches.shape == (1, 225, 896)
@@ -147,10 +159,10 @@ def test_real_architecture_shapes_equivalence_and_bf16(vitb, images):
 
     import copy
 
-    from winclip_lib.backbone import wrap_model
+    from winclip_lib.core.backbone import wrap_model
 
     bf16 = wrap_model(copy.deepcopy(vitb.model), vitb.model_name, vitb.weights_id, precision="bf16", device="cpu")
-    f16 = encode_images(bf16, x)
+    f16 = encode_images(bf16, x, (2, 3))
     for k in (2, 3):
         cos = torch.nn.functional.cosine_similarity(f16.windows[k], feats.windows[k], dim=-1)
         assert cos.min() > 0.99, f"bf16 windows of scale {k} drift from fp32 (min cos {cos.min():.4f})"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from winclip_lib.encoder import Features
-from winclip_lib.fewshot import VisualMemory, few_shot_maps, fuse, nearest_distance
-from winclip_lib.scoring import harmonic_aggregate
+from winclip_lib.core.features import Features
+from winclip_lib.core.fewshot import VisualMemory, few_shot_maps, fuse, nearest_distance
+from winclip_lib.core.scoring import harmonic_aggregate
 
 
 def _features(n: int, seed: int) -> Features:

@@ -10,7 +10,7 @@ import torch
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
-from winclip_lib import metrics as M
+from winclip_lib.evaluation import metrics as M
 
 
 def slow_f1_max(y: np.ndarray, s: np.ndarray) -> float:

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from winclip_lib import WinCLIP, preprocess
-from winclip_lib.fewshot import few_shot_maps, fuse
-from winclip_lib.scoring import upsample, zero_shot_maps
+from winclip_lib.core.fewshot import few_shot_maps, fuse
+from winclip_lib.core.scoring import upsample, zero_shot_maps
 
 
 def _rgb(seed: int, size: int = 300) -> np.ndarray:
@@ -103,3 +103,19 @@ def test_bad_input_is_a_clear_error(tiny):
         model.fit(torch.zeros(0, 3, 240, 240))
     with pytest.raises(TypeError, match="cannot read an image"):
         preprocess([123])
+
+
+def test_options_are_one_dataclass_and_unknown_names_are_errors(tiny):
+    from winclip_lib.core.options import WinCLIPOptions
+    from winclip_lib.experiments.config import RunConfig
+
+    model = WinCLIP(tiny, "bottle", temperature=0.01, scales=(3,))
+    assert model.options == WinCLIPOptions(temperature=0.01, scales=(3,))
+    with pytest.raises(ValueError, match="unknown setting.*temprature"):
+        WinCLIP(tiny, "bottle", temprature=0.01)
+    with pytest.raises(ValueError, match="unknown template set 'foo'"):
+        WinCLIP(tiny, "bottle", template_set="foo")
+    cfg = RunConfig(temperature=0.05, patch_tokens="raw", seeds=(3,))
+    from_cfg = WinCLIP.from_config(tiny, cfg, "bottle")
+    assert from_cfg.options.temperature == 0.05 and from_cfg.options.patch_tokens == "raw"
+    assert from_cfg.options == WinCLIPOptions.from_config(cfg)

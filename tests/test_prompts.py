@@ -7,20 +7,19 @@ import copy
 import pytest
 import torch
 
-from winclip_lib import vit_blocks
-from winclip_lib.prompts import (
+from winclip_lib.core import vit_blocks
+from winclip_lib.core.openclip_adapter import is_causal as _is_causal
+from winclip_lib.core.openclip_adapter import text_pooled_positions as pooled_positions
+from winclip_lib.core.prompts import (
     ANOMALOUS_STATES,
     NORMAL_STATES,
     TEMPLATE_SETS,
     TEMPLATES,
     TextEmbeddingCache,
-    _is_causal,
     build_prompts,
-    encode_text,
-    encode_text_tokens,
-    pooled_positions,
     text_embeddings,
 )
+from winclip_lib.core.text_tower import encode_text, encode_text_tokens
 
 
 def test_paper_lists():

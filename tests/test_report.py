@@ -1,4 +1,5 @@
-"""Tests of winclip_lib.report: the paper's numbers, ↑ marks, mean ± std formatting, banners, written tables."""
+"""The report's tables (winclip_lib.report.tables): the paper's numbers, ↑ marks, mean ± std formatting, the DEMO
+labels, written tables."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from winclip_lib import report
-from winclip_lib.metrics import METRIC_NAMES
-from winclip_lib.runner import per_category, summarize
-from winclip_lib.synthetic import make_synthetic
+from winclip_lib.datasets.synthetic import make_synthetic
+from winclip_lib.evaluation.metrics import METRIC_NAMES
+from winclip_lib.experiments import labels
+from winclip_lib.experiments.tables import per_category, summarize
+from winclip_lib.report import tables as report
 
 
 def paper_value(paper: pd.DataFrame, source_prefix: str, dataset: str, category: str, k: int, metric: str):
@@ -176,39 +178,39 @@ def test_per_category_tables():
 # ---------------------------------------------------------------------------------------------------- banners
 
 
-def test_banners(tmp_path):
-    assert report.DEMO_BANNER == "DEMO — random weights, synthetic data: not a reproduction"
-    assert report.run_banner({"is_random": True, "synthetic_data": {"synthetic": True}}) == report.DEMO_BANNER
-    assert report.run_banner({"is_random": False, "synthetic_data": {"mvtec": False}}) is None
-    assert "random weights" in report.run_banner({"is_random": True, "synthetic_data": {}})
-    assert "synthetic data" in report.run_banner({"is_random": False, "synthetic_data": {"x": True}})
-    assert report.run_banner(None) is not None  # unknown provenance is never presented as a reproduction
+def test_labels(tmp_path):
+    assert labels.DEMO_BANNER == "DEMO — random weights, synthetic data: not a reproduction"
+    assert labels.run_label({"is_random": True, "synthetic_data": {"synthetic": True}}) == labels.DEMO_BANNER
+    assert labels.run_label({"is_random": False, "synthetic_data": {"mvtec": False}}) is None
+    assert labels.run_label({"is_random": True, "synthetic_data": {}}) == "DEMO — random weights: not a reproduction"
+    assert "synthetic data" in labels.run_label({"is_random": False, "synthetic_data": {"x": True}})
+    assert labels.run_label(None) is not None  # unknown provenance is never presented as a reproduction
     data = make_synthetic(tmp_path / "syn", categories=("disc",), n_train=1, n_test_good=1, n_test_bad=1, size=32)
-    assert report.banner_for(True, {"synthetic": data}) == report.DEMO_BANNER
-    assert report.banner_for(False, {"mvtec": tmp_path / "nothing"}) is None
+    assert labels.label_for(True, {"synthetic": data}) == labels.DEMO_BANNER
+    assert labels.label_for(False, {"mvtec": tmp_path / "nothing"}) is None
 
 
 def test_markdown_and_write_report(tmp_path):
     metrics = fake_metrics(datasets=("mvtec", "mpdd"), categories=("bottle", "tubes"))
     metrics = metrics[~((metrics["dataset"] == "mvtec") & (metrics["category"] == "tubes"))]
     metrics = metrics[~((metrics["dataset"] == "mpdd") & (metrics["category"] == "bottle"))]
-    md = report.markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1.5]}), "T", report.DEMO_BANNER)
-    assert md.splitlines()[0] == "### T" and f"> **{report.DEMO_BANNER}**" in md
+    md = report.markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1.5]}), "T", labels.DEMO_BANNER)
+    assert md.splitlines()[0] == "### T" and f"> **{labels.DEMO_BANNER}**" in md
     assert "x\\|y" in md and "|---|---:|" in md
 
-    files = report.write_report(summarize(metrics), per_category(metrics), tmp_path, banner=report.DEMO_BANNER)
+    files = report.write_report(summarize(metrics), per_category(metrics), tmp_path, banner=labels.DEMO_BANNER)
     expected = {"comparison", "comparison_values", "per_category_mvtec_image_auroc", "per_category_mvtec_pixel_auroc",
                 "per_category_mpdd_image_auroc", "per_category_mpdd_pixel_auroc", "per_category_all", "report"}
     assert set(files) == expected
     for name, path in files.items():
         assert path.is_file(), name
         if path.suffix == ".md":
-            assert report.DEMO_BANNER in path.read_text(encoding="utf-8"), name
+            assert labels.DEMO_BANNER in path.read_text(encoding="utf-8"), name
             csv = pd.read_csv(path.with_suffix(".csv")) if name != "report" else None
             if csv is not None:
-                assert (csv["banner"] == report.DEMO_BANNER).all()
+                assert (csv["banner"] == labels.DEMO_BANNER).all()
     values = pd.read_csv(files["comparison_values"])
-    assert (values["banner"] == report.DEMO_BANNER).all() and {"ours", "paper", "at_or_above"} <= set(values.columns)
+    assert (values["banner"] == labels.DEMO_BANNER).all() and {"ours", "paper", "at_or_above"} <= set(values.columns)
     main = files["comparison"].read_text(encoding="utf-8")
     assert "| MVTec-AD | 0-shot | Image AUROC | 90.0 | 91.8 | 90.4 |" in main
     assert "| MVTec-AD | 1-shot | Pixel F1-max | 90.0 ± 0.0 ↑ | 55.9 ± 2.7 | — |" in main

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from winclip_lib.encoder import Features, window_masks
-from winclip_lib.scoring import (
+from winclip_lib.core.encoder import window_masks
+from winclip_lib.core.features import Features
+from winclip_lib.core.scoring import (
     anomaly_probability,
     harmonic_aggregate,
     harmonic_mean,
@@ -25,9 +26,9 @@ def test_anomaly_probability_is_the_softmax_of_scaled_cosines():
         e = [torch.exp(cj / 0.07) for cj in c]
         assert p[i].item() == pytest.approx((e[1] / (e[0] + e[1])).item(), rel=1e-5)
     # an embedding equal to the anomalous text is anomalous, equal to the normal one is normal
-    assert anomaly_probability(t[1:], t).item() > 0.5 > anomaly_probability(t[:1], t).item()
+    assert anomaly_probability(t[1:], t, 0.07).item() > 0.5 > anomaly_probability(t[:1], t, 0.07).item()
     with pytest.raises(ValueError, match=r"\(2, D\)"):
-        anomaly_probability(f, torch.randn(3, 16))
+        anomaly_probability(f, torch.randn(3, 16), 0.07)
 
 
 @pytest.mark.parametrize(("grid", "k", "stride"), [(15, 2, 1), (15, 3, 1), (6, 3, 1), (7, 3, 2)])
@@ -64,10 +65,10 @@ def test_zero_shot_map_is_harmonic_of_image_score_and_scale_maps():
     )
     text = torch.randn(2, 8, generator=g)
     out = zero_shot_maps(feats, text, temperature=0.07)
-    s0 = anomaly_probability(feats.image, text)
+    s0 = anomaly_probability(feats.image, text, 0.07)
     torch.testing.assert_close(out["image_score"], s0)
-    m2 = harmonic_aggregate(anomaly_probability(feats.windows[2], text), 15, 2)
-    m3 = harmonic_aggregate(anomaly_probability(feats.windows[3], text), 15, 3)
+    m2 = harmonic_aggregate(anomaly_probability(feats.windows[2], text, 0.07), 15, 2)
+    m3 = harmonic_aggregate(anomaly_probability(feats.windows[3], text, 0.07), 15, 3)
     torch.testing.assert_close(out["scale_maps"][2], m2)
     expected = 3.0 / (1.0 / s0[:, None, None] + 1.0 / m2 + 1.0 / m3)
     torch.testing.assert_close(out["map"], expected, rtol=1e-5, atol=1e-6)

@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from winclip_lib import datasets as ds
-from winclip_lib import synthetic as syn
+from winclip_lib.core.imageio import load_image
+from winclip_lib.datasets import synthetic as syn
+from winclip_lib.datasets.layout import list_categories
+from winclip_lib.datasets.masks import load_mask
+from winclip_lib.datasets.scan import load_split
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -39,15 +42,15 @@ def test_exact_mvtec_layout(small):
 
 
 def test_loads_with_the_mvtec_loader(small):
-    assert ds.list_categories("mvtec", small) == ["disc", "tiles"]
+    assert list_categories("mvtec", small) == ["disc", "tiles"]
     for c in ("tiles", "disc"):
-        train = ds.load_split("mvtec", small, c, "train")
-        test = ds.load_split("mvtec", small, c, "test")
+        train = load_split("mvtec", small, c, "train")
+        test = load_split("mvtec", small, c, "test")
         assert len(train) == 3 and [s.label for s in test].count(1) == 4
         for s in test:
-            img = ds.load_image(s.image_path)
+            img = load_image(s.image_path)
             assert img.shape == (64, 64, 3)
-            mask = ds.load_mask(s)
+            mask = load_mask(s)
             assert mask.any() == bool(s.label)
             if s.mask_path is not None:
                 raw = np.unique(np.asarray(__import__("PIL.Image").Image.open(s.mask_path)))
@@ -60,8 +63,8 @@ def test_masks_are_exactly_the_changed_pixels(small):
             path = small / c / "test" / d / "000.png"
             rng = syn._rng(0, c, d, 0)  # the generator's stream for this image
             clean, _, _ = syn.render_normal(c, rng, 64)
-            bad = ds.load_image(path)
-            mask = ds.load_mask(small / c / "ground_truth" / d / "000_mask.png")
+            bad = load_image(path)
+            mask = load_mask(small / c / "ground_truth" / d / "000_mask.png")
             changed = (bad != clean).any(axis=2)
             np.testing.assert_array_equal(changed, mask)
             assert mask.sum() >= 4
@@ -97,7 +100,7 @@ def test_default_size_is_fast(tmp_path):
     t0 = time.perf_counter()
     syn.make_synthetic(tmp_path / "d")
     assert time.perf_counter() - t0 < 10.0
-    assert ds.load_image(tmp_path / "d" / "disc" / "train" / "good" / "000.png").shape == (256, 256, 3)
+    assert load_image(tmp_path / "d" / "disc" / "train" / "good" / "000.png").shape == (256, 256, 3)
 
 
 def test_output_folder_safety(tmp_path):
@@ -108,8 +111,8 @@ def test_output_folder_safety(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["real"]  # no temp folder left behind
     out = syn.make_synthetic(tmp_path / "s", categories=("disc",), size=32, n_train=1, n_test_good=1, n_test_bad=1)
     out = syn.make_synthetic(out, categories=("tiles",), size=32, n_train=2, n_test_good=1, n_test_bad=1)
-    assert ds.list_categories("mvtec", out) == ["tiles"]  # earlier synthetic set replaced, not merged
-    assert len(ds.load_split("mvtec", out, "tiles", "train")) == 2
+    assert list_categories("mvtec", out) == ["tiles"]  # earlier synthetic set replaced, not merged
+    assert len(load_split("mvtec", out, "tiles", "train")) == 2
     with pytest.raises(ValueError, match="categories"):
         syn.make_synthetic(tmp_path / "x", categories=("bottle",))
     with pytest.raises(ValueError, match="size"):

@@ -22,6 +22,7 @@ from torchvision.transforms.functional import gaussian_blur
 from winclip_lib.core.encoder import window_indices
 from winclip_lib.core.features import Features
 
+
 def anomaly_probability(features: torch.Tensor, text: torch.Tensor, temperature: float) -> torch.Tensor:
     """Probability of the anomalous state.
 
@@ -67,7 +68,8 @@ def harmonic_mean(maps: list[torch.Tensor]) -> torch.Tensor:
     return len(maps) / sum(1.0 / m.double() for m in maps).to(maps[0].dtype)
 
 
-def zero_shot_maps(features: Features, text: torch.Tensor, temperature: float) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
+def zero_shot_maps(features: Features, text: torch.Tensor, temperature: float
+                   ) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
     """Zero-shot WinCLIP on encoded features.
 
     Returns:

@@ -28,7 +28,7 @@ import pandas as pd
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.files import CSV_OPTIONS, atomic_write_text, file_digest, read_csv
 from winclip_lib.experiments.labels import run_label
-from winclip_lib.experiments.tables import METRICS_COLUMNS, SCORES_COLUMNS, SUMMARY_COLUMNS, per_category
+from winclip_lib.experiments.tables import METRICS_COLUMNS, SCORES_COLUMNS, per_category
 from winclip_lib.experiments.units import Unit
 
 __all__ = [

@@ -1,8 +1,8 @@
 """Figures of the notebooks and the report (matplotlib / seaborn).
 
 Plotting only: every number drawn here comes from :mod:`winclip_lib` (windows from :mod:`~winclip_lib.core.encoder`,
-maps from :class:`~winclip_lib.core.model.Prediction` or :func:`~winclip_lib.experiments.rescore.predict_samples`, tables from
-:mod:`~winclip_lib.report.tables`). Every figure function takes ``banner``: a label such as
+maps from :class:`~winclip_lib.core.model.Prediction` or :func:`~winclip_lib.experiments.rescore.predict_samples`,
+tables from :mod:`~winclip_lib.report.tables`). Every figure function takes ``banner``: a label such as
 :data:`winclip_lib.experiments.labels.DEMO_BANNER` that is stamped on the figure (a red line above the axes and a faint
 diagonal watermark) and written into the PNG's metadata by :func:`save_figure`. Figures use matplotlib's constrained
 layout, and are returned (not shown or closed) so that a notebook displays them.
@@ -316,8 +316,8 @@ def heatmap_figure(samples: Sequence[Any], zero_shot: Any, few_shot: Any | None 
     """:func:`plot_heatmaps` for dataset samples and their predictions.
 
     Args:
-        samples: :class:`~winclip_lib.datasets.catalog.Sample` objects (images and masks are read and resized to ``size``
-            with :func:`~winclip_lib.core.geometry.resize_image` / :func:`~winclip_lib.core.geometry.resize_mask`).
+        samples: :class:`~winclip_lib.datasets.catalog.Sample` objects (images and masks are read and resized to
+            ``size`` with :func:`~winclip_lib.core.geometry.resize_image` / :func:`~winclip_lib.core.geometry.resize_mask`).
         zero_shot: the zero-shot :class:`~winclip_lib.core.model.Prediction` of the samples (k = 0).
         few_shot: the few-shot prediction (k > 0), or None.
     """

@@ -11,8 +11,8 @@ Inputs are the experiment runner's DataFrames (values are fractions 0-1):
 and the paper's numbers, shipped as ``winclip_lib/report/paper_results.csv`` (:func:`paper_results`, values in %).
 Every table shows percentages with one decimal, ours as ``mean ± std`` over seeds (no ± for a single seed), and an
 ``↑`` where ours, as displayed, is at or above the paper. Tables of a demo run (random weights or synthetic data)
-carry its label (:data:`~winclip_lib.experiments.labels.DEMO_BANNER` for the demo) as a bold quote line above the table (Markdown) and in a leading
-``banner`` column (CSV).
+carry its label (:data:`~winclip_lib.experiments.labels.DEMO_BANNER` for the demo) as a bold quote line above the
+table (Markdown) and in a leading ``banner`` column (CSV).
 
 All functions are pure (DataFrames in, DataFrames or strings out) except :func:`write_table` and
 :func:`write_report`, which write files.

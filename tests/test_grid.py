@@ -1,12 +1,11 @@
-"""The experiment runner: encode once / score many, cache reuse and invalidation, resume, tables, the CLI."""
+"""The experiment grid: encode once / score many, cache reuse and invalidation, resume, tables, never overwriting
+another run."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,27 +15,22 @@ import torch
 from PIL import Image
 
 from winclip_lib import WinCLIP
-from winclip_lib.backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, TINY_MODEL, find_cached_weights, load_backbone
-from winclip_lib.cli import main
-from winclip_lib.datasets import DatasetError, class_name, load_split, sample_references
-from winclip_lib.metrics import METRIC_NAMES
-from winclip_lib.runner import (
-    METRICS_COLUMNS,
-    SCORES_COLUMNS,
-    SUMMARY_COLUMNS,
-    RunConfig,
-    load_results,
-    per_category,
-    predict_samples,
-    run_grid,
-    settings,
-    summarize,
-)
-from winclip_lib.synthetic import make_synthetic
+from winclip_lib.core.backbone import TINY_MODEL, load_backbone
+from winclip_lib.core.prompts import TextEmbeddingCache
+from winclip_lib.datasets.catalog import DatasetError, class_name
+from winclip_lib.datasets.references import sample_references
+from winclip_lib.datasets.scan import load_split
+from winclip_lib.datasets.synthetic import make_synthetic
+from winclip_lib.evaluation.metrics import IMAGE_METRIC_NAMES, METRIC_NAMES
+from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.grid import run_grid, run_identity, run_or_load
+from winclip_lib.experiments.rescore import predict_samples
+from winclip_lib.experiments.results import BANNER_COLUMN, TABLES, load_results
+from winclip_lib.experiments.tables import METRICS_COLUMNS, SCORES_COLUMNS, SUMMARY_COLUMNS, per_category, summarize
+from winclip_lib.experiments.units import settings
 
 CATEGORIES = ("disc", "tiles")
 SHOTS, SEEDS = (0, 1, 2), (0, 1)
-TABLES = ("metrics.csv", "scores.csv", "summary.csv")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +41,8 @@ def synth(tmp_path_factory) -> Path:
 
 def _cfg(root: Path, tmp: Path, out: str = "out", **kw) -> RunConfig:
     base = dict(datasets={"synthetic": str(root)}, shots=SHOTS, seeds=SEEDS, model_name=TINY_MODEL,
-                pretrained=None, device="cpu", cache_dir=str(tmp / "cache"), out_dir=str(tmp / out), batch_size=4)
+                pretrained=None, precision="fp32", device="cpu", cache_dir=str(tmp / "cache"), out_dir=str(tmp / out),
+                batch_size=4)
     return RunConfig(**{**base, **kw})
 
 
@@ -81,10 +76,13 @@ def test_full_grid_encodes_each_distinct_image_exactly_once(synth, full_run):
     assert expected < naive  # re-running the ViT for every setting would encode 62 images, the cache 10 + refs
     assert counts["encoded"] == counts["distinct_encoded"] == counts["distinct_images"] == expected
     assert counts["max_encodes_per_image"] == 1 and counts["hits"] == 0
-    assert counts["text_encodes"] <= len(CATEGORIES)  # one per class (0 if another test already encoded it)
+    assert counts["text_encodes"] == len(CATEGORIES)  # one per class, in this call's own text cache
 
     m = result.metrics
     assert list(m.columns) == METRICS_COLUMNS
+    on_disk = pd.read_csv(tmp / "out" / "metrics.csv")  # a demo run's tables say so on every row
+    assert list(on_disk.columns) == [BANNER_COLUMN, *METRICS_COLUMNS] and set(on_disk[BANNER_COLUMN]) == {
+        "DEMO — random weights, synthetic data: not a reproduction"}
     n_settings = len(settings(SHOTS, SEEDS))
     assert len(m) == len(CATEGORIES) * n_settings * len(METRIC_NAMES)
     assert set(m["metric"]) == set(METRIC_NAMES) and m["value"].between(0, 1).all()
@@ -121,10 +119,13 @@ def test_feature_changing_settings_reencode_and_never_reuse_parts(synth, tiny, f
     shutil.copytree(full_tmp / "cache", tmp_path / "cache")
     n = _distinct_images(synth)
     bf16 = load_backbone(TINY_MODEL, None, precision="bf16", device="cpu")
-    for kw, backbone in (({"precision": "bf16"}, bf16), ({"patch_ln_post": False}, tiny)):
+    for kw, backbone in (({"precision": "bf16"}, bf16), ({"resize_mode": "crop"}, tiny)):
         r = run_grid(_cfg(synth, tmp_path, **kw), progress=False, backbone=backbone)
         assert r.info["encode_counts"]["encoded"] == n, kw
         assert {u["status"] for u in r.info["units"]} == {"computed"}
+    # another patch-token variant: the cached entries are extended (one more pass each), nothing recomputed twice
+    r = run_grid(_cfg(synth, tmp_path, patch_tokens="raw"), progress=False, backbone=tiny)
+    assert r.info["encode_counts"]["extended"] == n and {u["status"] for u in r.info["units"]} == {"computed"}
     # a scoring-only change re-scores from the cache: no encoding, new parts, other numbers
     r = run_grid(_cfg(synth, tmp_path, temperature=0.5), progress=False, backbone=tiny)
     assert r.info["encode_counts"]["encoded"] == 0 and {u["status"] for u in r.info["units"]} == {"computed"}
@@ -245,59 +246,116 @@ def test_config_round_trip_and_validation(synth, tmp_path, tiny):
     assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="unknown RunConfig field"):
         RunConfig.from_dict({**cfg.to_dict(), "shot": [0]})
-    with pytest.raises(ValueError, match="unknown dataset"):
-        RunConfig(datasets={"mvtek": "x"})
-    with pytest.raises(ValueError, match="eval_resolution"):
-        RunConfig(eval_resolution="1024")
     with pytest.raises(DatasetError, match="only 4 normal training images"):
         run_grid(_cfg(synth, tmp_path, shots=(8,)), progress=False, backbone=tiny)
     with pytest.raises(ValueError, match="does not match the RunConfig"):
         run_grid(_cfg(synth, tmp_path, precision="bf16"), progress=False, backbone=tiny)
 
 
-def test_cli_runs_end_to_end_and_prints_the_summary(synth, tmp_path, capsys):
-    argv = ["run", "--synthetic", str(synth), "--categories", "disc", "--model", TINY_MODEL, "--pretrained", "none",
-            "--shots", "0", "1", "--seeds", "0", "--device", "cpu", "--cache-dir", str(tmp_path / "cache"),
-            "--out", str(tmp_path / "out"), "--no-progress"]
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "images encoded: 6" in printed and "DEMO — random weights, synthetic data" in printed
-    metrics = pd.read_csv(tmp_path / "out" / "metrics.csv")
-    assert set(metrics["category"]) == {"disc"} and set(metrics["k"]) == {0, 1}
-    assert main(["summary", "--out", str(tmp_path / "out"), "--per-category"]) == 0
-    printed = capsys.readouterr().out
-    assert "image_auroc" in printed and "DEMO" in printed
+def test_interrupted_run_is_recorded_and_resumes(synth, tiny, full_run, tmp_path, monkeypatch):
+    _, full_tmp = full_run
+    import winclip_lib.experiments.grid as grid
+
+    real = grid.score_unit
+    calls = {"n": 0}
+
+    def ctrl_c_in_the_second_unit(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grid, "score_unit", ctrl_c_in_the_second_unit)
+    cfg = _cfg(synth, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(cfg, progress=False, backbone=tiny)
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["status"] == "interrupted" and [u["status"] for u in info["units"]] == ["computed"]
+    with pytest.raises(FileNotFoundError, match="says 'interrupted': rerun the same command to resume"):
+        load_results(tmp_path / "out")
+    monkeypatch.setattr(grid, "score_unit", real)
+    resumed = run_grid(cfg, progress=False, backbone=tiny)
+    assert [u["status"] for u in resumed.info["units"]] == ["reused", "computed"]
+    assert _tables(tmp_path / "out") == _tables(full_tmp / "out")
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--synthetic", "/no/such/root"], "does not exist"),
-        (["--synthetic", "{root}", "--categories", "bottle"], "unknown category 'bottle'"),
-        (["--synthetic", "{root}", "--categories", "synthetic:bottle"], "unknown synthetic category bottle"),
-        ([], "no dataset given"),
-    ],
-)
-def test_cli_bad_data_exits_2_with_a_message(synth, tmp_path, capsys, args, message):
-    argv = ["run", *[a.format(root=synth) for a in args], "--model", TINY_MODEL, "--pretrained", "none",
-            "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"), "--no-progress"]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
-    assert not (tmp_path / "c").exists()  # nothing was encoded
+def test_results_are_readable_by_colleagues(synth, tiny, full_run):
+    """Files get the permissions of the user's umask (here 022: rw-r--r--), not the private mode of temp files."""
+    _, tmp = full_run
+    old = os.umask(0o022)
+    try:
+        run_grid(_cfg(synth, tmp, out="modes"), progress=False, backbone=tiny)
+    finally:
+        os.umask(old)
+    for name in (*TABLES, "run.json"):
+        assert ((tmp / "modes" / name).stat().st_mode & 0o777) == 0o644, name
 
 
-def test_cli_missing_weights_offline_exits_2(synth, tmp_path, capsys, monkeypatch):
-    if find_cached_weights(DEFAULT_MODEL, DEFAULT_PRETRAINED) is not None:
-        pytest.skip("the real weights are cached here")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    argv = ["run", "--synthetic", str(synth), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")]
-    assert main(argv) == 2
-    assert "Pretrained weights 'laion400m_e31'" in capsys.readouterr().err
+def test_image_metrics_alone_without_masks(tiny, tmp_path):
+    """A dataset whose anomalous images have no masks: --no-masks gives the image metrics, pixel metrics are NaN
+    (not available), instead of failing."""
+    data = make_synthetic(tmp_path / "syn", categories=("disc",), n_train=2, n_test_good=2, n_test_bad=3, size=48)
+    shutil.rmtree(data / "disc" / "ground_truth")
+    cfg = _cfg(data, tmp_path, shots=(0,))
+    with pytest.raises(DatasetError, match="has no mask"):
+        run_grid(cfg, progress=False, backbone=tiny)
+    r = run_grid(cfg.replace(masks=False), progress=False, backbone=tiny)
+    values = r.metrics.set_index("metric")["value"]
+    assert values[list(IMAGE_METRIC_NAMES)].between(0, 1).all()
+    assert values.drop(list(IMAGE_METRIC_NAMES)).isna().all()
 
 
-def test_cli_as_module_and_summary_without_a_run(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "winclip_lib.cli", "summary", "--out", str(tmp_path / "none")],
-                          capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 2 and "no finished run" in proc.stderr and "Traceback" not in proc.stderr
+def test_crop_geometry_is_carried_into_the_masks_on_non_square_images(tiny, tmp_path):
+    """Non-square images in crop mode: the masks go through the same crop as the images (at 240) or the maps onto
+    the covered region of each mask (at the mask's resolution) — so a perfect map gets a perfect pixel AUROC."""
+    from winclip_lib.experiments.unit_eval import eval_masks
+    from winclip_lib.experiments.units import plan_units
+
+    data = make_synthetic(tmp_path / "syn", categories=("tiles",), n_train=2, n_test_good=1, n_test_bad=3, size=64)
+    for path in (data / "tiles").rglob("*.png"):  # stretch every image and mask to 64 x 112
+        img = Image.open(path)
+        img.resize((112, 64), Image.Resampling.NEAREST).save(path)
+    for mode in ("resize", "crop"):
+        cfg = _cfg(data, tmp_path, shots=(0,), resize_mode=mode)
+        unit = plan_units(cfg)[0]
+        model = WinCLIP.from_config(tiny, cfg, "tiles")
+        masks240, full = eval_masks(unit, model.geometry, "240")
+        region, _ = eval_masks(unit, model.geometry, "mask")
+        assert all(f == (64, 112) for f in full) and all(m.shape == (240, 240) for m in masks240)
+        assert all(m.shape == ((64, 112) if mode == "resize" else (64, 64)) for m in region)
+        for sample, m240, mreg in zip(unit.test, masks240, region, strict=True):
+            if sample.mask_path is None:
+                continue
+            rgb = np.asarray(Image.open(sample.mask_path).convert("RGB"))
+            as_input = model.geometry.image(rgb)[:, :, 0] > 127  # the mask drawn as a photo, through the model's path
+            assert (as_input == m240).mean() > 0.97, mode
+            back = model.geometry.map_to_region(torch.from_numpy(m240.astype(np.float32))[None], 64, 112)[0]
+            assert ((back.numpy() > 0.5) == mreg).mean() > 0.95, mode
+        r = run_grid(cfg.replace(eval_resolution="mask"), progress=False, backbone=tiny)
+        assert r.metrics["value"].notna().all()
+
+
+def test_a_run_is_never_overwritten_by_another(synth, tiny, full_run, tmp_path):
+    """run_or_load (what the notebooks call) reads a finished run of its own settings, else computes into a folder
+    keyed by them; a run made with other settings keeps every byte."""
+    first, full_tmp = full_run
+    results = tmp_path / "results"
+    shutil.copytree(full_tmp / "out", results)  # a CLI run in the results folder itself
+    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    same = run_or_load(_cfg(synth, full_tmp), results, backbone=tiny, progress=False)
+    assert same.out_dir == results and same.info["identity"] == run_identity(_cfg(synth, full_tmp))
+    other = run_or_load(_cfg(synth, full_tmp, temperature=0.2), results, backbone=tiny, progress=False)
+    assert other.out_dir.parent == results and other.out_dir.name.startswith("run-")
+    assert {p: p.read_bytes() for p in before} == before  # the first run is untouched
+    assert not np.allclose(other.scores["score"], first.scores["score"])
+    again = run_or_load(_cfg(synth, full_tmp, temperature=0.2), results, backbone=tiny, progress=False)
+    assert again.out_dir == other.out_dir and again.info["encode_counts"] == other.info["encode_counts"]
+
+
+def test_text_encodes_are_counted_per_run_whatever_ran_before(synth, tiny, full_run, tmp_path):
+    _, full_tmp = full_run
+    shutil.copytree(full_tmp / "cache", tmp_path / "cache")
+    shared = TextEmbeddingCache()
+    first = run_grid(_cfg(synth, tmp_path, out="a"), progress=False, backbone=tiny, text_cache=shared)
+    second = run_grid(_cfg(synth, tmp_path, out="b", shots=(0,)), progress=False, backbone=tiny, text_cache=shared)
+    assert first.info["encode_counts"]["text_encodes"] == 2 and second.info["encode_counts"]["text_encodes"] == 0
