@@ -3,8 +3,9 @@
 Every stage is also a plain function elsewhere (encode: :mod:`~winclip_lib.core.encoder`; text:
 :mod:`~winclip_lib.core.prompts`; zero-shot: :mod:`~winclip_lib.core.scoring`; few-shot:
 :mod:`~winclip_lib.core.fewshot`); this class only holds the settings
-(:class:`~winclip_lib.core.options.WinCLIPOptions`) and the state (text embeddings, reference memory) and calls them in order. :meth:`WinCLIP.predict_features` scores
-already-encoded features, which is how the experiment runner scores many settings from one encoding.
+(:class:`~winclip_lib.core.options.WinCLIPOptions`) and the state (text embeddings, reference memory) and calls them
+in order. :meth:`WinCLIP.predict_features` scores already-encoded features, which is how the experiment runner
+scores many settings from one encoding.
 """
 
 from __future__ import annotations

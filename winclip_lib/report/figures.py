@@ -317,7 +317,8 @@ def heatmap_figure(samples: Sequence[Any], zero_shot: Any, few_shot: Any | None 
 
     Args:
         samples: :class:`~winclip_lib.datasets.catalog.Sample` objects (images and masks are read and resized to
-            ``size`` with :func:`~winclip_lib.core.geometry.resize_image` / :func:`~winclip_lib.core.geometry.resize_mask`).
+            ``size`` with :func:`~winclip_lib.core.geometry.resize_image` /
+            :func:`~winclip_lib.core.geometry.resize_mask`).
         zero_shot: the zero-shot :class:`~winclip_lib.core.model.Prediction` of the samples (k = 0).
         few_shot: the few-shot prediction (k > 0), or None.
     """
