@@ -9,9 +9,10 @@ than fp32 where the bf16 path is emulated; fp16 is rarely faster on a CPU. So ``
 - on CUDA: bf16 where the GPU supports it, else fp16;
 - on the CPU: a short probe (:func:`probe_cpu`) times the encoder's own GEMM op
   (:func:`winclip_lib.core.vit_blocks._linear` at the ViT-B/16+ MLP shape) in every precision this CPU runs, and
-  :func:`choose_precision` keeps fp32 unless another precision is at least :data:`SPEEDUP_THRESHOLD` times as fast. The choice is remembered per machine (CPU model and
-  flags, torch version, threads) in ``<WINCLIP_CACHE_DIR or ~/.cache/winclip>/precision.json``, so the probe runs
-  once; one log line says what was chosen and the measured ratios.
+  :func:`choose_precision` keeps fp32 unless another precision is at least :data:`SPEEDUP_THRESHOLD` times as fast.
+  The choice is remembered per machine (CPU model and flags, torch version, threads) in
+  ``<WINCLIP_CACHE_DIR or ~/.cache/winclip>/precision.json``, so the probe runs once; one log line says what was
+  chosen and the measured ratios.
 
 The precision that was actually used is what goes into feature-cache keys and ``run.json``, never ``"auto"``.
 """
