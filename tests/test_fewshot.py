@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from winclip_lib.core.features import Features
-from winclip_lib.core.fewshot import VisualMemory, few_shot_maps, fuse, nearest_distance
+from winclip_lib.core.encoder import window_masks
+from winclip_lib.core.fewshot import FUSIONS, VisualMemory, few_shot_maps, fuse, nearest_distance
 from winclip_lib.core.scoring import harmonic_aggregate
 
 
@@ -69,3 +70,37 @@ def test_scale_mismatch_is_a_clear_error():
     mem = VisualMemory({2: refs.windows[2][0]}, refs.patches[0], 1)
     with pytest.raises(ValueError, match="scale"):
         few_shot_maps(_features(1, 2), mem)
+
+
+def test_memories_aggregation_fusions_and_scores_by_name():
+    """Each named WinCLIP+ variant against its formula: the memories that take part, arithmetic window
+    aggregation, the four fusions and the two image scores."""
+    query, refs = _features(2, 3), _features(3, 4)
+    memory = VisualMemory.from_features(refs)
+    full = few_shot_maps(query, memory)
+    windows_only = few_shot_maps(query, memory, memories=("windows",))
+    patches_only = few_shot_maps(query, memory, memories=("patches",))
+    torch.testing.assert_close(windows_only["map"], (full["scale_maps"][2] + full["scale_maps"][3]) / 2)
+    assert windows_only["patch_map"] is None and patches_only["scale_maps"] == {}
+    torch.testing.assert_close(patches_only["map"], full["patch_map"])
+    mean_agg = few_shot_maps(query, memory, visual_aggregation="mean")
+    d2 = nearest_distance(query.windows[2], memory.windows[2])
+    masks = window_masks(15, 2)
+    brute = torch.stack([d2[:, masks[:, i, j]].mean(1) for i in range(15) for j in range(15)], 1).reshape(2, 15, 15)
+    torch.testing.assert_close(mean_agg["scale_maps"][2], brute)
+    with pytest.raises(ValueError, match="memories"):
+        few_shot_maps(query, memory, memories=("image",))
+
+    g = torch.Generator().manual_seed(9)
+    z, v, s = torch.rand(2, 15, 15, generator=g), torch.rand(2, 15, 15, generator=g), torch.rand(2, generator=g)
+    vmax = v.flatten(1).max(1).values
+    expected_maps = {"mean": (z + v) / 2, "sum": z + v, "harmonic": 1 / (1 / z + 1 / v), "visual": v}
+    assert set(expected_maps) == set(FUSIONS)
+    for fusion, expected in expected_maps.items():
+        final, score = fuse(z, s, v, fusion)
+        torch.testing.assert_close(final, expected, msg=fusion)
+        torch.testing.assert_close(score, vmax if fusion == "visual" else (s + vmax) / 2, msg=fusion)
+        _, top = fuse(z, s, v, fusion, "map_max")
+        torch.testing.assert_close(top, expected.flatten(1).max(1).values, msg=fusion)
+    # Z + V ranks every pixel and image as (Z + V) / 2 does: the AnomalyCLIP authors' sum changes no metric
+    assert torch.equal(fuse(z, s, v, "sum")[0].flatten().argsort(), fuse(z, s, v, "mean")[0].flatten().argsort())

@@ -1,4 +1,5 @@
-"""Zero-shot scoring: softmax probability, eq. 1 against a brute-force loop, the zero-shot map."""
+"""Zero-shot scoring: softmax probability, eq. 1 against a brute-force loop, the zero-shot map, and every named
+variant against its formula."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import torch
 from winclip_lib.core.encoder import window_masks
 from winclip_lib.core.features import Features
 from winclip_lib.core.scoring import (
+    IMAGE_SCORES,
     anomaly_probability,
     harmonic_aggregate,
     harmonic_mean,
     smooth,
     upsample,
+    zero_shot_image_score,
     zero_shot_maps,
 )
 
@@ -91,3 +94,84 @@ def test_upsample_and_smooth():
     assert torch.equal(smooth(up, 0.0), up)
     s = smooth(up, 4.0)
     assert s.shape == up.shape and s.std() < up.std()
+
+
+# ------------------------------------------------------------------------------------------- the variants
+
+
+def _loop_aggregate(scores: torch.Tensor, k: int, how: str) -> torch.Tensor:
+    """Per patch, the windows covering it by a plain loop over window masks: harmonic or arithmetic mean."""
+    masks = window_masks(15, k)
+    out = torch.zeros(scores.shape[0], 15, 15, dtype=torch.float64)
+    for i in range(15):
+        for j in range(15):
+            covering = scores[:, masks[:, i, j]].double()
+            out[:, i, j] = covering.shape[1] / (1 / covering).sum(1) if how == "harmonic" else covering.mean(1)
+    return out
+
+
+def _variant_features(seed: int = 5) -> tuple[Features, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    feats = Features(
+        image=torch.randn(2, 8, generator=g),
+        windows={2: torch.randn(2, 196, 8, generator=g), 3: torch.randn(2, 169, 8, generator=g)},
+        patches=torch.randn(2, 225, 12, generator=g),
+        grid=15,
+        extra={"crops": torch.randn(2, 5, 8, generator=g), "tiles.2": torch.randn(2, 196, 8, generator=g),
+               "tiles.3": torch.randn(2, 169, 8, generator=g)},
+    )
+    return feats, torch.randn(2, 8, generator=g)
+
+
+def test_mean_aggregation_and_the_map_without_the_image_term():
+    feats, text = _variant_features()
+    p = {k: anomaly_probability(w, text, 0.07) for k, w in feats.windows.items()}
+    out = zero_shot_maps(feats, text, 0.07, window_aggregation="mean", image_term=False)
+    for k in (2, 3):
+        torch.testing.assert_close(out["scale_maps"][k].double(), _loop_aggregate(p[k], k, "mean"))
+    expected = 2.0 / (1.0 / out["scale_maps"][2].double() + 1.0 / out["scale_maps"][3].double())
+    torch.testing.assert_close(out["map"].double(), expected)
+
+
+def test_normal_complement_map_is_one_minus_the_harmonic_mean_of_the_normal_probabilities():
+    feats, text = _variant_features()
+    out = zero_shot_maps(feats, text, 0.01, zero_shot_map="normal_complement")
+    normal = {k: 1 - anomaly_probability(w, text, 0.01).double() for k, w in feats.windows.items()}
+    reciprocal_means = [_loop_aggregate(1 / normal[k], k, "mean") for k in (2, 3)]  # mean over windows of 1/p_n
+    expected = 1 - 1 / ((reciprocal_means[0] + reciprocal_means[1]) / 2)
+    torch.testing.assert_close(out["map"].double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_tiles_and_projected_patch_tokens_as_dense_features():
+    feats, text = _variant_features()
+    tiles = zero_shot_maps(feats, text, 0.07, dense_features="tiles")
+    p2 = anomaly_probability(feats.extra["tiles.2"], text, 0.07)
+    torch.testing.assert_close(tiles["scale_maps"][2].double(), _loop_aggregate(p2, 2, "harmonic"))
+    feats.meta["patch_tokens"] = "ln_post"
+    projection = torch.randn(12, 8, generator=torch.Generator().manual_seed(1))
+    patch = zero_shot_maps(feats, text, 0.07, dense_features="patch_tokens", projection=projection, image_term=False)
+    expected = anomaly_probability(feats.patches @ projection, text, 0.07).reshape(2, 15, 15)
+    torch.testing.assert_close(patch["map"], expected)
+    with pytest.raises(ValueError, match="tiles of scale"):
+        zero_shot_maps(Features(feats.image, feats.windows, feats.patches, 15), text, 0.07, dense_features="tiles")
+
+
+def test_every_zero_shot_image_score_formula():
+    feats, text = _variant_features()
+    zs = zero_shot_maps(feats, text, 0.07)
+    s0, z = zs["image_score"], zs["map"]
+    p = {k: anomaly_probability(w, text, 0.07) for k, w in feats.windows.items()}
+    crops = anomaly_probability(feats.extra["crops"], text, 0.07)
+    expected = {
+        "s0": s0,
+        "map_max": z.flatten(1).max(1).values,
+        "s0_map_max": (s0 + z.flatten(1).max(1).values) / 2,
+        "s0_windows_mean": (s0 + p[2].mean(1) + p[3].mean(1)) / 3,
+        "s0_windows_max": (s0 + p[2].max(1).values + p[3].max(1).values) / 3,
+        "multicrop": (s0 + crops.sum(1)) / 6,
+    }
+    assert set(expected) == set(IMAGE_SCORES)
+    for name, value in expected.items():
+        torch.testing.assert_close(zero_shot_image_score(zs, feats, text, 0.07, name), value, msg=name)
+    with pytest.raises(ValueError, match="unknown image score"):
+        zero_shot_image_score(zs, feats, text, 0.07, "s1")

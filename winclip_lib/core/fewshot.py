@@ -9,6 +9,13 @@ the nearest reference feature (eq. 2)::
 Window distances are carried to patches by harmonic aggregation (eq. 1); patch distances already are per patch. The
 visual map is the mean of the three maps (eq. 3); the final map is the mean of the zero-shot and visual maps, and the
 image score is (s0 + max of the visual map) / 2 (eq. 4).
+
+Variants (option names of :class:`~winclip_lib.core.options.WinCLIPOptions`): ``memories`` keeps the window
+memories, the patch memory or both; ``visual_aggregation="mean"`` averages window distances arithmetically;
+``fusion`` is ``"mean"`` ((Z + V) / 2), ``"sum"`` (Z + V, the AnomalyCLIP authors' code — the same ranking),
+``"harmonic"`` (1 / (1/Z + 1/V), caoyunkang/WinClip) or ``"visual"`` (V alone: no language term, score max V);
+``fewshot_image_score`` is ``"mean"`` ((s + max V) / 2, s the zero-shot image score) or ``"map_max"`` (the maximum
+of the final map).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from winclip_lib.core.features import Features
-from winclip_lib.core.scoring import harmonic_aggregate
+from winclip_lib.core.scoring import aggregate
 
 
 @dataclass
@@ -57,32 +64,66 @@ def nearest_distance(queries: torch.Tensor, memory: torch.Tensor, chunk: int = 4
     return ((1.0 - best) / 2.0).clamp_(0.0, 1.0).reshape(lead)
 
 
-def few_shot_maps(features: Features, memory: VisualMemory) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
+MEMORIES = ("windows", "patches")
+FUSIONS = ("mean", "sum", "harmonic", "visual")
+FEWSHOT_IMAGE_SCORES = ("mean", "map_max")
+
+
+def few_shot_maps(features: Features, memory: VisualMemory, memories: tuple[str, ...] = MEMORIES,
+                  visual_aggregation: str = "harmonic") -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
     """Visual maps of a query batch against the reference memory.
 
+    Args:
+        memories: which memories take part: "windows" (one per scale) and/or "patches".
+        visual_aggregation: window distances to patches, "harmonic" (eq. 1) or "mean".
+
     Returns:
-        {"scale_maps": {k: (B, G, G)}, "patch_map": (B, G, G), "map": (B, G, G) the mean of them all (eq. 3)}.
+        {"scale_maps": {k: (B, G, G)}, "patch_map": (B, G, G) or None, "map": (B, G, G) the mean of the maps
+        taking part (eq. 3)}.
     """
+    unknown = set(memories) - set(MEMORIES)
+    if not memories or unknown:
+        raise ValueError(f"memories must name one or more of {', '.join(MEMORIES)}, got {list(memories)}")
     g = features.grid
-    missing = set(features.windows) - set(memory.windows)
-    if missing:
-        raise ValueError(f"memory has no windows of scale(s) {sorted(missing)}; refit with the same scales")
-    scale_maps = {
-        k: harmonic_aggregate(nearest_distance(w, memory.windows[k]), g, k, features.stride)
-        for k, w in sorted(features.windows.items())
-    }
-    patch_map = nearest_distance(features.patches, memory.patches).reshape(-1, g, g)
-    visual = torch.stack([*scale_maps.values(), patch_map]).mean(dim=0)
+    scale_maps: dict[int, torch.Tensor] = {}
+    if "windows" in memories:
+        missing = set(features.windows) - set(memory.windows)
+        if missing:
+            raise ValueError(f"memory has no windows of scale(s) {sorted(missing)}; refit with the same scales")
+        scale_maps = {
+            k: aggregate(nearest_distance(w, memory.windows[k]), g, k, features.stride, visual_aggregation)
+            for k, w in sorted(features.windows.items())
+        }
+    patch_map = nearest_distance(features.patches, memory.patches).reshape(-1, g, g) if "patches" in memories \
+        else None
+    parts = [*scale_maps.values(), *([] if patch_map is None else [patch_map])]
+    visual = torch.stack(parts).mean(dim=0)
     return {"scale_maps": scale_maps, "patch_map": patch_map, "map": visual}
 
 
-def fuse(zero_shot_map: torch.Tensor, image_score: torch.Tensor, visual_map: torch.Tensor
-         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eqs. 3-4: final map (Z + V) / 2 and image score (s0 + max V) / 2.
+def fuse(zero_shot_map: torch.Tensor, image_score: torch.Tensor, visual_map: torch.Tensor, fusion: str = "mean",
+         fewshot_image_score: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+    """Eqs. 3-4: final map (Z + V) / 2 and image score (s0 + max V) / 2, or a named variant (module docstring).
 
     Args:
-        zero_shot_map, visual_map: (B, G, G). image_score: (B,) s0.
+        zero_shot_map, visual_map: (B, G, G). image_score: (B,) the zero-shot image score (s0 by default).
     """
-    final_map = (zero_shot_map + visual_map) / 2.0
-    score = (image_score + visual_map.flatten(1).amax(dim=1)) / 2.0
+    if fusion == "mean":
+        final_map = (zero_shot_map + visual_map) / 2.0
+    elif fusion == "sum":
+        final_map = zero_shot_map + visual_map
+    elif fusion == "harmonic":
+        final_map = 1.0 / (1.0 / zero_shot_map + 1.0 / visual_map)
+    elif fusion == "visual":
+        final_map = visual_map
+    else:
+        raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+    max_visual = visual_map.flatten(1).amax(dim=1)
+    if fewshot_image_score == "map_max":
+        score = final_map.flatten(1).amax(dim=1)
+    elif fewshot_image_score == "mean":
+        score = max_visual if fusion == "visual" else (image_score + max_visual) / 2.0
+    else:
+        raise ValueError(f"unknown few-shot image score {fewshot_image_score!r}; choose one of "
+                         f"{', '.join(FEWSHOT_IMAGE_SCORES)}")
     return final_map, score

@@ -1,11 +1,13 @@
 """Preprocessing geometry: how an (H, W) photo becomes the model's S x S input, and how masks and maps follow it.
 
-Two modes (:data:`RESIZE_MODES`):
+Modes (:data:`RESIZE_MODES`):
 
 - ``"resize"`` (the default): the whole image is resized to S x S (PIL's antialiased bicubic), aspect ratio not
   kept; every pixel of the photo is seen and the map covers the whole photo.
 - ``"crop"``: open_clip's own transform — the shorter side resized to S (same resampling), then the centre S x S
   crop; the part of a non-square photo outside the crop is not seen, and has no map.
+- ``"resize_via_1024"``: as ``"resize"``, through an intermediate 1024 x 1024 (OpenCV's bilinear; masks nearest),
+  as caoyunkang/WinClip prepares its images.
 
 A mask goes through the same geometry as its image (:meth:`Geometry.mask`), so mask pixel (i, j) lines up with input
 pixel (i, j); an S x S map is carried back onto the photo's own pixels by :meth:`Geometry.map_to_image` (NaN outside
@@ -25,8 +27,10 @@ from PIL import Image
 
 __all__ = ["MASK_METHODS", "RESIZE_MODES", "Geometry", "resize_image", "resize_mask"]
 
-RESIZE_MODES = ("resize", "crop")
-MASK_METHODS = ("area", "nearest")
+RESIZE_MODES = ("resize", "crop", "resize_via_1024")
+MASK_METHODS = ("area", "nearest", "bilinear")
+#: The intermediate side of ``"resize_via_1024"``.
+VIA_SIDE = 1024
 
 
 def _target(size: int | Sequence[int]) -> tuple[int, int]:
@@ -53,9 +57,11 @@ def resize_image(img: np.ndarray, size: int | Sequence[int] = 240, interpolation
         raise ValueError(f"resize_image expects uint8 RGB, got dtype {img.dtype}")
     if interpolation == "cubic":
         return cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
+    if interpolation == "linear":
+        return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
     if interpolation == "pil_bicubic":
         return np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.BICUBIC))
-    raise ValueError(f"unknown interpolation {interpolation!r}; expected 'cubic' or 'pil_bicubic'")
+    raise ValueError(f"unknown interpolation {interpolation!r}; expected 'cubic', 'linear' or 'pil_bicubic'")
 
 
 def resize_mask(mask: np.ndarray, size: int | Sequence[int] = 240, method: str = "area") -> np.ndarray:
@@ -67,16 +73,21 @@ def resize_mask(mask: np.ndarray, size: int | Sequence[int] = 240, method: str =
     of borders); structures thinner than about half an output pixel (e.g. 1-px scratches at 1024 -> 240) vanish.
     ``method="nearest"``: ``cv2.INTER_NEAREST_EXACT`` (pixel-centre sampling, as PIL's NEAREST that the public
     reproductions apply to PIL masks): thin structures survive or drop depending on where samples fall.
+    ``method="bilinear"``: PIL's bilinear resize of the 0/255 mask (what torchvision's default ``Resize`` does to a
+    PIL mask), then > 0.5 — the AnomalyCLIP authors' WinCLIP code.
     """
     h, w = _target(size)
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"resize_mask expects a 2-D mask (H, W), got shape {mask.shape}")
+    if method == "bilinear":
+        pil = Image.fromarray(((mask != 0) * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BILINEAR)
+        return np.asarray(pil).astype(np.float32) / 255.0 > 0.5
     m = (mask != 0).astype(np.uint8 if method == "nearest" else np.float32)
     if method == "nearest":
         return cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST_EXACT).astype(bool)
     if method != "area":
-        raise ValueError(f"unknown mask resize method {method!r}; expected 'area' or 'nearest'")
+        raise ValueError(f"unknown mask resize method {method!r}; expected one of {', '.join(MASK_METHODS)}")
     shrink = h <= mask.shape[0] and w <= mask.shape[1]
     out = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return out >= 0.5
@@ -102,7 +113,7 @@ class Geometry:
 
     def resized_shape(self, h: int, w: int) -> tuple[int, int]:
         """(rows, cols) of the photo after resizing, before any crop."""
-        if self.mode == "resize":
+        if self.mode != "crop":
             return self.size, self.size
         scale = self.size / min(h, w)
         return max(self.size, round(h * scale)), max(self.size, round(w * scale))
@@ -116,6 +127,8 @@ class Geometry:
         """(H, W, 3) uint8 photo -> (S, S, 3) uint8 model input."""
         rgb = np.asarray(rgb)
         h, w = rgb.shape[:2]
+        if self.mode == "resize_via_1024":
+            rgb = resize_image(rgb, VIA_SIDE, interpolation="linear")
         rh, rw = self.resized_shape(h, w)
         out = resize_image(rgb, (rh, rw), interpolation="pil_bicubic")
         return self._crop(out, h, w)
@@ -126,6 +139,8 @@ class Geometry:
         if mask.ndim != 2:
             raise ValueError(f"a mask must be 2-D (H, W), got shape {mask.shape}")
         h, w = mask.shape
+        if self.mode == "resize_via_1024":
+            mask = resize_mask(mask, VIA_SIDE, "nearest")
         return self._crop(resize_mask(mask, self.resized_shape(h, w), method), h, w)
 
     def _crop(self, arr: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -154,7 +169,7 @@ class Geometry:
         For "resize" this is exactly ``F.interpolate(maps, (h, w), mode="bilinear", align_corners=False)``.
         """
         maps = maps.float()
-        if self.mode == "resize":
+        if self.mode != "crop":
             return F.interpolate(maps[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
         rows, cols = self.region(h, w)
         rh, rw = self.resized_shape(h, w)
@@ -171,7 +186,7 @@ class Geometry:
         """(B, S', S') maps -> (B, h, w) over the whole photo: :meth:`map_to_region` inside the covered region, NaN
         outside it (only "crop" leaves anything outside)."""
         inside = self.map_to_region(maps, h, w)
-        if self.mode == "resize":
+        if self.mode != "crop":
             return inside
         out = torch.full((maps.shape[0], h, w), float("nan"), dtype=inside.dtype, device=inside.device)
         rows, cols = self.region(h, w)

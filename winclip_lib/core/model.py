@@ -23,7 +23,7 @@ from winclip_lib.core.geometry import Geometry
 from winclip_lib.core.options import WinCLIPOptions
 from winclip_lib.core.preprocess import preprocess
 from winclip_lib.core.prompts import TextEmbeddingCache, text_embeddings
-from winclip_lib.core.scoring import smooth, upsample, zero_shot_maps
+from winclip_lib.core.scoring import smooth, upsample, zero_shot_image_score, zero_shot_maps
 
 __all__ = ["Prediction", "WinCLIP"]
 
@@ -34,7 +34,7 @@ class Prediction:
     G x G). :meth:`WinCLIP.maps_on_photo` carries a map back onto a photo's own pixels.
 
     Attributes:
-        score: (B,) final image score — s0 zero-shot, (s0 + max visual) / 2 few-shot.
+        score: (B,) final image score — s0 zero-shot, (s0 + max visual) / 2 few-shot (or the options' variants).
         map: (B, H, W) final anomaly map — zero-shot map, or (zero-shot + visual) / 2 few-shot.
         image_score: (B,) s0, the whole-image text score.
         zero_shot_map: (B, H, W) harmonic mean of s0 and the per-scale maps.
@@ -163,14 +163,17 @@ class WinCLIP:
     def predict_features(self, features: Features) -> Prediction:
         """Score encoded features: zero-shot, plus few-shot when fitted."""
         o = self.options
-        zs = zero_shot_maps(features, self.text, o.temperature)
+        zs = zero_shot_maps(features, self.text, o.temperature, window_aggregation=o.window_aggregation,
+                            image_term=o.image_term, zero_shot_map=o.zero_shot_map, dense_features=o.dense_features,
+                            projection=self.backbone.visual.proj)
         s0, z = zs["image_score"], zs["map"]
+        language = zero_shot_image_score(zs, features, self.text, o.temperature, o.image_score)
         out = self.output_size
         if self.memory is None:
-            final, score, vis = z, s0, None
+            final, score, vis = z, language, None
         else:
-            vis = few_shot_maps(features, self.memory)
-            final, score = fuse(z, s0, vis["map"])
+            vis = few_shot_maps(features, self.memory, o.memories, o.visual_aggregation)
+            final, score = fuse(z, language, vis["map"], o.fusion, o.fewshot_image_score)
         return Prediction(
             score=score,
             map=smooth(upsample(final, out), o.smoothing_sigma),

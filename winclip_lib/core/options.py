@@ -14,8 +14,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from winclip_lib.core.encoder import PATCH_TOKENS
+from winclip_lib.core.fewshot import FEWSHOT_IMAGE_SCORES, FUSIONS, MEMORIES
 from winclip_lib.core.geometry import RESIZE_MODES
 from winclip_lib.core.prompts import TEMPLATE_SETS
+from winclip_lib.core.scoring import DENSE_FEATURES, IMAGE_SCORES, WINDOW_AGGREGATIONS, ZERO_SHOT_MAPS
 
 __all__ = ["WinCLIPOptions", "setting", "setting_help", "replace_settings"]
 
@@ -73,6 +75,28 @@ class WinCLIPOptions:
                                          "'crop': shorter side to the input size, then the centre crop",
                                choices=RESIZE_MODES)
     smoothing_sigma: float = setting(0.0, "Gaussian smoothing of the final maps, in pixels (0: off)")
+    image_score: str = setting("s0", "zero-shot image score: s0 (the whole-image text score), or s0 fused with the "
+                                     "map's max (s0_map_max), with the windows' mean or max per scale "
+                                     "(s0_windows_mean, s0_windows_max), the mean over five crops (multicrop), or "
+                                     "the map's max "
+                                     "(map_max)", choices=IMAGE_SCORES)
+    zero_shot_map: str = setting("harmonic", "zero-shot map: the harmonic mean of s0 and the per-scale maps, or one "
+                                             "minus the harmonic mean of the normal probabilities (normal_complement)",
+                                 choices=ZERO_SHOT_MAPS)
+    image_term: bool = setting(True, "include the image score s0 in the zero-shot map")
+    window_aggregation: str = setting("harmonic", "window scores to patches in the zero-shot map: harmonic (eq. 1) or "
+                                                  "mean", choices=WINDOW_AGGREGATIONS)
+    dense_features: str = setting("windows", "what the zero-shot map is built from: masked windows (WinCLIP), tiles "
+                                             "(each window region cropped and encoded whole) or the projected patch "
+                                             "tokens", choices=DENSE_FEATURES)
+    memories: tuple[str, ...] = setting(MEMORIES, "WinCLIP+ memories that take part: windows and/or patches",
+                                        metavar="MEMORY")
+    visual_aggregation: str = setting("harmonic", "window distances to patches in the visual map: harmonic or mean",
+                                      choices=WINDOW_AGGREGATIONS)
+    fusion: str = setting("mean", "WinCLIP+ map: (Z + V) / 2 (mean), Z + V (sum), 1 / (1/Z + 1/V) (harmonic), or V "
+                                  "alone (visual: no language term)", choices=FUSIONS)
+    fewshot_image_score: str = setting("mean", "WinCLIP+ image score: (zero-shot score + max V) / 2 (mean) or the "
+                                               "max of the final map (map_max)", choices=FEWSHOT_IMAGE_SCORES)
     batch_size: int = setting(8, "images per encoding pass", results=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +120,16 @@ class WinCLIPOptions:
         _freeze(self, "temperature", float(self.temperature))
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        _freeze(self, "memories", tuple(dict.fromkeys(str(m) for m in self.memories)))
+        if not self.memories or set(self.memories) - set(MEMORIES):
+            raise ValueError(f"memories must name one or more of {', '.join(MEMORIES)}, got {list(self.memories)}")
+        for name, choices in (("image_score", IMAGE_SCORES), ("zero_shot_map", ZERO_SHOT_MAPS),
+                              ("window_aggregation", WINDOW_AGGREGATIONS), ("dense_features", DENSE_FEATURES),
+                              ("visual_aggregation", WINDOW_AGGREGATIONS), ("fusion", FUSIONS),
+                              ("fewshot_image_score", FEWSHOT_IMAGE_SCORES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name.replace('_', ' ')} {getattr(self, name)!r}; choose one of "
+                                 f"{', '.join(choices)}")
         if self.patch_tokens not in PATCH_TOKENS:
             raise ValueError(f"unknown patch tokens {self.patch_tokens!r}; choose one of {', '.join(PATCH_TOKENS)}")
         if self.resize_mode not in RESIZE_MODES:
@@ -117,4 +151,7 @@ class WinCLIPOptions:
     def feature_request(self) -> dict[str, Any]:
         """What the encoder must compute for these options: keyword arguments of
         :func:`~winclip_lib.core.encoder.encode_images` (window scales, patch-token variants, extras)."""
-        return {"scales": self.scales, "patch_tokens": (self.patch_tokens,), "crops": False, "tile_scales": ()}
+        patches = (self.patch_tokens, "ln_post") if self.dense_features == "patch_tokens" else (self.patch_tokens,)
+        return {"scales": self.scales, "patch_tokens": tuple(dict.fromkeys(patches)),
+                "crops": self.image_score == "multicrop",
+                "tile_scales": self.scales if self.dense_features == "tiles" else ()}

@@ -14,6 +14,8 @@ Definitions (all values are fractions in 0..1):
   pixels (mask 0, across all images) with score >= t over the number of defect-free pixels. The curve, with (0, 0)
   and (1, 1) added, is integrated with the trapezoid rule up to FPR = ``fpr_limit`` (interpolating linearly at the
   limit) and divided by ``fpr_limit``. It is computed exactly with one sort (no threshold grid).
+  :func:`aupro_sampled` is the variant the AnomalyCLIP authors' WinCLIP code (and caoyunkang/WinClip) computes:
+  200 evenly spaced thresholds, the points with FPR below the limit, their FPRs rescaled to [0, 1].
 
 Degenerate categories: when the category has no anomalous images (or no defect pixels), every metric that needs
 positives (AUROC, AP, F1-max, AUPRO) is NaN; when it has no normal images (or no defect-free pixels), AUROC and
@@ -39,7 +41,9 @@ __all__ = [
     "MetricWarning",
     "image_metrics",
     "pixel_metrics",
+    "AUPRO_METHODS",
     "aupro",
+    "aupro_sampled",
     "pro_curve",
     "evaluate_category",
     "mean_metrics",
@@ -49,6 +53,8 @@ __all__ = [
 IMAGE_METRIC_NAMES = ("image_auroc", "image_ap", "image_f1_max")
 PIXEL_METRIC_NAMES = ("pixel_auroc", "pixel_ap", "pixel_f1_max", "pixel_aupro")
 METRIC_NAMES = IMAGE_METRIC_NAMES + PIXEL_METRIC_NAMES
+#: How PRO is integrated: exactly (every distinct threshold), or on a grid of 200 thresholds as public code does.
+AUPRO_METHODS = ("exact", "thresholds200")
 
 
 class MetricWarning(UserWarning):
@@ -275,17 +281,56 @@ def aupro(masks: Any, maps: Any, fpr_limit: float = 0.3) -> float:
     return _aupro_from(_SortedPixels(m, s), fpr_limit)
 
 
+def aupro_sampled(masks: Any, maps: Any, steps: int = 200, fpr_limit: float = 0.3) -> float:
+    """The PRO area as the AnomalyCLIP authors' WinCLIP code computes it (after CFlow-AD's evaluation).
+
+    ``steps`` thresholds ``t = min + i (max - min) / steps`` (i = 0 .. steps - 1) over all the category's scores;
+    at each, a pixel is positive when its score > t; PRO(t) is the mean over all regions (8-connected components of
+    the masks) of the fraction of the region's pixels that are positive, FPR(t) the fraction of defect-free pixels
+    that are positive. The points with FPR(t) < ``fpr_limit`` are kept, their FPRs rescaled to [0, 1] by their own
+    minimum and maximum, and the area under PRO over the rescaled FPR is the trapezoid rule's. Unlike :func:`aupro`
+    the curve is sampled and its FPR axis stretched, so the two differ (the tests show by how much).
+    """
+    from sklearn.metrics import auc
+
+    m, s = _check_pixels(masks, maps)
+    labels, sizes = _region_labels(m)
+    n_regions, n_neg = len(sizes) - 1, int((~m).sum())
+    if n_regions == 0 or n_neg == 0:
+        return _nan_warning("pixel_aupro", "no defect region" if n_regions == 0 else "no defect-free pixel")
+    lo, hi = float(s.min()), float(s.max())
+    if hi <= lo:
+        return _nan_warning("pixel_aupro", "the maps are constant")
+    flat, lab = s.reshape(-1), labels.reshape(-1)
+    positive = lab > 0
+    pos_scores, pos_regions = flat[positive], lab[positive]
+    neg_scores = np.sort(flat[~m.reshape(-1)])
+    fprs, pros = [], []
+    for t in np.arange(lo, hi, (hi - lo) / steps):
+        fprs.append((n_neg - np.searchsorted(neg_scores, t, side="right")) / n_neg)
+        hits = np.bincount(pos_regions[pos_scores > t], minlength=n_regions + 1)[1:]
+        pros.append(float(np.mean(hits / sizes[1:])))
+    fpr, pro = np.asarray(fprs), np.asarray(pros)
+    keep = fpr < fpr_limit
+    if keep.sum() < 2 or fpr[keep].max() == fpr[keep].min():
+        return _nan_warning("pixel_aupro", "fewer than two distinct thresholds below the FPR limit")
+    x = (fpr[keep] - fpr[keep].min()) / (fpr[keep].max() - fpr[keep].min())
+    return float(auc(x, pro[keep]))
+
+
 # -------------------------------------------------------------------------------------------- a category
 
 
 def evaluate_category(
-    labels: Any, image_scores: Any, masks: Any, maps: Any, fpr_limit: float = 0.3
+    labels: Any, image_scores: Any, masks: Any, maps: Any, fpr_limit: float = 0.3, aupro_method: str = "exact"
 ) -> dict[str, float]:
     """All seven metrics of one category, keys in :data:`METRIC_NAMES` order.
 
     labels (N,) 0/1, image_scores (N,) float, masks (N, H, W) bool, maps (N, H, W) float. The pixel metrics and
-    AUPRO share one sort of the pixel scores.
+    the exact AUPRO share one sort of the pixel scores; ``aupro_method="thresholds200"`` uses :func:`aupro_sampled`.
     """
+    if aupro_method not in AUPRO_METHODS:
+        raise ValueError(f"unknown AUPRO method {aupro_method!r}; choose one of {', '.join(AUPRO_METHODS)}")
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
     m, s = _check_pixels(masks, maps)
@@ -295,7 +340,8 @@ def evaluate_category(
     out = image_metrics(y, image_scores)
     sp = _SortedPixels(m, s)
     out.update(_pixel_metrics_from(sp))
-    out["pixel_aupro"] = _aupro_from(sp, fpr_limit)
+    out["pixel_aupro"] = _aupro_from(sp, fpr_limit) if aupro_method == "exact" else aupro_sampled(m, s, 200,
+                                                                                                    fpr_limit)
     return {k: out[k] for k in METRIC_NAMES}
 
 

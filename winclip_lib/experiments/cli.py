@@ -37,6 +37,7 @@ from winclip_lib.datasets.layout import list_categories, no_categories_error
 from winclip_lib.datasets.synthetic import SYNTHETIC_CATEGORIES, make_synthetic
 from winclip_lib.experiments.config import RunConfig, setting_fields
 from winclip_lib.experiments.grid import run_grid
+from winclip_lib.experiments.presets import PRESETS
 from winclip_lib.experiments.results import load_results
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "METRIC_DISPLAY", "add_config_arguments", "build_parser",
@@ -156,7 +157,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     given = {name: getattr(args, name) for name in names if hasattr(args, name)}
     for key in ("cache_dir", "out_dir"):
         given[key] = _absolute(given.get(key, getattr(RunConfig(), key)))
-    cfg = RunConfig(datasets=datasets).replace(**given)  # checks every value before the categories touch the disk
+    # a preset first, the flags given over it; every value is checked before the categories touch the disk
+    cfg = RunConfig.from_settings(given, preset=getattr(args, "preset", None), datasets=datasets)
     return cfg.replace(categories=resolve_categories(datasets, args.categories))
 
 
@@ -176,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         data.add_argument(f"--{name}", metavar="ROOT", help=f"{name} dataset root")
     data.add_argument("--categories", nargs="+", metavar="CAT",
                       help="category names or dataset:name (default: every category present)")
+    r.add_argument("--preset", choices=list(PRESETS), help="start from a public reproduction's choices (flags given "
+                   "explicitly win); see winclip_lib/experiments/presets.py")
     add_config_arguments(r.add_argument_group("settings"))
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
 

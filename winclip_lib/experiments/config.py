@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from winclip_lib.core.backbone import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_PRETRAINED, resolve_device
+from winclip_lib.core.geometry import MASK_METHODS
 from winclip_lib.core.options import WinCLIPOptions, _freeze, replace_settings, setting
 from winclip_lib.core.precision import DEFAULT_PRECISION, PRECISION_CHOICES, check_precision
 from winclip_lib.datasets.catalog import DATASET_LOADERS
 from winclip_lib.datasets.references import REFERENCE_SAMPLINGS
+from winclip_lib.evaluation.metrics import AUPRO_METHODS
 
-__all__ = ["EVAL_RESOLUTIONS", "RunConfig", "is_random_weights", "setting_fields"]
+__all__ = ["CLASS_NAME_STYLES", "RunConfig", "is_random_weights", "setting_fields"]
 
-EVAL_RESOLUTIONS = ("240", "mask")
+CLASS_NAME_STYLES = ("words", "folder")
 #: Keys run.json files of earlier versions may hold that are no longer settings (ignored when read back).
 _RETIRED = ("image_size",)
 
@@ -63,10 +65,22 @@ class RunConfig(WinCLIPOptions):
     precision: str = setting(DEFAULT_PRECISION, "weights precision; auto: the fastest measured on this machine",
                              choices=PRECISION_CHOICES)
     device: str = setting(DEFAULT_DEVICE, "auto (CUDA when present), cpu, cuda, cuda:1, ...", results=False)
-    eval_resolution: str = setting("240", "pixel metrics at the input size (masks through the same geometry as the "
-                                          "images), or at each mask's own resolution", choices=EVAL_RESOLUTIONS)
+    eval_resolution: str = setting("240", "pixel metrics at N x N (maps resized from the patch grid, masks through the "
+                                          "images' geometry; 240 is the model input), or 'mask': at each mask's own "
+                                          "resolution", metavar="{240,mask,N}")
+    mask_resize: str = setting("area", "how masks are resized: area (exact coverage, >= 0.5), nearest, or bilinear "
+                                       "(> 0.5)", choices=MASK_METHODS)
+    aupro: str = setting("exact", "PRO integration: exact, or thresholds200 (200 thresholds, FPR axis rescaled, as "
+                                  "the public WinCLIP codes compute it)", choices=AUPRO_METHODS)
+    class_names: str = setting("words", "the object's name in the prompts: words ('metal nut', 'printed circuit "
+                                        "board') or the folder name as it is ('metal_nut', 'pcb1')",
+                               choices=CLASS_NAME_STYLES)
+    defect_states: bool = setting(False, "add anomalous state words built from the test set's defect folder names "
+                                         "('{} with broken large'): uses test-set information")
     masks: bool = setting(True, "evaluate pixel metrics against the ground-truth masks (--no-masks: image metrics "
                                 "only, for datasets whose anomalous images have no masks)")
+    preset: str | None = setting(None, "the named preset these settings started from (record only; see "
+                                       "winclip_lib.experiments.presets)", results=False, cli=False)
     cache_dir: str = setting(".cache/winclip/features", "the feature cache (encoded images, reused by every run)",
                              results=False)
     out_dir: str = setting("build/results", "where the results go", results=False, flag="--out")
@@ -94,19 +108,35 @@ class RunConfig(WinCLIPOptions):
         if self.reference_sampling not in REFERENCE_SAMPLINGS:
             raise ValueError(f"unknown reference sampling {self.reference_sampling!r}; choose one of "
                              f"{', '.join(REFERENCE_SAMPLINGS)}")
-        if self.eval_resolution not in EVAL_RESOLUTIONS:
-            raise ValueError(f"eval_resolution must be one of {', '.join(EVAL_RESOLUTIONS)}, got "
+        _freeze(self, "eval_resolution", str(self.eval_resolution))
+        if self.eval_resolution != "mask" and not (self.eval_resolution.isdigit() and int(self.eval_resolution) > 0):
+            raise ValueError(f"eval_resolution must be 'mask' or a positive side in pixels (e.g. 240), got "
                              f"{self.eval_resolution!r}")
+        if self.mask_resize not in MASK_METHODS:
+            raise ValueError(f"unknown mask resize {self.mask_resize!r}; choose one of {', '.join(MASK_METHODS)}")
+        if self.aupro not in AUPRO_METHODS:
+            raise ValueError(f"unknown AUPRO method {self.aupro!r}; choose one of {', '.join(AUPRO_METHODS)}")
+        if self.class_names not in CLASS_NAME_STYLES:
+            raise ValueError(f"unknown class-name style {self.class_names!r}; choose one of "
+                             f"{', '.join(CLASS_NAME_STYLES)}")
         check_precision(self.precision)
 
     # -- construction ------------------------------------------------------------------------------------------
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any] | None = None, **named: Any) -> RunConfig:
+    def from_settings(cls, settings: Mapping[str, Any] | None = None, *, preset: str | None = None,
+                      **named: Any) -> RunConfig:
         """A config from settings given by name, where a value of None means "the default" (how the notebooks'
-        parameters reach it: a parameter left at None takes the default defined here). ``settings`` and ``named``
-        are merged, ``named`` winning; unknown names raise ValueError."""
+        parameters reach it: a parameter left at None takes the default defined here). A ``preset``
+        (:mod:`~winclip_lib.experiments.presets`) is applied first; ``settings`` and ``named`` are merged over it,
+        ``named`` winning; unknown names raise ValueError."""
+        from winclip_lib.experiments.presets import preset_settings
+
         merged = {**dict(settings or {}), **named}
-        return replace_settings(cls(), {k: v for k, v in merged.items() if v is not None})
+        explicit = {k: v for k, v in merged.items() if v is not None}
+        base = cls()
+        if preset:
+            base = replace_settings(base, {**preset_settings(preset), "preset": preset})
+        return replace_settings(base, explicit)
 
     def replace(self, **changes: Any) -> RunConfig:
         return replace_settings(self, changes)

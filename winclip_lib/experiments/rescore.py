@@ -8,12 +8,15 @@ from pathlib import Path
 import torch
 
 from winclip_lib.core.backbone import Backbone
-from winclip_lib.core.model import Prediction, WinCLIP
-from winclip_lib.datasets.catalog import DATASET_LOADERS, Sample, class_name
+from winclip_lib.core.model import Prediction
+from winclip_lib.datasets.catalog import DATASET_LOADERS, Sample
 from winclip_lib.datasets.references import sample_references
+from winclip_lib.datasets.scan import load_split
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.feature_cache import FeatureCache
 from winclip_lib.experiments.grid import _check_backbone, load_run_backbone
+from winclip_lib.experiments.unit_eval import model_for
+from winclip_lib.experiments.units import Unit
 
 __all__ = ["predict_samples"]
 
@@ -39,7 +42,9 @@ def predict_samples(cfg: RunConfig, dataset: str, category: str, k: int, seed: i
         _check_backbone(cfg, backbone)
     loader, root = DATASET_LOADERS[dataset], cfg.datasets[dataset]
     cache = FeatureCache.from_config(cfg, backbone, progress=False)
-    model = WinCLIP.from_config(backbone, cfg, class_name(category, loader))
+    test = tuple(load_split(loader, root, category, "test", require_masks=cfg.masks))
+    model = model_for(Unit(dataset, category, Path(root), loader, test, {}), cfg, backbone)
+    model.output_size = backbone.image_size  # maps over the model input, for drawing
     with torch.inference_mode():
         if k > 0:
             refs = sample_references(loader, root, category, k, seed, cfg.reference_sampling)

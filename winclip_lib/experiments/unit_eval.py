@@ -1,9 +1,10 @@
 """Scoring one unit of a grid: every (k, seed) setting from the unit's cached features, evaluated against its masks.
 
 The masks go through the same geometry as the images (:class:`~winclip_lib.core.geometry.Geometry`): at
-``eval_resolution="240"`` they are resized (and, in crop mode, cropped) to the model input, so mask pixel (i, j) is
-map pixel (i, j); at ``"mask"`` the maps are carried onto the covered part of each mask at its own resolution.
-With ``masks=False`` only the image metrics are computed (pixel metrics are NaN: not available).
+``eval_resolution="N"`` (240: the model input) they are resized (and, in crop mode, cropped) to N x N with the
+``mask_resize`` method and the maps are upsampled from the patch grid to N x N, so mask pixel (i, j) is map pixel
+(i, j); at ``"mask"`` the maps are carried onto the covered part of each mask at its own resolution. With
+``masks=False`` only the image metrics are computed (pixel metrics are NaN: not available).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from winclip_lib.core.backbone import Backbone
 from winclip_lib.core.features import Features
 from winclip_lib.core.geometry import Geometry
 from winclip_lib.core.model import WinCLIP
+from winclip_lib.core.options import WinCLIPOptions
 from winclip_lib.core.prompts import TextEmbeddingCache
 from winclip_lib.datasets.catalog import DatasetError
 from winclip_lib.datasets.masks import load_mask
@@ -31,15 +33,33 @@ from winclip_lib.experiments.units import Unit
 __all__ = ["eval_masks", "score_unit"]
 
 
-def eval_masks(unit: Unit, geometry: Geometry, eval_resolution: str
+def eval_geometry(cfg: RunConfig, input_size: int) -> Geometry:
+    """The geometry the pixel metrics are computed in: the images' own resize mode at the evaluation side (the
+    model's input size for "mask", where only the covered region matters)."""
+    side = input_size if cfg.eval_resolution == "mask" else int(cfg.eval_resolution)
+    return Geometry(side, cfg.resize_mode)
+
+
+def eval_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str = "area"
                ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-    """Ground-truth masks of the unit's test images — through ``geometry`` to (S, S) bool for "240", the covered
-    region of each mask at its own resolution for "mask" — and each mask's full (H, W)."""
+    """Ground-truth masks of the unit's test images — through ``geometry`` to (N, N) bool (``method`` resizing),
+    or for "mask" the covered region of each mask at its own resolution — and each mask's full (H, W)."""
     full = [load_mask(s) for s in unit.test]
     shapes = [m.shape for m in full]
-    if eval_resolution == "240":
-        return [geometry.mask(m) for m in full], shapes
+    if eval_resolution != "mask":
+        return [geometry.mask(m, method) for m in full], shapes
     return [m[geometry.region(*m.shape)] for m in full], shapes
+
+
+def model_for(unit: Unit, cfg: RunConfig, backbone: Backbone, text_cache: TextEmbeddingCache | None = None
+              ) -> WinCLIP:
+    """The model that scores a unit: the config's options, the unit's class name in the config's style, the defect
+    state words when asked, and maps at the evaluation side."""
+    extra = unit.defect_states() if cfg.defect_states else ()
+    options = WinCLIPOptions.from_config(cfg).replace(extra_anomalous=(*cfg.extra_anomalous, *extra))
+    side = backbone.image_size if cfg.eval_resolution == "mask" else int(cfg.eval_resolution)
+    return WinCLIP(backbone, unit.prompt_name(cfg.class_names), options=options, text_cache=text_cache,
+                   output_size=side)
 
 
 def _stack_same_shape(arrays: list[np.ndarray], what: str, unit: Unit) -> np.ndarray:
@@ -87,11 +107,12 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     test_feats = feats[: len(unit.test)]
     ref_index = {s.image_path: len(unit.test) + i for i, s in enumerate(refs)}
 
-    model = WinCLIP.from_config(backbone, cfg, unit.class_name, text_cache=text_cache)
+    model = model_for(unit, cfg, backbone, text_cache)
     labels = np.array([s.label for s in unit.test], dtype=np.int64)
     mask_shapes = full_shapes = mask_stack = None
     if cfg.masks:
-        masks, full_shapes = eval_masks(unit, model.geometry, cfg.eval_resolution)
+        masks, full_shapes = eval_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,
+                                        cfg.mask_resize)
         mask_stack = _stack_same_shape(masks, "masks", unit)
         mask_shapes = [m.shape for m in masks]
 
@@ -106,7 +127,7 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
             model.fit(feats[idx].to(backbone.device))
         scores, maps = _score(model, test_feats, mask_shapes, full_shapes, chunk=max(1, 4 * cfg.batch_size))
         if mask_stack is not None:
-            values = evaluate_category(labels, scores, mask_stack, np.stack(maps))
+            values = evaluate_category(labels, scores, mask_stack, np.stack(maps), aupro_method=cfg.aupro)
         else:
             values = {**image_metrics(labels, scores), **{m: float("nan") for m in METRIC_NAMES
                                                           if m not in IMAGE_METRIC_NAMES}}

@@ -59,6 +59,16 @@ class Unit:
     def class_name(self) -> str:
         return class_name(self.category, self.loader)
 
+    def prompt_name(self, style: str = "words") -> str:
+        """The object's name in the prompts: words ("metal nut") or the folder name ("metal_nut")."""
+        return self.class_name if style == "words" else self.category
+
+    def defect_states(self) -> tuple[str, ...]:
+        """Anomalous state words from the test set's defect folder names ("broken_large" -> "{} with broken
+        large"); none for layouts without defect names (VisA's split file calls every defect "bad")."""
+        defects = sorted({s.defect for s in self.test if s.label == 1} - {"good", "bad"})
+        return tuple(f"{{}} with {d.replace('_', ' ')}" for d in defects)
+
     def relative(self, path: Path) -> str:
         """A path relative to the dataset root, POSIX style."""
         return Path(path).relative_to(self.root).as_posix()
