@@ -127,3 +127,16 @@ def test_cut_text_tower_real_architecture(vitb):
     with torch.inference_mode():
         expected = vitb.model.encode_text(tokens)
     torch.testing.assert_close(encode_text(vitb, chosen), expected, rtol=1e-5, atol=2e-5)
+
+
+def test_the_reduced_ensembles_of_the_cpe_ablation(tiny):
+    assert build_prompts("screw", ensemble_kind="two_class") == {"normal": ["normal screw"],
+                                                                 "anomalous": ["anomalous screw"]}
+    states = build_prompts("screw", ensemble_kind="states")
+    assert states["normal"][:2] == ["screw", "flawless screw"] and len(states["anomalous"]) == 4
+    one = text_embeddings(tiny, "screw", ensemble_kind="one_class")
+    torch.testing.assert_close(one[1], -one[0])  # p falls as the embedding nears "normal screw"
+    two = text_embeddings(tiny, "screw", ensemble_kind="two_class")
+    torch.testing.assert_close(two[0], one[0])
+    with pytest.raises(ValueError, match="unknown prompt ensemble"):
+        build_prompts("screw", ensemble_kind="three_class")

@@ -122,7 +122,8 @@ class WinCLIP:
             o = self.options
             self._text = text_embeddings(self.backbone, self.class_name, o.template_set,
                                          normalize_each=o.normalize_each, extra_normal=o.extra_normal,
-                                         extra_anomalous=o.extra_anomalous, cache=self.text_cache)
+                                         extra_anomalous=o.extra_anomalous, ensemble_kind=o.prompt_ensemble,
+                                         cache=self.text_cache)
         return self._text
 
     # -- encoding --------------------------------------------------------------------------------------------

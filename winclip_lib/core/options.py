@@ -16,7 +16,7 @@ from typing import Any
 from winclip_lib.core.encoder import PATCH_TOKENS
 from winclip_lib.core.fewshot import FEWSHOT_IMAGE_SCORES, FUSIONS, MEMORIES
 from winclip_lib.core.geometry import RESIZE_MODES
-from winclip_lib.core.prompts import TEMPLATE_SETS
+from winclip_lib.core.prompts import PROMPT_ENSEMBLES, TEMPLATE_SETS
 from winclip_lib.core.scoring import DENSE_FEATURES, IMAGE_SCORES, WINDOW_AGGREGATIONS, ZERO_SHOT_MAPS
 
 __all__ = ["WinCLIPOptions", "setting", "setting_help", "replace_settings"]
@@ -62,6 +62,9 @@ class WinCLIPOptions:
     template_set: str | tuple[str, ...] = setting(
         "paper", "prompt templates of the ensemble: a named set, or (in Python) a list of templates with one {}",
         choices=TEMPLATE_SETS)
+    prompt_ensemble: str = setting("cpe", "prompts: the full compositional ensemble (cpe), or the ablation's reduced "
+                                          "forms: state words only, 'normal [c]' vs 'anomalous [c]' (two_class), "
+                                          "'normal [c]' alone (one_class)", choices=PROMPT_ENSEMBLES)
     normalize_each: bool = setting(False, "normalise each prompt embedding before averaging (else: average, then "
                                           "normalise)")
     extra_normal: tuple[str, ...] = setting((), "extra normal state words with one {} (e.g. '{} without scratch')",
@@ -123,7 +126,7 @@ class WinCLIPOptions:
         _freeze(self, "memories", tuple(dict.fromkeys(str(m) for m in self.memories)))
         if not self.memories or set(self.memories) - set(MEMORIES):
             raise ValueError(f"memories must name one or more of {', '.join(MEMORIES)}, got {list(self.memories)}")
-        for name, choices in (("image_score", IMAGE_SCORES), ("zero_shot_map", ZERO_SHOT_MAPS),
+        for name, choices in (("prompt_ensemble", PROMPT_ENSEMBLES), ("image_score", IMAGE_SCORES), ("zero_shot_map", ZERO_SHOT_MAPS),
                               ("window_aggregation", WINDOW_AGGREGATIONS), ("dense_features", DENSE_FEATURES),
                               ("visual_aggregation", WINDOW_AGGREGATIONS), ("fusion", FUSIONS),
                               ("fewshot_image_score", FEWSHOT_IMAGE_SCORES)):

@@ -6,6 +6,11 @@ averaged into one embedding, so a class has two text embeddings, rows [normal, a
 
     t_normal    = normalise( mean_{s in normal states, T in templates} E_text(T(s(c))) )
     t_anomalous = normalise( mean_{s in anomalous states, T in templates} E_text(T(s(c))) )
+
+The paper's CPE ablation strips the ensemble step by step (:data:`PROMPT_ENSEMBLES`): ``"states"`` keeps the state
+words without templates; ``"two_class"`` is one prompt per class, "normal [c]" and "anomalous [c]" (CLIP-AC);
+``"one_class"`` is the normal prompt alone — its anomalous row is the negated normal embedding, so the anomaly
+probability sigmoid(-2 cos(f, t_n) / T) falls as an embedding comes closer to "normal [c]".
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ def _anomalib_templates() -> tuple[str, ...]:
     return tuple(out)
 
 
+#: How much of the ensemble is used: the full CPE, or the ablation's reduced forms (see the module docstring).
+PROMPT_ENSEMBLES = ("cpe", "states", "two_class", "one_class")
+
 #: Named template sets: the paper's, anomalib's 21-template variant, and the paper's without trailing periods.
 TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "paper": TEMPLATES,
@@ -82,6 +90,7 @@ def build_prompts(
     template_set: str | Sequence[str] = "paper",
     extra_normal: Sequence[str] = (),
     extra_anomalous: Sequence[str] = (),
+    ensemble_kind: str = "cpe",
 ) -> dict[str, list[str]]:
     """The prompt ensemble of one class.
 
@@ -89,10 +98,21 @@ def build_prompts(
         class_name: the object's name in words ("metal nut").
         template_set: a name in :data:`TEMPLATE_SETS` or a sequence of templates with one ``{}``.
         extra_normal / extra_anomalous: task-specific state words with one ``{}`` (e.g. "{} without scratch").
+        ensemble_kind: one of :data:`PROMPT_ENSEMBLES` (the reduced forms ignore templates and extra states).
 
     Returns:
         {"normal": [...], "anomalous": [...]}, state-major: all templates of state 1, then of state 2, ...
+        ("one_class": no anomalous prompt).
     """
+    if ensemble_kind not in PROMPT_ENSEMBLES:
+        raise ValueError(f"unknown prompt ensemble {ensemble_kind!r}; choose one of {', '.join(PROMPT_ENSEMBLES)}")
+    if ensemble_kind in ("two_class", "one_class"):
+        if not class_name or not class_name.strip():
+            raise ValueError("class_name must be a non-empty string")
+        return {"normal": [f"normal {class_name}"],
+                "anomalous": [] if ensemble_kind == "one_class" else [f"anomalous {class_name}"]}
+    if ensemble_kind == "states":
+        template_set = ("{}",)
     if not class_name or not class_name.strip():
         raise ValueError("class_name must be a non-empty string")
     if isinstance(template_set, str):
@@ -147,28 +167,31 @@ def text_embeddings(
     normalize_each: bool = False,
     extra_normal: Sequence[str] = (),
     extra_anomalous: Sequence[str] = (),
+    ensemble_kind: str = "cpe",
     cache: TextEmbeddingCache | None = None,
 ) -> torch.Tensor:
     """The class's two CPE text embeddings.
 
     Args:
+        ensemble_kind: the full CPE or a reduced form (:data:`PROMPT_ENSEMBLES`).
         cache: where to look up and store the result, keyed by (model, weights, precision, device, prompts,
             normalize_each), so that a class is encoded once per cache; None encodes every time.
 
     Returns:
-        (2, D) float32 unit-norm rows [normal, anomalous], on the backbone's device.
+        (2, D) float32 unit-norm rows [normal, anomalous], on the backbone's device ("one_class": the anomalous
+        row is the negated normal one).
     """
-    prompts = build_prompts(class_name, template_set, extra_normal, extra_anomalous)
+    prompts = build_prompts(class_name, template_set, extra_normal, extra_anomalous, ensemble_kind)
     key = (
         backbone.model_name, backbone.weights_id, backbone.precision, str(backbone.device),
         tuple(prompts["normal"]), tuple(prompts["anomalous"]), normalize_each,
     )
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit
-    emb = torch.stack([
-        ensemble(encode_text(backbone, prompts["normal"]), normalize_each),
-        ensemble(encode_text(backbone, prompts["anomalous"]), normalize_each),
-    ])
+    normal = ensemble(encode_text(backbone, prompts["normal"]), normalize_each)
+    anomalous = ensemble(encode_text(backbone, prompts["anomalous"]), normalize_each) if prompts["anomalous"] \
+        else -normal
+    emb = torch.stack([normal, anomalous])
     if cache is not None:
         cache.encodes += 1
         cache.put(key, emb)
