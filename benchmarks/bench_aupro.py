@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from winclip_lib.metrics import aupro  # noqa: E402
+from winclip_lib.evaluation.metrics import aupro  # noqa: E402
 
 
 def synthetic_category(n_images: int = 100, size: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

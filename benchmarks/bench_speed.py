@@ -1,19 +1,21 @@
-"""Speed benchmark of WinCLIP / WinCLIP+ (issue 5): one run, one random-weight backbone, the same inputs for every row.
+"""Speed benchmark of WinCLIP / WinCLIP+: one run, one random-weight backbone, the same inputs for every row.
 
     python benchmarks/bench_speed.py [--device cpu|cuda] [--quick] [--out build/bench/speed_<device>.json]
     python benchmarks/bench_speed.py --device cuda [--compile]    # the GPU run: 512 images, batches of 256
 
-(``make bench`` runs the CPU table; a full CPU run takes ~6 minutes on 2 cores, ``--quick`` ~2.)
+(``make bench`` runs the CPU table; ``--quick`` runs 2 images and a subset of the baseline's windows.)
 
 Rows:
 
-- ``baseline fp32 (1 window/call)``: a straightforward first reproduction written here — the whole image, then each
-  window alone, through open_clip's own ``visual.transformer`` in fp32. It is run on ``--baseline-images`` query
-  images (and, for its few-shot row, on the k references); with ``--baseline-windows N`` only N windows per scale
-  are run and the per-window time is extrapolated to all windows (the table says so, and has no map differences
-  for it then).
-- ``ours <precision>``: :class:`winclip_lib.WinCLIP` with the batched window encoder, weights in fp32 / bf16 (and
-  fp16 on a GPU); ``--compile`` adds the same rows with the encoder's blocks under ``torch.compile``.
+- ``baseline fp32 (1 window/call)``: a straightforward first reproduction (:mod:`baseline`) — the whole image, then
+  each window alone, through open_clip's own ``visual.transformer`` in fp32. It is run on ``--baseline-images``
+  query images (and, for its few-shot row, on the k references); with ``--baseline-windows N`` only N windows per
+  scale are run and the per-window time is extrapolated to all windows (the table says so, and has no map
+  differences for it then).
+- ``ours <precision>``: :class:`winclip_lib.core.model.WinCLIP` with the batched window encoder, weights loaded in
+  each precision the device runs (``precision=`` passed explicitly): on the CPU those of
+  :func:`winclip_lib.core.precision.cpu_precisions` (fp32, and bf16 / fp16 where oneDNN supports them), on CUDA
+  fp32, bf16 and fp16. ``--compile`` adds the same rows with the encoder's blocks under ``torch.compile``.
 - ``ours fp32 (default GEMM)`` (CPU): our fp32 encoder on PyTorch's default CPU GEMMs (``WINCLIP_ONEDNN=0``) instead
   of oneDNN's, to show what that choice is worth on this CPU.
 
@@ -25,15 +27,18 @@ largest absolute difference of the final anomaly maps and image scores from our 
 few-shot association for k references, zero-shot scoring alone, and exact AUPRO on a synthetic category (from
 ``benchmarks/bench_aupro.py`` when present).
 
-Hardware ceiling (issue 5's "bf16 at least 3x fp32"), measured in the same run: the CPU's model, threads and ISA
-flags (AVX-512, AVX512_BF16, AVX512_FP16, AMX; ``/proc/cpuinfo``); the peak GFLOP/s of the encoder's own GEMM op
-(oneDNN's ``_linear_pointwise`` on the CPU, else ``F.linear``) per precision at its block shapes and call size — their
-bf16/fp32 ratio bounds the bf16 speed-up from GEMMs alone (~2x with AVX512_BF16 and no AMX); and each row's achieved
-GFLOP/s of encoding (:func:`encoder_flops`, counted analytically) as a share of that peak.
+Hardware ceiling (:mod:`hardware`), measured in the same run: the CPU's model, threads and ISA flags, the ISA oneDNN
+detects, and the peak GFLOP/s of the encoder's own GEMM op per precision at its block shapes and call size; each
+row's achieved GFLOP/s of encoding (:mod:`flops`, counted analytically) as a share of the peak of its precision.
 
-Timing: warm-up calls first, ``time.perf_counter``, ``torch.cuda.synchronize`` around every timed call on CUDA,
-``torch.set_num_threads`` fixed to the core count; the best of ``--repeats`` runs. Weights are random (no download):
-the maps are not a reproduction result, only the same computation at each precision.
+Precision ``"auto"`` (:mod:`auto_precision`): what :func:`winclip_lib.core.precision.probe_cpu` picks on this CPU (its
+measured ratios and how long it took; on CUDA what :func:`~winclip_lib.core.precision.resolve_precision` picks), and
+the encode speed-up of the picked precision's row over our fp32 row; a precision slower than fp32 is named so in
+words.
+
+Timing (:mod:`timing`): warm-up calls first, ``time.perf_counter``, ``torch.cuda.synchronize`` around every timed call
+on CUDA, ``torch.set_num_threads`` fixed to the core count; the best of ``--repeats`` runs. Weights are random (no
+download): the maps are not a reproduction result, only the same computation at each precision.
 """
 
 from __future__ import annotations
@@ -45,7 +50,6 @@ import importlib.util
 import inspect
 import json
 import os
-import platform
 import re
 import resource
 import sys
@@ -56,46 +60,46 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+_HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE.parent))  # run from a checkout without installing
+sys.path.insert(0, str(_HERE))  # the benchmark's sibling modules
 
-from winclip_lib import encoder as encoder_module  # noqa: E402
-from winclip_lib import vit_blocks  # noqa: E402
-from winclip_lib.backbone import DEFAULT_MODEL, PRECISIONS, Backbone, load_backbone  # noqa: E402
-from winclip_lib.encoder import DEFAULT_MAX_TOKENS, DEFAULT_SCALES, Features, window_indices  # noqa: E402
-from winclip_lib.fewshot import few_shot_maps  # noqa: E402
-from winclip_lib.model import Prediction, WinCLIP  # noqa: E402
-from winclip_lib.prompts import TextEmbeddingCache, encode_text, text_embeddings  # noqa: E402
+import auto_precision  # noqa: E402
+import baseline  # noqa: E402
+import flops  # noqa: E402
+import hardware  # noqa: E402
+from auto_precision import auto_choice, format_auto, summarize_auto  # noqa: E402
+from baseline import baseline_encode  # noqa: E402
+from hardware import cpu_name, hardware_ceiling, runnable_precisions  # noqa: E402
+from timing import sync, timed  # noqa: E402
+
+from winclip_lib.core import encoder as encoder_module  # noqa: E402
+from winclip_lib.core import vit_blocks  # noqa: E402
+from winclip_lib.core.backbone import DEFAULT_MODEL, Backbone, load_backbone  # noqa: E402
+from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, call_tokens  # noqa: E402
+from winclip_lib.core.features import Features  # noqa: E402
+from winclip_lib.core.fewshot import few_shot_maps  # noqa: E402
+from winclip_lib.core.model import Prediction, WinCLIP  # noqa: E402
+from winclip_lib.core.precision import PRECISIONS, PrecisionChoice  # noqa: E402
+from winclip_lib.core.prompts import TextEmbeddingCache, text_embeddings  # noqa: E402
+from winclip_lib.core.text_tower import encode_text  # noqa: E402
+
+__all__ = ["auto_precision", "baseline", "flops", "hardware", "format_table", "main"]
 
 CLASS_NAME = "object"
-#: Largest allowed |map - fp32 map| and |score - fp32 score| of each kind of row (the issue's 0.02 for low precision).
+#: Largest allowed |map - fp32 map| and |score - fp32 score| of each kind of row (0.02 for low precision).
 TOLERANCES: dict[str, float] = {"baseline": 1e-4, "fp32": 1e-4, "bf16": 0.02, "fp16": 0.02}
-#: The issue's memory bound: encoding batches of 8 at 240 x 240 keeps the process under this RSS (CPU).
+#: The memory bound on the CPU: encoding batches of 8 at 240 x 240 keeps the process under this RSS.
 RSS_LIMIT_GB = 8.0
 GPU_DEFAULTS = {"images": 512, "batch_size": 256, "max_tokens": 1 << 20}
 CPU_DEFAULTS = {"images": 8, "batch_size": 8, "max_tokens": DEFAULT_MAX_TOKENS}
+#: The precisions of our rows, in order; on the CPU only those it runs (:func:`hardware.runnable_precisions`).
+ROW_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# timing and memory helpers
+# memory
 # --------------------------------------------------------------------------------------------------------------------
-def sync(device: torch.device) -> None:
-    """Wait for queued GPU work (a no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], Any], device: torch.device, repeats: int = 1) -> tuple[Any, float]:
-    """(result of the last call, best wall time in seconds over ``repeats`` calls), synchronised on CUDA."""
-    best, result = float("inf"), None
-    for _ in range(max(1, repeats)):
-        sync(device)
-        t0 = time.perf_counter()
-        result = fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return result, best
-
-
 def _vm_hwm_bytes() -> int | None:
     try:
         m = re.search(r"VmHWM:\s+(\d+)\s+kB", Path("/proc/self/status").read_text())
@@ -128,238 +132,8 @@ def peak_memory(device: torch.device) -> dict[str, float | None]:
     return {"peak_rss_gb": hwm / 1e9, "peak_gpu_gb": gpu}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's matrix-math features relevant to bf16 speed (AMX, AVX-512 BF16/FP16, AVX-VNNI)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = set(re.findall(r"\b(amx_bf16|amx_tile|amx_fp16|avx512_bf16|avx512_fp16|avx512f|avx_vnni)\b", text))
-    return sorted(flags)
-
-
 # --------------------------------------------------------------------------------------------------------------------
-# hardware ceiling: what the CPU's GEMMs can do, and how much work an image is
-# --------------------------------------------------------------------------------------------------------------------
-#: ISA flags that decide how fast bf16 GEMMs can be: AVX-512 (fp32 FMA), AVX512_BF16 (dot products, ~2x fp32 per
-#: cycle), AVX512_FP16, and AMX (tile matrix units: far more than 2x for bf16).
-ISA_FLAGS = ("avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
-#: The linear layers of a block, as (name, N, K) in units of the width W and the MLP width M.
-GEMM_SHAPES = (("qkv", "3W", "W"), ("mlp fc", "M", "W"), ("mlp proj", "W", "M"))
-
-
-def cpu_isa() -> dict[str, bool] | None:
-    """{flag: present} for :data:`ISA_FLAGS` from ``/proc/cpuinfo``; None where it cannot be read (not Linux)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    m = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
-    present = set(m.group(1).split()) if m else set()
-    return {f: f in present for f in ISA_FLAGS}
-
-
-def encoder_flops(width: int, layers: int, mlp_width: int, grid: int, patch_size: int, embed_dim: int,
-                  scales: Sequence[int] = DEFAULT_SCALES, stride: int = 1, *,
-                  reuse_first_qkv: bool = True, cls_only_last: bool = True) -> int:
-    """Floating-point operations (2 per multiply-add) of encoding one image: the patch-embedding convolution, every
-    linear layer and both attention matmuls of every block, and the output projection of each pooled class token.
-
-    The image's 1+G*G tokens go through all blocks; each window's 1+k*k tokens too, except that with
-    ``reuse_first_qkv`` the first block's q/k/v are gathered from the image pass (no input projection), and with
-    ``cls_only_last`` the last block projects queries and runs attention, the output projection and the MLP for the
-    class token alone (keys/values still for all tokens) — our encoder; both False: the one-window-per-call baseline.
-    Layer norms, softmax, GELU and adds are not counted.
-    """
-    w, m = width, mlp_width
-
-    def block(keys: int, queries: int, q_rows: int, kv_rows: int) -> int:
-        """One block: q projected for q_rows tokens, k/v for kv_rows, attention and the rest for ``queries``."""
-        proj = 2 * w * w * q_rows + 2 * w * 2 * w * kv_rows
-        attention = 2 * 2 * queries * keys * w  # q k^T and (softmax) v, all heads together
-        return proj + attention + 2 * queries * w * w + 2 * 2 * queries * w * m  # + out-proj, MLP
-
-    tokens = 1 + grid * grid
-    total = 2 * grid * grid * 3 * patch_size**2 * w + layers * block(tokens, tokens, tokens, tokens)
-    pooled = 1
-    for k in scales:
-        n, length = ((grid - k) // stride + 1) ** 2, 1 + k * k
-        per_window = 0
-        for i in range(layers):
-            queries = 1 if cls_only_last and i == layers - 1 else length
-            reused = reuse_first_qkv and i == 0
-            per_window += block(length, queries, 0 if reused else queries, 0 if reused else length)
-        total += n * per_window
-        pooled += n
-    return total + 2 * pooled * w * embed_dim
-
-
-def model_flops(backbone: Backbone, *, fast: bool = True) -> int:
-    """:func:`encoder_flops` of a backbone's config: our encoder (``fast``, its shortcuts where the model allows
-    them), or the baseline (no shortcuts)."""
-    visual = backbone.visual
-    blocks = list(visual.transformer.resblocks)
-    fast = fast and vit_blocks.fast_path_supported(visual)
-    return encoder_flops(backbone.width, len(blocks), blocks[0].mlp.c_fc.out_features, backbone.grid_size,
-                         backbone.patch_size, visual.proj.shape[1] if visual.proj is not None else 0,
-                         reuse_first_qkv=fast, cls_only_last=fast and vit_blocks.cls_only_pooling(visual))
-
-
-def _gemm_name(x: torch.Tensor) -> str:
-    """Which GEMM the encoder's :func:`winclip_lib.vit_blocks._linear` runs for input x."""
-    return "mkldnn._linear_pointwise" if vit_blocks._use_onednn(x) else "F.linear"
-
-
-@torch.inference_mode()
-def gemm_ceiling(width: int, mlp_width: int, precisions: Sequence[str], device: torch.device, tokens: int,
-                 repeats: int = 5) -> dict[str, Any]:
-    """Peak GFLOP/s of the encoder's GEMM op at its block shapes (``tokens`` x K -> N), per precision: best of
-    ``repeats`` after two warm-up calls, at the current ``torch.set_num_threads``."""
-    sizes = {"W": width, "3W": 3 * width, "M": mlp_width}
-    g = torch.Generator().manual_seed(0)
-    out: dict[str, Any] = {"tokens": tokens, "repeats": repeats, "op": {}, "shapes": [], "peak_gflops": {}}
-    for name, n_key, k_key in GEMM_SHAPES:
-        n, k = sizes[n_key], sizes[k_key]
-        row: dict[str, Any] = {"name": name, "m": tokens, "k": k, "n": n, "gflops": {}}
-        for precision in precisions:
-            dtype = PRECISIONS[precision]
-            if device.type == "cpu" and dtype == torch.float16:
-                continue  # not a CPU precision of this benchmark
-            x, w, b = (torch.randn(*s, generator=g).to(device, dtype) for s in ((tokens, k), (n, k), (n,)))
-            op, op_name = vit_blocks._linear, _gemm_name(x)
-            for _ in range(2):
-                op(x, w, b)
-            _, seconds = timed(lambda op=op, x=x, w=w, b=b: op(x, w, b), device, repeats)
-            row["gflops"][precision] = 2 * tokens * k * n / seconds / 1e9
-            out["op"][precision] = op_name
-            out["peak_gflops"][precision] = max(out["peak_gflops"].get(precision, 0.0), row["gflops"][precision])
-        out["shapes"].append(row)
-    peak = out["peak_gflops"]
-    out["bf16_over_fp32"] = peak["bf16"] / peak["fp32"] if "bf16" in peak and "fp32" in peak else None
-    return out
-
-
-def hardware_ceiling(backbone: Backbone, precisions: Sequence[str], max_tokens: int) -> dict[str, Any]:
-    """The CPU's facts (model, threads, ISA flags), the GEMM peak per precision at the backbone's block shapes and
-    the encoder's call size, and the FLOPs per image of our encoder and of the baseline."""
-    device = backbone.device
-    isa = cpu_isa() if device.type == "cpu" else None
-    blocks = list(backbone.visual.transformer.resblocks)
-    return {
-        "cpu": {
-            "name": cpu_name(),
-            "cores": os.cpu_count(),
-            "threads": torch.get_num_threads(),
-            "isa": isa,
-            "amx": None if isa is None else isa["amx_tile"] and isa["amx_bf16"],
-            "torch_cpu_capability": getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)(),
-        },
-        "gemm": gemm_ceiling(backbone.width, blocks[0].mlp.c_fc.out_features, precisions, device,
-                             min(encoder_module.call_tokens(max_tokens, device), 16384)),
-        "flops_per_image": {"ours": model_flops(backbone, fast=True), "baseline": model_flops(backbone, fast=False)},
-    }
-
-
-def add_achieved(rows: list[dict[str, Any]], flops: dict[str, int], peak: dict[str, float]) -> None:
-    """Per row: FLOPs per image (:func:`encoder_flops`), achieved GFLOP/s of encoding, and the fraction of the
-    measured GEMM peak of its precision (the baseline runs fp32)."""
-    for r in rows:
-        f = flops["baseline" if r["kind"] == "baseline" else "ours"]
-        precision = "fp32" if r["kind"] == "baseline" else r["kind"]
-        s = r["encode_s_per_image"]
-        r["gflop_per_image"] = f / 1e9
-        r["encode_gflops"] = f / s / 1e9 if s else None
-        r["fraction_of_gemm_peak"] = (r["encode_gflops"] / peak[precision]
-                                      if r["encode_gflops"] and peak.get(precision) else None)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# the baseline: one window at a time
-# --------------------------------------------------------------------------------------------------------------------
-def _input_tokens(visual, x: torch.Tensor) -> torch.Tensor:
-    """(1, 3, S, S) -> (1, 1+G*G, W): class and patch tokens with positions, after ``ln_pre``."""
-    t = visual.conv1(x.to(visual.conv1.weight.dtype))
-    t = t.reshape(1, t.shape[1], -1).permute(0, 2, 1)
-    cls = visual.class_embedding.reshape(1, 1, -1).to(t.dtype)
-    return visual.ln_pre(torch.cat([cls, t], dim=1) + visual.positional_embedding.to(t.dtype))
-
-
-def _embed(visual, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One sequence through open_clip's ``visual.transformer``, ``_pool`` and ``proj``: (pooled (1, D), tokens)."""
-    out = visual.transformer(seq)  # open_clip's Transformer handles its own batch-first / sequence-first layout
-    pooled, tokens = visual._pool(out)
-    return (pooled @ visual.proj if visual.proj is not None else pooled), tokens
-
-
-@torch.inference_mode()
-def baseline_encode(
-    backbone: Backbone,
-    x: torch.Tensor,
-    scales: Sequence[int] = DEFAULT_SCALES,
-    windows_per_scale: int | None = None,
-) -> tuple[Features | None, float]:
-    """The straightforward reproduction: each image whole, then every window alone, one transformer call each.
-
-    Args:
-        x: (B, 3, S, S) normalised images.
-        windows_per_scale: None runs every window; N runs N evenly spaced windows per scale and extrapolates.
-
-    Returns:
-        (Features of the batch — None when only a subset of windows ran —, seconds per image: measured, or the
-        whole-image time plus n_k times the mean time of a window of scale k).
-    """
-    visual, grid, dev = backbone.visual, backbone.grid_size, backbone.device
-    images, patches, windows = [], [], {k: [] for k in scales}
-    per_image = []
-    for b in range(x.shape[0]):
-        sync(dev)
-        t0 = time.perf_counter()
-        tokens = _input_tokens(visual, x[b : b + 1].to(dev))
-        pooled, toks = _embed(visual, tokens)
-        images.append(pooled)
-        patches.append(toks)
-        sync(dev)
-        seconds = time.perf_counter() - t0
-        for k in scales:
-            idx = window_indices(grid, k).tolist()
-            chosen = range(len(idx))
-            if windows_per_scale is not None and windows_per_scale < len(idx):
-                chosen = torch.linspace(0, len(idx) - 1, windows_per_scale).round().long().tolist()
-            sync(dev)
-            t0 = time.perf_counter()
-            for w in chosen:
-                seq = tokens[:, [0] + [p + 1 for p in idx[w]]]
-                windows[k].append(_embed(visual, seq)[0])
-            sync(dev)
-            seconds += (time.perf_counter() - t0) * len(idx) / len(chosen)
-        per_image.append(seconds)
-    mean_seconds = sum(per_image) / len(per_image)
-    if windows_per_scale is not None and any(windows_per_scale < window_indices(grid, k).shape[0] for k in scales):
-        return None, mean_seconds
-    b = x.shape[0]
-    feats = Features(
-        torch.cat(images).float(),
-        {k: torch.cat(v).reshape(b, -1, torch.cat(v).shape[-1]).float() for k, v in windows.items()},
-        torch.cat(patches).float(),
-        grid,
-        1,
-        {"patch_ln_post": True, "encoder": "baseline"},
-    )
-    return feats, mean_seconds
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# torch.compile of the transformer blocks (optional)
+# GEMM choice and torch.compile of the transformer blocks (optional)
 # --------------------------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def default_gemm(enabled: bool) -> Iterator[None]:
@@ -378,17 +152,29 @@ def default_gemm(enabled: bool) -> Iterator[None]:
             os.environ[vit_blocks.ONEDNN_ENV] = old
 
 
+#: The encoder's fast-path functions that ``--compile`` puts under ``torch.compile``: a chunk of windows and a chunk of
+#: whole images, each all its transformer blocks (and, for windows, pooling and projection).
+COMPILED_FUNCTIONS = ("_window_chunk", "_image_chunk")
+
+
 @contextlib.contextmanager
-def compiled_blocks(enabled: bool) -> Iterator[None]:
-    """Within the block, the encoder's fast path for a chunk of windows and for whole images (all its transformer
-    blocks, pooling and projection) runs under ``torch.compile(dynamic=True)``."""
+def compiled_blocks(enabled: bool, compile_fn: Callable[[Callable], Callable] | None = None) -> Iterator[None]:
+    """Within the block, the encoder's :data:`COMPILED_FUNCTIONS` are replaced by ``compile_fn`` of them
+    (default ``torch.compile(fn, dynamic=True)``); the originals are restored on leaving, also after an error.
+
+    Raises:
+        AttributeError: the encoder has no function of that name (the encoder was restructured).
+    """
     if not enabled:
         yield
         return
-    originals = {name: getattr(encoder_module, name) for name in ("_window_chunk", "_image_chunk")}
-    for name, fn in originals.items():
-        setattr(encoder_module, name, torch.compile(fn, dynamic=True))
+    if compile_fn is None:
+        def compile_fn(fn: Callable) -> Callable:
+            return torch.compile(fn, dynamic=True)
+    originals = {name: getattr(encoder_module, name) for name in COMPILED_FUNCTIONS}
     try:
+        for name, fn in originals.items():
+            setattr(encoder_module, name, compile_fn(fn))
         yield
     finally:
         for name, fn in originals.items():
@@ -527,6 +313,19 @@ def _finish_rows(rows: list[dict[str, Any]]) -> None:
         r["rss_within_limit"] = r["peak_rss_gb"] < RSS_LIMIT_GB if r.get("peak_rss_gb") is not None else None
 
 
+def add_achieved(rows: list[dict[str, Any]], flops_per_image: dict[str, int], peak: dict[str, float]) -> None:
+    """Per row: FLOPs per image (:func:`flops.encoder_flops`), achieved GFLOP/s of encoding, and the fraction of the
+    measured GEMM peak of its precision (the baseline runs fp32)."""
+    for r in rows:
+        f = flops_per_image["baseline" if r["kind"] == "baseline" else "ours"]
+        precision = "fp32" if r["kind"] == "baseline" else r["kind"]
+        s = r["encode_s_per_image"]
+        r["gflop_per_image"] = f / 1e9
+        r["encode_gflops"] = f / s / 1e9 if s else None
+        r["fraction_of_gemm_peak"] = (r["encode_gflops"] / peak[precision]
+                                      if r["encode_gflops"] and peak.get(precision) else None)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # stages
 # --------------------------------------------------------------------------------------------------------------------
@@ -542,7 +341,7 @@ def time_text(backbone: Backbone, repeats: int) -> dict[str, float]:
         cold.append(t)
     cache = TextEmbeddingCache()
     text_embeddings(backbone, CLASS_NAME, cache=cache)
-    hits = 1000
+    hits = 200
     _, t_hot = timed(lambda: [text_embeddings(backbone, CLASS_NAME, cache=cache) for _ in range(hits)], dev)
     return {"cold_s": min(cold), "cached_s": t_hot / hits}
 
@@ -577,6 +376,7 @@ def time_aupro_stage(n_images: int) -> dict[str, Any]:
         return {"skipped": f"time_aupro failed: {type(e).__name__}: {e}"}
     return {"n_images": n_images, "size": 240, "seconds": r.get("exact_seconds", r.get("seconds")),
             "aupro": r.get("exact_aupro", r.get("aupro"))}
+
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -638,6 +438,8 @@ def format_table(result: dict[str, Any]) -> str:
                      "references one window at a time")
     if result.get("ceiling"):
         lines += ["", *format_ceiling(result)]
+    if result.get("auto"):
+        lines += ["", *format_auto(result["auto"])]
     s = result["stages"]
     lines += ["", "stages"]
     for name, t in s["text"].items():
@@ -659,28 +461,36 @@ def format_ceiling(result: dict[str, Any]) -> list[str]:
     """The hardware-ceiling section: CPU facts, GEMM peaks side by side, each row's achieved GFLOP/s, the summary."""
     c, rows = result["ceiling"], result["rows"]
     cpu, gemm, f = c["cpu"], c["gemm"], c["flops_per_image"]
-    peak, ceil = gemm["peak_gflops"], gemm["bf16_over_fp32"]
+    peak, over = gemm["peak_gflops"], gemm.get("over_fp32") or {}
+    device = result["meta"]["device"]
     lines = ["hardware ceiling"]
-    if result["meta"]["device"] == "cpu":
+    if device == "cpu":
         isa = cpu["isa"]
         flags = "unknown (no /proc/cpuinfo)" if isa is None else ", ".join(
             f"{f} {'yes' if v else 'no'}" for f, v in isa.items())
         lines.append(f"  CPU {cpu['name']}: {cpu['threads']} torch threads of {cpu['cores']} cores; {flags} -> "
                      f"{'AMX' if cpu['amx'] else 'no AMX' if cpu['amx'] is not None else 'AMX unknown'} "
                      f"(torch CPU capability {cpu['torch_cpu_capability']})")
+        lines.append(f"  oneDNN {cpu.get('onednn_version') or ''} ISA: "
+                     f"{cpu.get('onednn_isa') or 'unknown (no oneDNN verbose output)'}; precisions this CPU runs: "
+                     f"{', '.join(cpu.get('precisions') or ['unknown'])}")
     precisions = list(peak)
-    ops = ", ".join(sorted(set(gemm["op"].values())))
+    low = [p for p in precisions if p != "fp32" and p in over]
+    ops = ", ".join(f"{p} {op}" for p, op in gemm["op"].items())
     lines.append(f"  GEMM peak, the encoder's op ({ops}), {gemm['tokens']} tokens per call as the encoder's, best of "
                  f"{gemm['repeats']}:")
+    if gemm.get("skipped"):
+        lines.append(f"    not run on this {device.upper()}: {', '.join(gemm['skipped'])}")
     lines.append(f"    {'GEMM (tokens x K -> N)':<32}" + "".join(f"{p + ' GFLOP/s':>15}" for p in precisions)
-                 + (f"{'bf16/fp32':>11}" if ceil else ""))
+                 + "".join(f"{p + '/fp32':>11}" for p in low))
     for g in gemm["shapes"]:
-        ratio = g["gflops"]["bf16"] / g["gflops"]["fp32"] if ceil else None
+        fp32 = g["gflops"].get("fp32")
         lines.append(f"    {g['name'] + ':':<10}{g['m']:>5} x {g['k']:<5}-> {g['n']:<6}"
                      + "".join(f"{_f(g['gflops'].get(p), '.0f'):>15}" for p in precisions)
-                     + (f"{ratio:>10.2f}x" if ratio else ""))
+                     + "".join(f"{_f(g['gflops'][p] / fp32 if fp32 else None, '.2f') + 'x':>11}" for p in low))
     lines.append(f"    {'peak':<32}" + "".join(f"{peak[p]:>15.0f}" for p in precisions)
-                 + (f"{ceil:>10.2f}x  <- ceiling of the bf16 speed-up from GEMMs alone" if ceil else ""))
+                 + "".join(f"{over[p]:>10.2f}x" for p in low)
+                 + ("  <- ceiling of each speed-up over fp32 from GEMMs alone" if low else ""))
     lines.append(f"  work per image: ours {f['ours'] / 1e9:.1f} GFLOP (block-1 q/k/v reused, last block class token "
                  f"only), baseline {f['baseline'] / 1e9:.1f} GFLOP (GEMMs + attention + patch embedding)")
     lines.append(f"    {'row':<34}{'GFLOP/img':>10}{'encode s/img':>14}{'GFLOP/s':>9}{'% of peak':>11}"
@@ -690,13 +500,13 @@ def format_ceiling(result: dict[str, Any]) -> list[str]:
         lines.append(f"    {r['name']:<34}{r['gflop_per_image']:>10.1f}{_f(r['encode_s_per_image'], '.3f'):>14}"
                      f"{_f(r['encode_gflops'], '.0f'):>9}{_f(pct, '.0f') + ('%' if pct else ''):>11}")
     by_name = {r["name"]: r for r in rows}
-    fp32, bf16 = by_name.get("ours fp32"), by_name.get("ours bf16")
-    if fp32 and bf16 and ceil:
-        amx = "" if result["meta"]["device"] != "cpu" else (
-            " (AMX)" if cpu["amx"] else " (no AMX)" if cpu["amx"] is not None else "")
-        lines.append(f"  bf16 vs our fp32: {bf16['encode_speedup_vs_fp32']:.2f}x encode, "
-                     f"{bf16['zero_shot_speedup_vs_fp32']:.2f}x zero-shot (target 3x); GEMM ceiling on this "
-                     f"{result['meta']['device'].upper()}: {ceil:.2f}x{amx}")
+    amx = "" if device != "cpu" else " (AMX)" if cpu["amx"] else " (no AMX)" if cpu["amx"] is not None else ""
+    for p in low:
+        row = by_name.get(f"ours {p}")
+        if row and "ours fp32" in by_name:
+            lines.append(f"  {p} vs our fp32: {_f(row['encode_speedup_vs_fp32'], '.2f')}x encode, "
+                         f"{_f(row['zero_shot_speedup_vs_fp32'], '.2f')}x zero-shot; GEMM ceiling on this "
+                         f"{device.upper()}: {over[p]:.2f}x{amx}")
     return lines
 
 
@@ -716,7 +526,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--k", type=int, default=4, help="few-shot references")
     p.add_argument("--batch-size", type=int, help="images per encoding pass (default 8 CPU, 256 CUDA)")
     p.add_argument("--max-tokens", type=int, help="tokens per transformer call (default: the encoder's on CPU)")
-    p.add_argument("--precisions", help="comma-separated (default fp32,bf16 on CPU; fp32,bf16,fp16 on CUDA)")
+    p.add_argument("--precisions", help="comma-separated precisions of our rows; fp32 is always included (default: "
+                   "fp32,bf16,fp16 — on the CPU those it runs)")
     p.add_argument("--baseline-images", type=int, default=1, help="query images for the baseline (0: no baseline)")
     p.add_argument("--baseline-windows", type=int, help="windows per scale the baseline runs (default all)")
     p.add_argument("--aupro-images", type=int, default=100, help="images of the AUPRO stage (0: skip)")
@@ -741,7 +552,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     n_images = args.images or (2 if args.quick else defaults["images"])
     batch_size = args.batch_size or defaults["batch_size"]
     max_tokens = args.max_tokens or defaults["max_tokens"]
-    precisions = (args.precisions or ("fp32,bf16,fp16" if device.type == "cuda" else "fp32,bf16")).split(",")
+    requested = [p.strip() for p in args.precisions.split(",")] if args.precisions else list(ROW_PRECISIONS)
+    unknown = [p for p in requested if p not in PRECISIONS]
+    if unknown:
+        raise SystemExit(f"--precisions: unknown {', '.join(unknown)}; choose from {', '.join(PRECISIONS)} (auto has "
+                         "its own section of the table)")
+    precisions = runnable_precisions([p for p in PRECISIONS if p == "fp32" or p in requested], device)
+    not_run = [p for p in requested if p not in precisions]
     baseline_windows = args.baseline_windows
     if args.quick and baseline_windows is None and args.model == DEFAULT_MODEL:
         baseline_windows = 8
@@ -757,6 +574,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     text_stage: dict[str, dict[str, float]] = {}
     weights = ""
     ceiling: dict[str, Any] = {}
+    choice: PrecisionChoice | None = None
+    if not_run:
+        print(f"[bench] not run on this {device.type.upper()}: {', '.join(not_run)}", flush=True)
     for precision in precisions:
         backbone = load_backbone(args.model, None, precision=precision, device=device, seed=args.seed)
         weights = backbone.weights_id
@@ -765,6 +585,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if not ceiling:  # the same config at every precision: measure once, before the rows
             print("[bench] hardware ceiling: GEMM peak at the encoder's shapes ...", flush=True)
             ceiling = hardware_ceiling(backbone, precisions, max_tokens)
+            print("[bench] precision auto: what it picks here ...", flush=True)
+            choice = auto_choice(device)
         print(f"[bench] ours {precision} ...", flush=True)
         variants = [("", False, False)]
         if precision == "fp32" and device.type == "cpu" and not args.no_default_gemm:
@@ -796,6 +618,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     _finish_rows(rows)
     add_achieved(rows, ceiling["flops_per_image"], ceiling["gemm"]["peak_gflops"])
+    auto = summarize_auto(rows, ceiling, choice.as_dict(), device.type)
     aupro_stage = time_aupro_stage(args.aupro_images) if args.aupro_images > 0 else {"skipped": "--aupro-images 0"}
     result = {
         "meta": {
@@ -803,15 +626,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "weights": weights,
             "device": device.type,
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-            "cpu_flags": cpu_flags(),
+            "cpu_flags": hardware.cpu_flags(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "images": n_images,
             "k": args.k,
             "batch_size": batch_size,
             "max_tokens": max_tokens,
-            "call_tokens": encoder_module.call_tokens(max_tokens, device),
+            "call_tokens": call_tokens(max_tokens, device),
             "repeats": repeats,
+            "precisions": precisions,
+            "precisions_not_run": not_run,
             "baseline_images": min(args.baseline_images, n_images),
             "baseline_windows": baseline_windows,
             "compile": args.compile,
@@ -822,6 +647,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         },
         "rows": [_public(r) for r in rows],
         "ceiling": ceiling,
+        "auto": auto,
         "stages": {"text": text_stage, "aupro": aupro_stage},
     }
     print(format_table(result), flush=True)
