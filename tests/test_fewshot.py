@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from winclip_lib.core.features import Features
 from winclip_lib.core.encoder import window_masks
+from winclip_lib.core.features import Features
 from winclip_lib.core.fewshot import FUSIONS, VisualMemory, few_shot_maps, fuse, nearest_distance
 from winclip_lib.core.scoring import harmonic_aggregate
 
