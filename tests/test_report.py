@@ -3,6 +3,8 @@ labels, written tables."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,7 +46,7 @@ def test_paper_csv_shape_and_sources():
     assert list(paper.columns) == ["source", "dataset", "category", "k", "metric", "value", "std", "note"]
     assert set(paper["metric"]) <= set(METRIC_NAMES)
     assert set(paper["dataset"]) == {"mvtec", "visa", "mpdd"}
-    assert set(paper["source"]) <= {*report.PAPER_SOURCES, report.SEED_REPORT}
+    assert set(paper["source"]) <= {*report.PAPER_SOURCES, report.COURSE_REPORT}
     assert not paper.duplicated(["source", "dataset", "category", "k", "metric"]).any()
     assert paper["value"].between(0, 100).all()
     assert "pixel_ap" not in set(paper.loc[paper["source"].str.startswith("WinCLIP"), "metric"])
@@ -63,8 +65,8 @@ def test_paper_csv_shape_and_sources():
     ("WinCLIP paper", "mvtec", "carpet", 0, "image_auroc", 100.0, None),
     ("WinCLIP paper", "visa", "pcb2", 0, "image_auroc", 51.2, None),
     ("AnomalyCLIP", "mpdd", "mean", 0, "pixel_aupro", 48.9, None),
-    ("seed report", "mvtec", "screw", 1, "image_auroc", 81.5, None),
-    ("seed report", "mvtec", "mean", 4, "image_auroc", 95.3, None),
+    ("2024 course report", "mvtec", "screw", 1, "image_auroc", 81.5, None),
+    ("2024 course report", "mvtec", "mean", 4, "image_auroc", 95.3, None),
 ])
 def test_paper_numbers_spot_checks(source, dataset, category, k, metric, value, std):
     row = paper_value(report.paper_results(), source, dataset, category, k, metric)
@@ -75,12 +77,27 @@ def test_paper_numbers_spot_checks(source, dataset, category, k, metric, value, 
         assert row["std"] == pytest.approx(std)
 
 
+def test_the_ablation_rows_are_apart_and_marked_secondary():
+    abl = report.paper_ablations()
+    assert set(abl["ablation"]) == {"cpe", "dense", "fewshot", "defect_states"}
+    assert (abl["source"] == "secondary copy of the paper's table").all()
+    assert abl["note"].str.contains("not checked against the paper's text").all()
+    cpe = abl[abl["ablation"] == "cpe"].set_index("row")["value"]
+    assert cpe.to_dict() == {"one_class": 34.2, "two_class": 74.0, "states": 89.8, "templates": 90.8,
+                             "multicrop": 91.8}
+    dense = abl[(abl["ablation"] == "dense") & (abl["metric"] == "pixel_auroc")].set_index("row")["value"]
+    assert dense["no_harmonic"] == pytest.approx(85.1 - 3.6) and dense["no_image_term"] == pytest.approx(85.1 - 3.1)
+    assert not report.paper_results()["category"].str.startswith("ablation").any()
+    csv_text = (Path(report.__file__).parent / "paper_results.csv").read_text()
+    assert "issue" not in csv_text.lower() and "seed report" not in csv_text
+
+
 def test_paper_csv_counts():
     paper = report.paper_results()
     per_cat = paper[paper["category"] != "mean"]
     assert len(per_cat[(per_cat["dataset"] == "mvtec") & per_cat["source"].str.startswith("WinCLIP")]) == 30
     assert len(per_cat[(per_cat["dataset"] == "visa")]) == 12
-    assert len(per_cat[per_cat["source"] == report.SEED_REPORT]) == 45
+    assert len(per_cat[per_cat["source"] == report.COURSE_REPORT]) == 45
     means = paper[(paper["category"] == "mean") & paper["source"].isin(report.PAPER_SOURCES)]
     assert len(means[means["dataset"] == "mvtec"]) == 24 and len(means[means["dataset"] == "visa"]) == 24
     few = means[(means["k"] > 0) & means["metric"].isin(["image_ap", "image_f1_max", "pixel_f1_max"])]
@@ -108,7 +125,7 @@ def test_comparison_marks_up_where_ours_at_or_above_paper():
     comp = report.comparison(summarize(metrics))
     row = comp[(comp["k"] == 0) & (comp["metric"] == "image_auroc")].iloc[0]
     assert row["ours"] == pytest.approx(91.8)
-    assert row["paper"] == pytest.approx(91.8) and row["seed_report"] == pytest.approx(90.4)
+    assert row["paper"] == pytest.approx(91.8) and row["course_report"] == pytest.approx(90.4)
     assert bool(row["at_or_above"])
     ap = comp[(comp["k"] == 0) & (comp["metric"] == "image_ap")].iloc[0]  # 91.8 < 96.5
     assert not bool(ap["at_or_above"]) and ap["delta"] == pytest.approx(91.8 - 96.5)
@@ -116,7 +133,7 @@ def test_comparison_marks_up_where_ours_at_or_above_paper():
     assert np.isnan(pix_ap["paper"]) and not bool(pix_ap["at_or_above"])
     table = report.comparison_table(comp)
     cell = table[(table["Metric"] == "Image AUROC")].iloc[0]
-    assert cell["Ours"] == "91.8 ↑" and cell["Paper"] == "91.8" and cell["Seed report"] == "90.4"
+    assert cell["Ours"] == "91.8 ↑" and cell["Paper"] == "91.8" and cell["2024 course report"] == "90.4"
     assert table[table["Metric"] == "Image AP"].iloc[0]["Ours"] == "91.8"
 
 
@@ -143,7 +160,7 @@ def test_comparison_order_and_paper_alias():
     assert list(comp[(comp["dataset"] == "mpdd")]["metric"]) == list(METRIC_NAMES)
     mpdd = comp[(comp["dataset"] == "mpdd") & (comp["metric"] == "image_auroc")].iloc[0]
     assert mpdd["paper"] == pytest.approx(63.6) and mpdd["paper_source"].startswith("AnomalyCLIP")
-    assert mpdd["seed_report"] == pytest.approx(61.5)
+    assert mpdd["course_report"] == pytest.approx(61.5)
     syn = comp[(comp["dataset"] == "synthetic") & (comp["k"] == 1) & (comp["metric"] == "image_auroc")].iloc[0]
     assert syn["paper"] == pytest.approx(93.1) and syn["paper_dataset"] == "mvtec"
     table = report.comparison_table(comp, {"synthetic": "mvtec"})
@@ -160,19 +177,19 @@ def test_per_category_tables():
     comp = report.per_category_comparison(pc, "mvtec", "image_auroc", summary=summary)
     assert list(dict.fromkeys(comp["category"])) == ["bottle", "cable", "mean"]  # canonical MVTec order
     bottle0 = comp[(comp["category"] == "bottle") & (comp["k"] == 0)].iloc[0]
-    assert bottle0["paper"] == pytest.approx(99.2) and bottle0["seed_report"] == pytest.approx(98.6)
+    assert bottle0["paper"] == pytest.approx(99.2) and bottle0["course_report"] == pytest.approx(98.6)
     assert bool(bottle0["at_or_above"]) and np.isnan(bottle0["ours_std"])
     bottle1 = comp[(comp["category"] == "bottle") & (comp["k"] == 1)].iloc[0]
     assert bottle1["ours"] == pytest.approx(99.5) and bottle1["ours_std"] == pytest.approx(0.5)
     table = report.per_category_table(comp)
-    assert list(table.columns) == ["Category", "0-shot ours", "0-shot paper", "0-shot seed report", "1-shot ours",
-                                   "1-shot paper", "1-shot seed report"]
+    assert list(table.columns) == ["Category", "0-shot ours", "0-shot paper", "0-shot 2024 course report",
+                                   "1-shot ours", "1-shot paper", "1-shot 2024 course report"]
     row = table.set_index("Category")
     assert row.loc["bottle", "0-shot ours"] == "99.5 ↑" and row.loc["cable", "0-shot ours"] == "80.0"
     assert row.loc["bottle", "1-shot ours"] == "99.5 ± 0.5" and row.loc["bottle", "1-shot paper"] == "—"
-    assert row.loc["mean", "0-shot paper"] == "91.8" and row.loc["mean", "1-shot seed report"] == "93.7"
+    assert row.loc["mean", "0-shot paper"] == "91.8" and row.loc["mean", "1-shot 2024 course report"] == "93.7"
     pixel = report.per_category_table(report.per_category_comparison(pc, "mvtec", "pixel_auroc", summary=summary))
-    assert "0-shot seed report" not in pixel.columns  # the seed report has no pixel numbers
+    assert "0-shot 2024 course report" not in pixel.columns  # the course report has no pixel numbers
 
 
 # ---------------------------------------------------------------------------------------------------- banners

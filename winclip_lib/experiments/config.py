@@ -77,6 +77,9 @@ class RunConfig(WinCLIPOptions):
                                choices=CLASS_NAME_STYLES)
     defect_states: bool = setting(False, "add anomalous state words built from the test set's defect folder names "
                                          "('{} with broken large'): uses test-set information")
+    max_test_images: int | None = setting(None, "evaluate each category on at most this many test images (half normal, "
+                                                "half anomalous, the first of each in listing order); none: all",
+                                          metavar="N")
     masks: bool = setting(True, "evaluate pixel metrics against the ground-truth masks (--no-masks: image metrics "
                                 "only, for datasets whose anomalous images have no masks)")
     preset: str | None = setting(None, "the named preset these settings started from (record only; see "
@@ -120,6 +123,9 @@ class RunConfig(WinCLIPOptions):
             raise ValueError(f"unknown class-name style {self.class_names!r}; choose one of "
                              f"{', '.join(CLASS_NAME_STYLES)}")
         check_precision(self.precision)
+        if self.max_test_images is not None and int(self.max_test_images) < 2:
+            raise ValueError(f"max_test_images must be at least 2 (a normal and an anomalous image), got "
+                             f"{self.max_test_images}")
 
     # -- construction ------------------------------------------------------------------------------------------
     @classmethod

@@ -102,6 +102,18 @@ def categories_of(cfg: RunConfig, dataset: str) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+def subset(samples: list[Sample], n: int | None) -> tuple[Sample, ...]:
+    """At most n test samples: the first n // 2 anomalous and the first n - n // 2 normal ones (in listing order),
+    topped up from the other label when one runs short; all of them for n None."""
+    if n is None or n >= len(samples):
+        return tuple(samples)
+    bad = [s for s in samples if s.label == 1]
+    good = [s for s in samples if s.label == 0]
+    n_bad = min(len(bad), max(n // 2, n - len(good)))
+    chosen = set(map(id, bad[:n_bad] + good[: n - n_bad]))
+    return tuple(s for s in samples if id(s) in chosen)
+
+
 def plan_units(cfg: RunConfig) -> list[Unit]:
     """Every (dataset, category) of the grid with its samples; raises DatasetError on any data problem (missing
     root, unknown category, missing mask, too few normal training images for the largest k) before work starts."""
@@ -109,7 +121,7 @@ def plan_units(cfg: RunConfig) -> list[Unit]:
     for dataset, root in cfg.datasets.items():
         loader = DATASET_LOADERS[dataset]
         for category in categories_of(cfg, dataset):
-            test = tuple(load_split(loader, root, category, "test", require_masks=cfg.masks))
+            test = subset(load_split(loader, root, category, "test", require_masks=cfg.masks), cfg.max_test_images)
             refs = {
                 (k, s): (() if k == 0 else
                          tuple(sample_references(loader, root, category, k, s, cfg.reference_sampling)))

@@ -37,8 +37,9 @@ __all__ = [
     "DATASET_LABELS",
     "METRIC_LABELS",
     "PAPER_SOURCES",
-    "SEED_REPORT",
+    "COURSE_REPORT",
     "UP",
+    "paper_ablations",
     "paper_results",
     "format_value",
     "setting_label",
@@ -54,7 +55,9 @@ __all__ = [
 
 #: The label of every table and figure made with random weights and synthetic data.
 UP = "↑"
-SEED_REPORT = "seed report"
+#: The 2024 course reproduction report of WinCLIP on MVTec-AD, VisA and MPDD, built on the AnomalyCLIP authors' WinCLIP
+#: code (zqhang/Accurate-WinCLIP-pytorch): its numbers are a second reference beside the paper's.
+COURSE_REPORT = "2024 course report"
 DATASET_LABELS: dict[str, str] = {"mvtec": "MVTec-AD", "visa": "VisA", "mpdd": "MPDD", "synthetic": "Synthetic"}
 METRIC_LABELS: dict[str, str] = {
     "image_auroc": "Image AUROC",
@@ -73,6 +76,8 @@ PAPER_SOURCES: tuple[str, ...] = (
     "secondary copy of the paper's table",
     "AnomalyCLIP (ICLR 2024) Table",
 )
+#: The category of an ablation row of paper_results.csv: "ablation:<ablation>/<row>".
+ABLATION_PREFIX = "ablation:"
 _PAPER_COLUMNS = ("source", "dataset", "category", "k", "metric", "value", "std", "note")
 _KEY = ["dataset", "category", "k", "metric"]
 
@@ -80,12 +85,7 @@ _KEY = ["dataset", "category", "k", "metric"]
 # ----------------------------------------------------------------------------------------------- the paper
 
 
-def paper_results() -> pd.DataFrame:
-    """The paper's (and the seed report's) numbers, tidy, values and std in %.
-
-    Columns: source, dataset, category ("mean" for means over categories), k, metric (a name in
-    :data:`winclip_lib.metrics.METRIC_NAMES`; PRO is ``pixel_aupro``), value, std (NaN where none is reported), note.
-    """
+def _paper_csv() -> pd.DataFrame:
     with resources.files("winclip_lib.report").joinpath("paper_results.csv").open("r", encoding="utf-8") as f:
         df = pd.read_csv(f, dtype={"source": str, "dataset": str, "category": str, "metric": str, "note": str})
     if tuple(df.columns) != _PAPER_COLUMNS:
@@ -96,9 +96,30 @@ def paper_results() -> pd.DataFrame:
     return df
 
 
-def _reference(paper: pd.DataFrame, seed_report: bool) -> pd.DataFrame:
-    """Rows of the paper (or of the seed report), one per (dataset, category, k, metric)."""
-    sel = paper["source"].eq(SEED_REPORT) if seed_report else paper["source"].isin(PAPER_SOURCES)
+def paper_results() -> pd.DataFrame:
+    """The paper's (and the 2024 course report's) numbers, tidy, values and std in %.
+
+    Columns: source, dataset, category ("mean" for means over categories), k, metric (a name in
+    :data:`winclip_lib.evaluation.metrics.METRIC_NAMES`; PRO is ``pixel_aupro``), value, std (NaN where none is
+    reported), note. The ablation rows of the same file are :func:`paper_ablations`'.
+    """
+    df = _paper_csv()
+    return df[~df["category"].str.startswith(ABLATION_PREFIX)].reset_index(drop=True)
+
+
+def paper_ablations() -> pd.DataFrame:
+    """The paper's ablation numbers: columns ablation, row (e.g. "cpe", "two_class"; a category-level number has
+    "row/category"), dataset, k, metric (a metric name, or "ms_per_image"), value, source, note."""
+    df = _paper_csv()
+    df = df[df["category"].str.startswith(ABLATION_PREFIX)].copy()
+    parts = df["category"].str[len(ABLATION_PREFIX):].str.split("/", n=1, expand=True)
+    df["ablation"], df["row"] = parts[0], parts[1]
+    return df[["ablation", "row", "dataset", "k", "metric", "value", "source", "note"]].reset_index(drop=True)
+
+
+def _reference(paper: pd.DataFrame, course_report: bool) -> pd.DataFrame:
+    """Rows of the paper (or of the 2024 course report), one per (dataset, category, k, metric)."""
+    sel = paper["source"].eq(COURSE_REPORT) if course_report else paper["source"].isin(PAPER_SOURCES)
     ref = paper.loc[sel, [*_KEY, "value", "std", "source"]]
     dup = ref.duplicated(_KEY)
     if dup.any():
@@ -158,17 +179,17 @@ def _category_order(dataset: str, categories: Iterable[str]) -> list[str]:
 def _with_reference(rows: pd.DataFrame, paper: pd.DataFrame, paper_alias: Mapping[str, str] | None,
                     columns: Sequence[str] = ("value", "std", "source")) -> pd.DataFrame:
     """``rows`` (with dataset, category, k, metric) joined with the paper's value/std/source (as paper,
-    paper_std, paper_source) and the seed report's value (seed_report). ``paper_alias`` maps a dataset to the
+    paper_std, paper_source) and the 2024 course report's value (course_report). ``paper_alias`` maps a dataset to the
     dataset whose published numbers it is compared with (the demo compares "synthetic" with "mvtec"); that
     dataset is the ``paper_dataset`` column."""
     alias = dict(paper_alias or {})
     rows = rows.assign(_ref=rows["dataset"].map(lambda d: alias.get(d, d)))
     names = {"value": "paper", "std": "paper_std", "source": "paper_source"}
-    ref = _reference(paper, seed_report=False)[[*_KEY, *columns]].rename(columns={**names, "dataset": "_ref"})
-    seed = _reference(paper, seed_report=True)[[*_KEY, "value"]].rename(
-        columns={"value": "seed_report", "dataset": "_ref"})
+    ref = _reference(paper, course_report=False)[[*_KEY, *columns]].rename(columns={**names, "dataset": "_ref"})
+    course = _reference(paper, course_report=True)[[*_KEY, "value"]].rename(
+        columns={"value": "course_report", "dataset": "_ref"})
     keys = ["_ref", "category", "k", "metric"]
-    out = rows.merge(ref, on=keys, how="left").merge(seed, on=keys, how="left")
+    out = rows.merge(ref, on=keys, how="left").merge(course, on=keys, how="left")
     return out.rename(columns={"_ref": "paper_dataset"})
 
 
@@ -183,7 +204,7 @@ def dataset_label(dataset: str, paper_alias: Mapping[str, str] | None = None) ->
 
 def comparison(summary: pd.DataFrame, paper: pd.DataFrame | None = None,
                paper_alias: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Ours beside the paper and the seed report, numeric, in %.
+    """Ours beside the paper and the 2024 course report, numeric, in %.
 
     Args:
         summary: the runner's summary (dataset, k, metric, mean, std, n_seeds[, n_categories]); values 0-1.
@@ -193,7 +214,7 @@ def comparison(summary: pd.DataFrame, paper: pd.DataFrame | None = None,
     Returns:
         One row per (dataset, k, metric) of ``summary``, datasets/k/metrics in the paper's order, with columns
         dataset, k, metric, ours, ours_std (NaN for a single seed), n_seeds, paper_dataset (whose published
-        numbers), paper, paper_std, paper_source, seed_report, delta (ours - paper) and at_or_above (ours as
+        numbers), paper, paper_std, paper_source, course_report, delta (ours - paper) and at_or_above (ours as
         displayed >= paper).
     """
     paper = paper_results() if paper is None else paper
@@ -219,7 +240,7 @@ def comparison(summary: pd.DataFrame, paper: pd.DataFrame | None = None,
 
 def comparison_table(comp: pd.DataFrame, paper_alias: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The report's main table from :func:`comparison`: Dataset, Setting, Metric, Ours (mean ± std, ↑ where at or
-    above the paper), Paper (value ± std), Seed report, Paper source. The Seed report column is left out when no row
+    above the paper), Paper (value ± std), 2024 course report, Paper source. The 2024 course report column is left out when no row
     has one."""
     rows = []
     for r in comp.itertuples(index=False):
@@ -229,12 +250,12 @@ def comparison_table(comp: pd.DataFrame, paper_alias: Mapping[str, str] | None =
             "Metric": METRIC_LABELS.get(r.metric, r.metric),
             "Ours": format_value(r.ours, r.ours_std, up=bool(r.at_or_above)),
             "Paper": format_value(r.paper, r.paper_std),
-            "Seed report": format_value(r.seed_report),
+            "2024 course report": format_value(r.course_report),
             "Paper source": "" if _is_missing(r.paper_source) else r.paper_source,
         })
-    table = pd.DataFrame(rows, columns=["Dataset", "Setting", "Metric", "Ours", "Paper", "Seed report", "Paper source"])
-    if not comp.empty and comp["seed_report"].isna().all():
-        table = table.drop(columns="Seed report")
+    table = pd.DataFrame(rows, columns=["Dataset", "Setting", "Metric", "Ours", "Paper", "2024 course report", "Paper source"])
+    if not comp.empty and comp["course_report"].isna().all():
+        table = table.drop(columns="2024 course report")
     return table
 
 
@@ -249,7 +270,7 @@ def per_category_comparison(
     summary: pd.DataFrame | None = None,
     paper_alias: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Per-category numbers of one dataset and metric, ours beside the paper and the seed report, numeric, in %.
+    """Per-category numbers of one dataset and metric, ours beside the paper and the 2024 course report, numeric, in %.
 
     Args:
         per_category: dataset, category, k, metric, mean, std (0-1), mean and std over seeds per category.
@@ -258,13 +279,13 @@ def per_category_comparison(
         paper_alias: as in :func:`comparison`.
 
     Returns:
-        Columns category, k, ours, ours_std, paper, seed_report, at_or_above; categories in the dataset's canonical
+        Columns category, k, ours, ours_std, paper, course_report, at_or_above; categories in the dataset's canonical
         order, then a "mean" row per k.
     """
     paper = paper_results() if paper is None else paper
     sel = per_category[(per_category["dataset"] == dataset) & (per_category["metric"] == metric)].copy()
     if sel.empty:
-        return pd.DataFrame(columns=["category", "k", "ours", "ours_std", "paper", "seed_report", "at_or_above"])
+        return pd.DataFrame(columns=["category", "k", "ours", "ours_std", "paper", "course_report", "at_or_above"])
     sel["k"] = sel["k"].astype(int)
     sel["ours"] = sel["mean"].astype(float) * 100.0
     sel["ours_std"] = sel["std"].astype(float) * 100.0
@@ -294,13 +315,13 @@ def per_category_comparison(
     rows["dataset"], rows["metric"] = dataset, metric
     out = _with_reference(rows, paper, paper_alias, columns=("value",))
     out["at_or_above"] = [_at_or_above(o, p) for o, p in zip(out["ours"], out["paper"], strict=True)]
-    return out[["category", "k", "ours", "ours_std", "paper", "seed_report", "at_or_above"]].reset_index(drop=True)
+    return out[["category", "k", "ours", "ours_std", "paper", "course_report", "at_or_above"]].reset_index(drop=True)
 
 
 def per_category_table(comp: pd.DataFrame) -> pd.DataFrame:
     """Display form of :func:`per_category_comparison`: one row per category (then "mean"), for each k an
     ``"<k>-shot ours"`` column (mean ± std, ↑ where at or above the paper) and, where such numbers exist,
-    ``"<k>-shot paper"`` and ``"<k>-shot seed report"`` columns."""
+    ``"<k>-shot paper"`` and ``"<k>-shot 2024 course report"`` columns."""
     if comp.empty:
         return pd.DataFrame(columns=["Category"])
     cats = list(dict.fromkeys(comp["category"]))
@@ -314,8 +335,8 @@ def per_category_table(comp: pd.DataFrame) -> pd.DataFrame:
         ]
         if sub["paper"].notna().any():
             table[f"{label} paper"] = [format_value(v) for v in sub["paper"]]
-        if sub["seed_report"].notna().any():
-            table[f"{label} seed report"] = [format_value(v) for v in sub["seed_report"]]
+        if sub["course_report"].notna().any():
+            table[f"{label} 2024 course report"] = [format_value(v) for v in sub["course_report"]]
     return table
 
 
