@@ -127,7 +127,8 @@ class WinCLIPOptions:
         if not self.memories or set(self.memories) - set(MEMORIES):
             raise ValueError(f"memories must name one or more of {', '.join(MEMORIES)}, got {list(self.memories)}")
         for name, choices in (("prompt_ensemble", PROMPT_ENSEMBLES), ("image_score", IMAGE_SCORES),
-                              ("zero_shot_map", ZERO_SHOT_MAPS), ("window_aggregation", WINDOW_AGGREGATIONS), ("dense_features", DENSE_FEATURES),
+                              ("zero_shot_map", ZERO_SHOT_MAPS), ("window_aggregation", WINDOW_AGGREGATIONS),
+                              ("dense_features", DENSE_FEATURES),
                               ("visual_aggregation", WINDOW_AGGREGATIONS), ("fusion", FUSIONS),
                               ("fewshot_image_score", FEWSHOT_IMAGE_SCORES)):
             if getattr(self, name) not in choices:

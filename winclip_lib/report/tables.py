@@ -240,8 +240,8 @@ def comparison(summary: pd.DataFrame, paper: pd.DataFrame | None = None,
 
 def comparison_table(comp: pd.DataFrame, paper_alias: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The report's main table from :func:`comparison`: Dataset, Setting, Metric, Ours (mean ± std, ↑ where at or
-    above the paper), Paper (value ± std), 2024 course report, Paper source. The 2024 course report column is left out when no row
-    has one."""
+    above the paper), Paper (value ± std), 2024 course report, Paper source. The 2024 course report column is left
+    out when no row has one."""
     rows = []
     for r in comp.itertuples(index=False):
         rows.append({
@@ -253,7 +253,8 @@ def comparison_table(comp: pd.DataFrame, paper_alias: Mapping[str, str] | None =
             "2024 course report": format_value(r.course_report),
             "Paper source": "" if _is_missing(r.paper_source) else r.paper_source,
         })
-    table = pd.DataFrame(rows, columns=["Dataset", "Setting", "Metric", "Ours", "Paper", "2024 course report", "Paper source"])
+    columns = ["Dataset", "Setting", "Metric", "Ours", "Paper", "2024 course report", "Paper source"]
+    table = pd.DataFrame(rows, columns=columns)
     if not comp.empty and comp["course_report"].isna().all():
         table = table.drop(columns="2024 course report")
     return table
