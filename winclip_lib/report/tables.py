@@ -40,6 +40,8 @@ __all__ = [
     "COURSE_REPORT",
     "UP",
     "paper_ablations",
+    "prompt_states_table",
+    "templates_table",
     "paper_results",
     "format_value",
     "setting_label",
@@ -125,6 +127,32 @@ def _reference(paper: pd.DataFrame, course_report: bool) -> pd.DataFrame:
     if dup.any():
         raise ValueError(f"duplicate reference rows: {ref.loc[dup, _KEY].to_dict('records')}")
     return ref
+
+
+# ------------------------------------------------------------------------------------------------ prompts
+
+
+def prompt_states_table(normal: Sequence[str], anomalous: Sequence[str]) -> pd.DataFrame:
+    """The state words side by side, "{}" shown as "[c]": columns "normal state", "anomalous state" (blank where a
+    list is shorter), numbered from 1."""
+    n = max(len(normal), len(anomalous))
+
+    def cell(states: Sequence[str], i: int) -> str:
+        return states[i].replace("{}", "[c]") if i < len(states) else ""
+
+    return pd.DataFrame({"normal state": [cell(normal, i) for i in range(n)],
+                         "anomalous state": [cell(anomalous, i) for i in range(n)]}, index=range(1, n + 1))
+
+
+def templates_table(templates: Sequence[str], columns: int = 2) -> pd.DataFrame:
+    """The templates in ``columns`` columns, read down then across ("{}" shown as "[state]"), numbered."""
+    rows = -(-len(templates) // columns)
+    data = {}
+    for c in range(columns):
+        chunk = list(templates[c * rows : (c + 1) * rows])
+        chunk = [f"{c * rows + i + 1}. {t.replace('{}', '[state]')}" for i, t in enumerate(chunk)]
+        data[f"templates {c * rows + 1}-{c * rows + len(chunk)}"] = chunk + [""] * (rows - len(chunk))
+    return pd.DataFrame(data)
 
 
 # ------------------------------------------------------------------------------------------------ labels
