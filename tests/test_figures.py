@@ -1,0 +1,330 @@
+"""Every public figure function renders on tiny inputs, with no text outside the figure, and the details a reader
+relies on are there: legend titles, colour-bar labels, integer ticks for counts, "n/a" for missing paper numbers,
+mathtext subscripts."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from unittest import mock
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.legend import Legend  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+
+from winclip_lib.core.encoder import window_indices  # noqa: E402
+from winclip_lib.datasets.scan import scan_split  # noqa: E402
+from winclip_lib.datasets.synthetic import make_synthetic  # noqa: E402
+from winclip_lib.evaluation.metrics import METRIC_NAMES  # noqa: E402
+from winclip_lib.experiments.labels import DEMO_BANNER  # noqa: E402
+from winclip_lib.experiments.tables import per_category, summarize  # noqa: E402
+from winclip_lib.report import figures as viz  # noqa: E402
+from winclip_lib.report import tables as report  # noqa: E402
+
+ALIAS = {"synthetic": "mvtec"}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def drawn_texts(fig) -> list[Text]:
+    """The texts of ``fig`` (``fig.findobj(Text)``) that are visible, non-empty and drawn when the canvas is drawn.
+
+    Drawn matters for tick labels: an axis keeps Tick objects for locations outside its view limits, which it does
+    not draw (their stale labels can lie anywhere)."""
+    drawn: set[int] | None = getattr(fig, "_drawn_text_ids", None)
+    if drawn is None:  # figures are shared between the checks: draw each once
+        drawn = set()
+        original = Text.draw
+
+        def record(self, renderer):
+            drawn.add(id(self))
+            return original(self, renderer)
+
+        with mock.patch.object(Text, "draw", record):
+            fig.canvas.draw()
+        fig._drawn_text_ids = drawn
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) in drawn]
+
+
+def clipped_texts(fig, tol: float = 1.0) -> list[str]:
+    """The drawn texts of ``fig`` whose extent leaves the figure's bbox by more than ``tol`` pixels."""
+    texts = drawn_texts(fig)
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    out = []
+    for t in texts:
+        e = t.get_window_extent(renderer)
+        if e.x0 < box.x0 - tol or e.y0 < box.y0 - tol or e.x1 > box.x1 + tol or e.y1 > box.y1 + tol:
+            out.append(f"{t.get_text()!r} at {tuple(round(v) for v in e.bounds)} outside {fig.bbox.bounds}")
+    return out
+
+
+def colorbars(fig) -> list:
+    found = []
+    for ax in fig.axes:
+        for artist in [*ax.images, *ax.collections]:
+            cb = getattr(artist, "colorbar", None)
+            if cb is not None and cb not in found:
+                found.append(cb)
+    return found
+
+
+def fake_metrics(datasets=("synthetic",), categories=("disc", "tiles"), shots=(0, 1, 2), seeds=(0, 1), seed=0):
+    """A metrics table in the runner's format (fractions), random values (see tests/test_report.py)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for ds in datasets:
+        for cat in categories:
+            for k in shots:
+                for s in (0,) if k == 0 else seeds:
+                    rows += [{"dataset": ds, "category": cat, "k": k, "seed": s, "metric": m,
+                              "value": float(rng.uniform(0.4, 0.99))} for m in METRIC_NAMES]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def tables():
+    metrics = pd.concat([fake_metrics(), fake_metrics(("mvtec",), ("bottle", "cable"), seed=1)], ignore_index=True)
+    summary, pc = summarize(metrics), per_category(metrics)
+    comp = report.comparison(summary, paper_alias=ALIAS)
+    per_cat = report.per_category_comparison(pc, "mvtec", "image_auroc", summary=summary)
+    return SimpleNamespace(comp=comp, per_cat=per_cat)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    root = make_synthetic(tmp_path_factory.mktemp("figs") / "syn", categories=("disc",), n_train=1, n_test_good=1,
+                          n_test_bad=1, size=32)
+    test, _ = scan_split("mvtec", root, "disc", "test")
+    return viz.choose_examples(test, 1, 1)
+
+
+def _image(size: int = 48) -> np.ndarray:
+    img = np.full((size, size, 3), 90, dtype=np.uint8)
+    img[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 200
+    return img
+
+
+def _mask(size: int = 48) -> np.ndarray:
+    m = np.zeros((size, size), dtype=bool)
+    m[10:20, 20:30] = True
+    return m
+
+
+def _prediction(n: int, size: int, base: float) -> SimpleNamespace:
+    g = torch.Generator().manual_seed(0)
+    return SimpleNamespace(map=base + 0.02 * torch.rand(n, size, size, generator=g),
+                           score=base + 0.02 * torch.rand(n, generator=g))
+
+
+def _maps() -> dict:
+    return {"M_2 (eq. 1)": torch.rand(1, 6, 6), "V_R2": torch.rand(6, 6), "V_Rp": np.random.rand(6, 6),
+            "visual map V (eq. 3)": np.random.rand(48, 48), "$Z$ zero-shot": np.random.rand(6, 6)}
+
+
+def _prompt_embeddings(states: int = 3, templates: int = 4) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(states * templates, 8, generator=g) + 2.0
+
+
+# one builder per public figure function (name -> callable(tables, samples) -> Figure)
+FIGURES = {
+    "plot_window_grid": lambda t, s: viz.plot_window_grid(6, (2, 3), banner=DEMO_BANNER),
+    "plot_window_pass": lambda t, s: viz.plot_window_pass(_image(), 6, 2, 7, banner=DEMO_BANNER),
+    "plot_prompt_similarity": lambda t, s: viz.plot_prompt_similarity(
+        _prompt_embeddings(), ["{}", "{} without damage", "damaged {}"], 4, 2, banner=DEMO_BANNER),
+    "plot_scale_maps": lambda t, s: viz.plot_scale_maps(_image(), _maps(), _mask(), banner=DEMO_BANNER,
+                                                        title="per-scale maps"),
+    "plot_heatmaps": lambda t, s: viz.plot_heatmaps(
+        [_image(), _image()], [_mask(), None], {"zero-shot": [np.random.rand(48, 48)] * 2,
+                                                "few-shot": [np.random.rand(48, 48)] * 2},
+        ["a / b\nscore 0.5", "c / good\nscore 0.4"], banner=DEMO_BANNER, caption="what the columns are"),
+    "heatmap_figure": lambda t, s: viz.heatmap_figure(s, _prediction(len(s), 32, 0.5), _prediction(len(s), 32, 0.25),
+                                                      4, size=32, banner=DEMO_BANNER, title="Synthetic: disc"),
+    "plot_reference_images": lambda t, s: viz.plot_reference_images(
+        [_image()] * 3, ["000.png", "a_rather_long_reference_file_name_0001.png", "002.png"], banner=DEMO_BANNER),
+    "plot_ours_vs_paper": lambda t, s: viz.plot_ours_vs_paper(t.comp, "mvtec", banner=DEMO_BANNER),
+    "plot_ours_vs_paper_scatter": lambda t, s: viz.plot_ours_vs_paper_scatter(t.comp, banner=DEMO_BANNER),
+    "plot_shots_curve": lambda t, s: viz.plot_shots_curve(t.comp, banner=DEMO_BANNER),
+    "plot_per_category": lambda t, s: viz.plot_per_category(t.per_cat, 1, "mvtec", "image_auroc",
+                                                            banner=DEMO_BANNER),
+    "plot_compute": lambda t, s: viz.plot_compute({"encode": 0.41, "zero-shot scoring": 0.012, "association": None},
+                                                  banner=DEMO_BANNER),
+}
+
+
+@pytest.fixture(scope="module")
+def render(tables, samples):
+    """Build a figure of :data:`FIGURES` once per module (the checks below share it); all are closed at the end."""
+    made: dict[str, plt.Figure] = {}
+
+    def make(name: str):
+        if name not in made:
+            made[name] = FIGURES[name](tables, samples)
+        return made[name]
+
+    yield make
+    for fig in made.values():
+        plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------ the checks
+
+
+def test_every_public_figure_function_is_covered():
+    public = {n for n in viz.__all__ if n.startswith("plot_") or n == "heatmap_figure"}
+    assert public == set(FIGURES)
+
+
+def test_clip_detector_can_fail():
+    fine, clipped = plt.figure(figsize=(3, 2)), plt.figure(figsize=(3, 2))
+    try:
+        fine.text(0.5, 0.5, "inside", ha="center")
+        assert clipped_texts(fine) == []
+        clipped.text(0.95, 0.5, "this sentence runs off the right edge", ha="left")
+        clipped.text(0.5, 1.0, "and this one off the top", ha="center", va="bottom")
+        clipped.text(0.5, 0.5, "inside", ha="center")
+        found = clipped_texts(clipped)
+        assert len(found) == 2 and "right edge" in found[0] and "off the top" in found[1]
+    finally:
+        plt.close(fine)
+        plt.close(clipped)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_no_text_outside_the_figure(render, name):
+    fig = render(name)
+    assert viz.figure_banner(fig) == DEMO_BANNER
+    assert any(t.get_text() == DEMO_BANNER for t in fig.texts)
+    assert clipped_texts(fig) == []
+
+
+def test_stamp_banner_on_a_small_foreign_figure():
+    fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
+    try:
+        fig.suptitle("a suptitle that is rather long for such a small figure")
+        viz.stamp_banner(fig, DEMO_BANNER)
+        assert clipped_texts(fig) == []
+    finally:
+        plt.close(fig)
+
+
+def test_window_grid_counts_have_integer_ticks(render):
+    fig = render("plot_window_grid")
+    bars = colorbars(fig)
+    assert len(bars) == 2
+    for cb in bars:
+        labels = [t.get_text() for t in cb.ax.get_yticklabels() if t.get_text()]
+        assert labels and all(lab.lstrip("−-").isdigit() for lab in labels), labels
+        assert "W_p" in cb.ax.get_ylabel()
+    assert {"1", "4"} <= {t.get_text() for t in bars[0].ax.get_yticklabels()}  # k = 2 on 6 x 6: 1, 2 or 4
+
+
+def test_window_pass_shows_the_windows_tokens(render):
+    fig = render("plot_window_pass")
+    texts = {t.get_text() for t in drawn_texts(fig)}
+    patches = window_indices(6, 2)[7].tolist()
+    assert "CLS" in texts
+    assert {f"$p_{{{p}}}$" for p in patches} <= texts
+
+
+def test_heatmap_colour_bars_are_labelled_and_rows_explained(render):
+    fig = render("heatmap_figure")
+    bars = colorbars(fig)
+    assert len(bars) == 2
+    assert all(cb.ax.get_xlabel() for cb in bars)
+    texts = " ".join(t.get_text() for t in drawn_texts(fig))
+    assert "zero-shot score $s_0$" in texts and "WinCLIP+ score" in texts
+    assert fig.get_supxlabel()  # the caption
+
+
+def test_plot_heatmaps_default_colour_bar_label(render):
+    fig = render("plot_heatmaps")
+    assert [cb.ax.get_xlabel() for cb in colorbars(fig)] == ["anomaly score", "anomaly score"]
+
+
+def test_scale_maps_wrap_and_render_mathtext(render):
+    fig = render("plot_scale_maps")
+    maps = [ax for ax in fig.axes if ax.images]
+    assert len(maps) == 1 + len(_maps())
+    rows = [ax.get_subplotspec().rowspan.start for ax in maps]
+    assert rows == [0, 0, 0, 0, 1, 1]  # six panels, at most four per row
+    renderer = fig.canvas.get_renderer()
+    math = [t for t in drawn_texts(fig) if t.get_text().startswith("$")]
+    assert any(t.get_text().startswith("$V_{R_2}$") for t in math)
+    assert any(t.get_text().startswith("$M_2$ (eq. 1)") for t in math)
+    for t in math:
+        assert t._preprocess_math(t.get_text())[1]  # drawn as mathtext, not as raw text
+        assert t.get_window_extent(renderer).width > 0
+
+
+@pytest.mark.parametrize(("plain", "math"), [
+    ("M_2", "$M_2$"),
+    ("M_2 (eq. 1)", "$M_2$ (eq. 1)"),
+    ("V_R2", "$V_{R_2}$"),
+    ("V_Rp", "$V_{R_p}$"),
+    ("V_R12", "$V_{R_{12}}$"),
+    ("s_0 and s_12", "$s_0$ and $s_{12}$"),
+    ("M_{12}", "$M_{12}$"),
+    ("|W_p|", "|$W_p$|"),
+    ("zero_shot map", "zero_shot map"),
+    ("image_auroc", "image_auroc"),
+    ("$V_{R_2}$ already", "$V_{R_2}$ already"),
+])
+def test_math_label(plain, math):
+    assert viz.math_label(plain) == math
+
+
+def test_scatter_legend_titles(render):
+    fig = render("plot_ours_vs_paper_scatter")
+    titles = [leg.get_title().get_text() for leg in fig.findobj(Legend)]
+    assert sorted(set(titles)) == ["Dataset", "Metric", "Setting"]
+    texts = {t.get_text() for t in drawn_texts(fig)}
+    assert not {"metric label", "dataset label", "setting"} & texts
+    assert "Synthetic (vs MVTec-AD)" in texts and "MVTec-AD" in texts
+
+
+def test_bars_mark_missing_paper_values(render, tables):
+    fig = render("plot_ours_vs_paper")
+    sub = tables.comp[tables.comp["dataset"] == "mvtec"]
+    missing = sub[sub["paper"].isna()]
+    assert len(missing) > 0  # the paper has no pixel AP
+    na = [t for t in drawn_texts(fig) if t.get_text() == viz.NOT_AVAILABLE]
+    assert len(na) == len(missing)
+    texts = {t.get_text() for t in drawn_texts(fig)}
+    assert viz.COURSE_REPORT_LABEL in texts and "seed report" not in texts
+
+    fig = render("plot_per_category")
+    pc = tables.per_cat[tables.per_cat["k"] == 1]
+    na = [t for t in drawn_texts(fig) if t.get_text() == viz.NOT_AVAILABLE]
+    assert len(na) == int(pc["paper"].isna().sum()) > 0
+
+
+def test_shots_curve_selection(tables):
+    fig = viz.plot_shots_curve(tables.comp, banner=DEMO_BANNER, ks=(1, 2), datasets=["mvtec"],
+                               metrics=("image_auroc",))
+    try:
+        (ax,) = fig.axes
+        assert list(ax.get_xticks()) == [1, 2]
+        assert set(ax.get_legend_handles_labels()[1]) == {"MVTec-AD: ours", "MVTec-AD: paper"}
+        assert clipped_texts(fig) == []
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="nothing to draw"):
+        viz.plot_shots_curve(tables.comp, ks=(7,))
+
+
+def test_compute_bars(render):
+    fig = render("plot_compute")
+    texts = {t.get_text() for t in drawn_texts(fig)}
+    assert {"410 ms", "12.0 ms", "not measured"} <= texts
+    assert fig.axes[0].get_xlabel() == "time per image (ms)"
+    plt.close(viz.plot_compute({"encode": 3.0, "zero-shot": 3.4}))  # seconds when a stage takes >= 1 s
