@@ -63,8 +63,14 @@ from pathlib import Path
 import torch
 from IPython.display import Markdown, display
 
-from winclip_lib.core.prompts import ANOMALOUS_STATES, NORMAL_STATES, TEMPLATES, build_prompts, ensemble
-from winclip_lib.core.prompts import text_embeddings
+from winclip_lib.core.prompts import (
+    ANOMALOUS_STATES,
+    NORMAL_STATES,
+    TEMPLATES,
+    build_prompts,
+    ensemble,
+    text_embeddings,
+)
 from winclip_lib.core.scoring import anomaly_probability
 from winclip_lib.core.text_tower import encode_text
 from winclip_lib.datasets.catalog import DATASET_LOADERS, class_name

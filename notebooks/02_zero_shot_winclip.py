@@ -1,6 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -34,46 +36,52 @@
 # zero-shot **image score** is $s_0$.
 
 # %% tags=["parameters"]
-# Parameters — papermill injects new values in a cell right after this one.
+# Parameters — papermill injects new values in a cell right after this one. A setting left at None takes its default
+# from winclip_lib.experiments.config.RunConfig, the one place every setting is defined; `settings` takes any other.
 datasets = {"mvtec": "../data/mvtec", "visa": "../data/visa", "mpdd": "../data/mpdd"}  # name -> root folder
-categories = None          # None: every category found; or e.g. {"mvtec": ["bottle", "screw"]}
-shots = [0, 1, 2, 4]       # k: 0 is zero-shot WinCLIP, k > 0 is WinCLIP+ with k normal reference images
-seeds = [0, 1, 2, 3, 4]    # reference draws for each k > 0 (zero-shot runs once)
-model_name = "ViT-B-16-plus-240"
-pretrained = "laion400m_e31"  # an open_clip tag, a checkpoint path, or None: random weights (NOT a reproduction)
-precision = "fp32"         # "bf16" runs several times faster on CPUs with AMX
-device = "auto"            # "auto" picks CUDA when present
-batch_size = 8
-cache_dir = "../.cache/winclip/features"  # encoded features, shared by every notebook and run
-results_dir = "../build/results"          # the runner's tables (metrics.csv, scores.csv, summary.csv, run.json)
-figures_dir = "../figures"                # PNG figures (the report's figures/ folder)
-tables_dir = "../figures/tables"          # Markdown + CSV tables
-paper_alias = {"synthetic": "mvtec"}      # compare a dataset with another's published numbers (the demo)
-tiny = False               # True: the tiny test model with random weights, for tests only
+categories = None  # None: every category found; or e.g. {"mvtec": ["bottle", "screw"]}
+preset = None  # None: the paper's choices; or a public reproduction's (winclip_lib/experiments/presets.py)
+shots = None  # None: k in 0, 1, 2, 4 (0 is zero-shot WinCLIP, k > 0 WinCLIP+ with k normal reference images)
+seeds = None  # None: five reference draws for each k > 0
+model_name = None  # None: the paper's ViT-B-16-plus-240
+pretrained = None  # None: laion400m_e31; "none": random weights (NOT a reproduction); or a checkpoint path
+precision = None  # None: "auto", the fastest precision measured on this machine
+device = None  # None: "auto" (CUDA when present)
+settings = {}  # any other RunConfig setting by name, e.g. {"temperature": 0.01}
+cache_dir = "../.cache/winclip/features"  # the feature cache, seen from notebooks/ (shared by every run)
+results_dir = "../build/results"  # finished runs are read from here; a missing one is computed into a subfolder
+figures_dir = "../figures"  # PNG figures (the report's figures/ folder)
+tables_dir = "../figures/tables"  # Markdown + CSV tables
+paper_alias = {"synthetic": "mvtec"}  # compare a dataset with another's published numbers (the demo)
 
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from winclip_lib import report, viz
-from winclip_lib.datasets import load_image, load_mask, resize_image, resize_mask
-from winclip_lib.model import WinCLIP
-from winclip_lib.notebooks import run_config, show_source
-from winclip_lib.runner import load_run_backbone, plan_units, run_grid
+from winclip_lib.core.encoder import window_indices
+from winclip_lib.core.imageio import load_image
+from winclip_lib.core.model import WinCLIP
+from winclip_lib.core.scoring import anomaly_probability, harmonic_aggregate, zero_shot_maps
+from winclip_lib.datasets.masks import load_mask
+from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.grid import load_run_backbone, run_or_load
+from winclip_lib.experiments.labels import label_for, run_label
+from winclip_lib.experiments.units import plan_units
+from winclip_lib.report import figures as viz
+from winclip_lib.report import tables as report
+from winclip_lib.report.notebook import settings_table, show_source
 
-cfg = run_config(datasets, categories, shots, seeds, model_name, pretrained, precision, device, cache_dir,
-                 results_dir, batch_size, tiny)
+cfg = RunConfig.from_settings(settings, preset=preset, datasets=datasets, categories=categories, shots=shots,
+                              seeds=seeds, model_name=model_name, pretrained=pretrained, precision=precision,
+                              device=device, cache_dir=cache_dir)
 backbone = load_run_backbone(cfg)
-banner = report.banner_for(backbone.is_random, cfg.datasets)
+banner = label_for(backbone.is_random, cfg.datasets)
 figures, tables = Path(figures_dir), Path(tables_dir)
 print(backbone.describe())
 print(banner or "real weights on real data")
-from winclip_lib.encoder import window_indices
-from winclip_lib.scoring import anomaly_probability, harmonic_aggregate, zero_shot_maps
+settings_table(cfg, only_changed=True)
 
 # %% [markdown]
 # ## Windows on the 15 × 15 grid
@@ -91,21 +99,35 @@ fig = viz.plot_window_grid(G, cfg.scales, banner=banner)
 saved = viz.save_figure(fig, figures / "02_windows.png")
 
 # %% [markdown]
-# ## One image through WinCLIP
+# ## What one window's forward pass sees
 #
-# An anomalous test image of the first category, encoded once: the image embedding, the embedding of every window of
-# every scale, and the patch tokens (used by WinCLIP+ in notebook 03).
+# An anomalous test image of the first category, and one 3 × 3 window in its middle: the ViT is given the class
+# token and these nine patch tokens (each with its own position embedding) and nothing else — the rest of the image
+# does not exist for this pass.
 
 # %%
 unit = plan_units(cfg)[0]
 sample = viz.choose_examples(unit.test, n_anomalous=1, n_normal=1)[0]
-model = WinCLIP(backbone, unit.class_name, scales=cfg.scales, temperature=cfg.temperature,
-                template_set=cfg.template_set, normalize_each=cfg.normalize_each, patch_ln_post=cfg.patch_ln_post)
+model = WinCLIP.from_config(backbone, cfg, unit.class_name)
+photo = load_image(sample.image_path)
+image = model.geometry.image(photo)
+k_demo = max(cfg.scales)
+middle = (G - k_demo + 1) // 2 * (G - k_demo + 1) + (G - k_demo + 1) // 2
+fig = viz.plot_window_pass(image, G, k_demo, middle, banner=banner,
+                           title=f"{unit.category} / {sample.defect}: the tokens of window {middle} (k = {k_demo})")
+saved = viz.save_figure(fig, figures / "02_window_pass.png")
+
+# %% [markdown]
+# ## One image through WinCLIP
+#
+# The same image, encoded once: the image embedding, the embedding of every window of every scale, and the patch
+# tokens (used by WinCLIP+ in notebook 03).
+
+# %%
 features = model.encode([sample.image_path])
 print(f"{unit.dataset}/{unit.category}: {sample.image_path.name} ({sample.defect}); class name {unit.class_name!r}")
-pd.DataFrame({"features": ["image", *(f"windows k={k}" for k in features.scales), "patches"],
-              "shape": [tuple(features.image.shape), *(tuple(features.windows[k].shape) for k in features.scales),
-                        tuple(features.patches.shape)]})
+for name, tensor in features.named().items():
+    print(f"  {name:18s} {tuple(tensor.shape)}")
 
 # %% [markdown]
 # ## Eq. 1 beside the code that does it
@@ -114,9 +136,9 @@ pd.DataFrame({"features": ["image", *(f"windows k={k}" for k in features.scales)
 # in `harmonic_aggregate` below (a scatter-add of $1/s_w$ over the patches of each window).
 
 # %%
-s0 = anomaly_probability(features.image, model.text, cfg.temperature)                        # s_0, (1,)
+s0 = anomaly_probability(features.image, model.text, cfg.temperature)  # s_0, (1,)
 window_scores = {k: anomaly_probability(w, model.text, cfg.temperature) for k, w in features.windows.items()}
-M = {k: harmonic_aggregate(window_scores[k], features.grid, k) for k in cfg.scales}           # eq. 1, (1, G, G)
+M = {k: harmonic_aggregate(window_scores[k], features.grid, k) for k in cfg.scales}  # eq. 1, (1, G, G)
 print(f"s0 = {float(s0):.4f}; " + "; ".join(f"M_{k}: {tuple(m.shape)}" for k, m in M.items()))
 show_source(harmonic_aggregate, highlight="count / total")
 
@@ -127,8 +149,7 @@ show_source(harmonic_aggregate, highlight="count / total")
 # %%
 zs = zero_shot_maps(features, model.text, cfg.temperature)
 print("per-scale maps identical:", all(torch.equal(zs["scale_maps"][k], M[k]) for k in cfg.scales))
-image = resize_image(load_image(sample.image_path), cfg.image_size)
-mask = resize_mask(load_mask(sample), cfg.image_size)
+mask = model.geometry.mask(load_mask(sample))
 maps = {**{f"M_{k} (eq. 1)": M[k] for k in cfg.scales}, "zero-shot map Z": zs["map"]}
 fig = viz.plot_scale_maps(image, maps, mask, banner=banner,
                           title=f"{unit.category} / {sample.defect}: per-scale maps and the zero-shot map")
@@ -137,15 +158,16 @@ saved = viz.save_figure(fig, figures / "02_scale_maps.png")
 # %% [markdown]
 # ## Zero-shot results
 #
-# The experiment runner encodes every test (and reference) image of the grid **once** into the feature cache and
-# scores every setting from it. If the grid was already run (e.g. by `make reproduce`) this only checks and reads the
-# finished results; the few-shot settings of the grid are scored here too, at almost no cost, and shown in
-# notebook 03.
+# The grid encodes every test (and reference) image **once** into the feature cache and scores every setting from
+# it. A finished run of these settings in `results_dir` (e.g. from `make reproduce`) is read, not recomputed; a
+# missing one is computed into a subfolder of its own, so a run made with other settings is never touched. The
+# few-shot settings are scored here too, at almost no cost, and shown in notebook 03.
 
 # %%
-result = run_grid(cfg, backbone=backbone)
-banner = report.run_banner(result.info)
-print(result.info["backbone"], "|", result.info["encode_counts"])
+result = run_or_load(cfg, results_dir, backbone=backbone)
+banner = run_label(result.info)
+print(f"run: {result.out_dir}")
+print("encode counts of the run:", result.info.get("encode_counts"))
 comp = report.comparison(result.summary, paper_alias=paper_alias)
 zero = report.comparison_table(comp[comp["k"] == 0], paper_alias)
 report.write_table(zero, tables, "02_zero_shot", "Zero-shot WinCLIP vs the paper (%)", banner)

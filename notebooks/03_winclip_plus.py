@@ -1,6 +1,8 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -43,77 +45,91 @@
 # categories, then mean ± std over seeds.
 
 # %% tags=["parameters"]
-# Parameters — papermill injects new values in a cell right after this one.
+# Parameters — papermill injects new values in a cell right after this one. A setting left at None takes its default
+# from winclip_lib.experiments.config.RunConfig, the one place every setting is defined; `settings` takes any other.
 datasets = {"mvtec": "../data/mvtec", "visa": "../data/visa", "mpdd": "../data/mpdd"}  # name -> root folder
-categories = None          # None: every category found; or e.g. {"mvtec": ["bottle", "screw"]}
-shots = [0, 1, 2, 4]       # k: 0 is zero-shot WinCLIP, k > 0 is WinCLIP+ with k normal reference images
-seeds = [0, 1, 2, 3, 4]    # reference draws for each k > 0 (zero-shot runs once)
-model_name = "ViT-B-16-plus-240"
-pretrained = "laion400m_e31"  # an open_clip tag, a checkpoint path, or None: random weights (NOT a reproduction)
-precision = "fp32"         # "bf16" runs several times faster on CPUs with AMX
-device = "auto"            # "auto" picks CUDA when present
-batch_size = 8
-cache_dir = "../.cache/winclip/features"  # encoded features, shared by every notebook and run
-results_dir = "../build/results"          # the runner's tables (metrics.csv, scores.csv, summary.csv, run.json)
-figures_dir = "../figures"                # PNG figures (the report's figures/ folder)
-tables_dir = "../figures/tables"          # Markdown + CSV tables
-paper_alias = {"synthetic": "mvtec"}      # compare a dataset with another's published numbers (the demo)
-tiny = False               # True: the tiny test model with random weights, for tests only
+categories = None  # None: every category found; or e.g. {"mvtec": ["bottle", "screw"]}
+preset = None  # None: the paper's choices; or a public reproduction's (winclip_lib/experiments/presets.py)
+shots = None  # None: k in 0, 1, 2, 4 (0 is zero-shot WinCLIP, k > 0 WinCLIP+ with k normal reference images)
+seeds = None  # None: five reference draws for each k > 0
+model_name = None  # None: the paper's ViT-B-16-plus-240
+pretrained = None  # None: laion400m_e31; "none": random weights (NOT a reproduction); or a checkpoint path
+precision = None  # None: "auto", the fastest precision measured on this machine
+device = None  # None: "auto" (CUDA when present)
+settings = {}  # any other RunConfig setting by name, e.g. {"temperature": 0.01}
+cache_dir = "../.cache/winclip/features"  # the feature cache, seen from notebooks/ (shared by every run)
+results_dir = "../build/results"  # finished runs are read from here; a missing one is computed into a subfolder
+figures_dir = "../figures"  # PNG figures (the report's figures/ folder)
+tables_dir = "../figures/tables"  # Markdown + CSV tables
+paper_alias = {"synthetic": "mvtec"}  # compare a dataset with another's published numbers (the demo)
 
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from winclip_lib import report, viz
-from winclip_lib.datasets import load_image, load_mask, resize_image, resize_mask
-from winclip_lib.model import WinCLIP
-from winclip_lib.notebooks import run_config, show_source
-from winclip_lib.runner import load_run_backbone, plan_units, run_grid
+from winclip_lib.core.fewshot import VisualMemory, few_shot_maps, fuse, nearest_distance
+from winclip_lib.core.imageio import load_image
+from winclip_lib.core.model import WinCLIP
+from winclip_lib.core.scoring import harmonic_aggregate, zero_shot_maps
+from winclip_lib.datasets.masks import load_mask
+from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.grid import load_run_backbone, run_or_load
+from winclip_lib.experiments.labels import label_for, run_label
+from winclip_lib.experiments.units import plan_units
+from winclip_lib.report import figures as viz
+from winclip_lib.report import tables as report
+from winclip_lib.report.notebook import settings_table, show_source
 
-cfg = run_config(datasets, categories, shots, seeds, model_name, pretrained, precision, device, cache_dir,
-                 results_dir, batch_size, tiny)
+cfg = RunConfig.from_settings(settings, preset=preset, datasets=datasets, categories=categories, shots=shots,
+                              seeds=seeds, model_name=model_name, pretrained=pretrained, precision=precision,
+                              device=device, cache_dir=cache_dir)
 backbone = load_run_backbone(cfg)
-banner = report.banner_for(backbone.is_random, cfg.datasets)
+banner = label_for(backbone.is_random, cfg.datasets)
 figures, tables = Path(figures_dir), Path(tables_dir)
 print(backbone.describe())
 print(banner or "real weights on real data")
-from winclip_lib.fewshot import VisualMemory, few_shot_maps, fuse, nearest_distance
-from winclip_lib.scoring import harmonic_aggregate, zero_shot_maps
+settings_table(cfg, only_changed=True)
 
 # %% [markdown]
 # ## The grid
 #
-# The same call as in notebook 02: finished settings are read back, nothing is encoded twice.
+# The same call as in notebook 02: a finished run is read back, nothing is encoded twice.
 
 # %%
-result = run_grid(cfg, backbone=backbone)
-banner = report.run_banner(result.info)
+result = run_or_load(cfg, results_dir, backbone=backbone)
+banner = run_label(result.info)
 few_shots = [k for k in cfg.shots if k > 0]
-print(result.info["backbone"], "|", result.info["encode_counts"])
+print(f"run: {result.out_dir}")
 print("few-shot settings:", few_shots or "none (the grid is zero-shot only)", "| seeds:", list(cfg.seeds))
 
 # %% [markdown]
-# ## The three memories of one category
+# ## The references of one category
 #
-# The references of the largest $k$ and the first seed, drawn by `sample_references` (the runner uses the same
-# draw).
+# The references of the largest $k$ and the first seed, drawn by `sample_references` (the grid uses the same
+# draw): $k$ normal training images, nothing else is known about the product.
 
 # %%
 unit = plan_units(cfg)[0]
 k_demo, seed_demo = (max(few_shots), cfg.seeds[0]) if few_shots else (0, 0)
 refs = unit.references.get((k_demo, seed_demo), ())
-model = WinCLIP(backbone, unit.class_name, scales=cfg.scales, temperature=cfg.temperature,
-                template_set=cfg.template_set, normalize_each=cfg.normalize_each, patch_ln_post=cfg.patch_ln_post)
+model = WinCLIP.from_config(backbone, cfg, unit.class_name)
+if refs:
+    fig = viz.plot_reference_images([model.geometry.image(load_image(s.image_path)) for s in refs],
+                                    [s.image_path.name for s in refs], banner=banner,
+                                    title=f"{unit.dataset}/{unit.category}: the k = {k_demo} references of seed "
+                                          f"{seed_demo}")
+    viz.save_figure(fig, figures / "03_references.png")
+
+# %% [markdown]
+# ## The three memories
+
+# %%
 memory = VisualMemory.from_features(model.encode([s.image_path for s in refs])) if refs else None
 if memory is not None:
-    print(f"{unit.dataset}/{unit.category}, k = {k_demo}, seed {seed_demo}: "
-          f"references {[s.image_path.name for s in refs]}")
-    display(pd.DataFrame({"memory": [*(f"R_{k}" for k in memory.windows), "R_p"],
-                          "shape": [*(tuple(m.shape) for m in memory.windows.values()), tuple(memory.patches.shape)]}))
+    for name, m in [*((f"R_{k}", m) for k, m in memory.windows.items()), ("R_p", memory.patches)]:
+        print(f"  {name}: {tuple(m.shape)}")
 
 # %% [markdown]
 # ## Eqs. 2–4 on one test image
@@ -126,22 +142,21 @@ if memory is not None:
     sample = viz.choose_examples(unit.test, n_anomalous=1, n_normal=1)[0]
     query = model.encode([sample.image_path])
     V = {f"V_R{k}": harmonic_aggregate(nearest_distance(query.windows[k], memory.windows[k]), query.grid, k)
-         for k in cfg.scales}                                                                  # eqs. 2 + 1
+         for k in cfg.scales}  # eqs. 2 + 1
     V["V_Rp"] = nearest_distance(query.patches, memory.patches).reshape(1, query.grid, query.grid)  # eq. 2
-    vis = few_shot_maps(query, memory)                                                         # eq. 3
+    vis = few_shot_maps(query, memory)  # eq. 3
     zs = zero_shot_maps(query, model.text, cfg.temperature)
-    final_map, score = fuse(zs["map"], zs["image_score"], vis["map"])                          # eq. 4
-    print("few_shot_maps gives the same maps:",
-          all(torch.equal(vis["scale_maps"][k], V[f"V_R{k}"]) for k in cfg.scales)
-          and torch.equal(vis["patch_map"], V["V_Rp"]))
+    final_map, score = fuse(zs["map"], zs["image_score"], vis["map"])  # eq. 4
+    same = all(torch.equal(vis["scale_maps"][k], V[f"V_R{k}"]) for k in cfg.scales)
+    print("few_shot_maps gives the same maps:", same and torch.equal(vis["patch_map"], V["V_Rp"]))
     print(f"s0 = {float(zs['image_score']):.4f}, max V = {float(vis['map'].max()):.4f}, "
           f"WinCLIP+ score = {float(score):.4f}")
 show_source(nearest_distance, highlight="amax")
 
 # %%
 if memory is not None:
-    image = resize_image(load_image(sample.image_path), cfg.image_size)
-    mask = resize_mask(load_mask(sample), cfg.image_size)
+    image = model.geometry.image(load_image(sample.image_path))
+    mask = model.geometry.mask(load_mask(sample))
     maps = {**V, "visual map V (eq. 3)": vis["map"], "zero-shot Z": zs["map"], "WinCLIP+ map (eq. 4)": final_map}
     fig = viz.plot_scale_maps(image, maps, mask, banner=banner,
                               title=f"{unit.category} / {sample.defect}, k = {k_demo}: visual maps and the fusion")
@@ -160,5 +175,6 @@ report.write_table(few, tables, "03_few_shot", "WinCLIP+ (few-shot) vs the paper
 display(Markdown(report.markdown_table(few, "WinCLIP+ (few-shot) vs the paper (%)", banner)))
 
 # %%
-fig = viz.plot_shots_curve(comp, banner=banner)
-saved = viz.save_figure(fig, figures / "03_shots_curve.png")
+if few_shots:
+    fig = viz.plot_shots_curve(comp, ks=few_shots, banner=banner)
+    saved = viz.save_figure(fig, figures / "03_shots_curve.png")

@@ -158,7 +158,23 @@ FIGURES = {
                                                             banner=DEMO_BANNER),
     "plot_compute": lambda t, s: viz.plot_compute({"encode": 0.41, "zero-shot scoring": 0.012, "association": None},
                                                   banner=DEMO_BANNER),
+    "plot_ablation": lambda t, s: viz.plot_ablation(_ablation_rows(), "pixel_auroc", banner=DEMO_BANNER,
+                                                    title="Dense features"),
 }
+
+
+def _ablation_rows() -> pd.DataFrame:
+    """Rows as run_ablations gives them, with the paper's numbers joined (one variant has none)."""
+    rows = [("raw patch tokens against the text", 0, 61.0, 22.4), ("windows (WinCLIP)", 0, 80.5, 85.1),
+            ("a variant the paper does not report, with a long label to wrap", 0, 79.0, np.nan)]
+    return pd.DataFrame([{"ablation": "dense", "variant": v, "k": k, "metric": "pixel_auroc", "ours": o,
+                          "ours_std": 0.0, "n_seeds": 1, "paper": p} for v, k, o, p in rows])
+
+
+def test_ablation_bars_mark_what_the_paper_lacks(render):
+    fig = render("plot_ablation")
+    shown = [t.get_text() for t in drawn_texts(fig)]
+    assert shown.count(viz.NOT_AVAILABLE) == 1 and any("secondary copy" in t for t in shown)
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,7 @@ __all__ = [
     "plot_shots_curve",
     "plot_per_category",
     "plot_compute",
+    "plot_ablation",
 ]
 
 BANNER_COLOR = "#c0001a"
@@ -578,23 +579,25 @@ def choose_examples(samples: Sequence[Any], n_anomalous: int = 3, n_normal: int 
 
 
 def heatmap_figure(samples: Sequence[Any], zero_shot: Any, few_shot: Any | None = None, few_shot_k: int | None = None,
-                   size: int = 240, banner: str | None = None, title: str | None = None) -> Figure:
+                   size: int = 240, banner: str | None = None, title: str | None = None,
+                   geometry: Any | None = None) -> Figure:
     """:func:`plot_heatmaps` for dataset samples and their predictions; each row says its category / defect type,
     the zero-shot image score $s_0$ and (few-shot) the WinCLIP+ image score, and a caption explains them.
 
     Args:
-        samples: :class:`~winclip_lib.datasets.catalog.Sample` objects (images and masks are read and resized to
-            ``size`` with :func:`~winclip_lib.core.geometry.resize_image` /
-            :func:`~winclip_lib.core.geometry.resize_mask`).
+        samples: :class:`~winclip_lib.datasets.catalog.Sample` objects (images and masks are read and put through
+            ``geometry`` — the model's :class:`~winclip_lib.core.geometry.Geometry`, so that they line up with the
+            maps; by default a plain resize to ``size``).
         zero_shot: the zero-shot :class:`~winclip_lib.core.model.Prediction` of the samples (k = 0).
         few_shot: the few-shot prediction (k > 0), or None.
     """
-    from winclip_lib.core.geometry import resize_image, resize_mask
+    from winclip_lib.core.geometry import Geometry
     from winclip_lib.core.imageio import load_image
     from winclip_lib.datasets.masks import load_mask
 
-    images = [resize_image(load_image(s.image_path), size) for s in samples]
-    masks = [resize_mask(load_mask(s), size) if s.mask_path is not None else None for s in samples]
+    geometry = geometry or Geometry(size, "resize")
+    images = [geometry.image(load_image(s.image_path)) for s in samples]
+    masks = [geometry.mask(load_mask(s)) if s.mask_path is not None else None for s in samples]
     zs_name = "zero-shot (WinCLIP)"
     columns: dict[str, list[np.ndarray]] = {zs_name: list(to_numpy(zero_shot.map))}
     labels = {zs_name: "zero-shot anomaly score"}
@@ -905,6 +908,45 @@ def plot_per_category(pc: pd.DataFrame, k: int, dataset: str, metric: str, banne
     _caption(fig, f"{NOT_AVAILABLE}: the paper reports no number for this category.")
     title = f"{DATASET_LABELS.get(dataset, dataset)}, {k}-shot: {METRIC_LABELS.get(metric, metric)} per category"
     return _header(fig, title, banner)
+
+
+def plot_ablation(rows: pd.DataFrame, metric: str, banner: str | None = None, title: str | None = None) -> Figure:
+    """One ablation as horizontal bars: ours for each variant (and k), beside the paper's number where it reports one
+    ("n/a" where it does not).
+
+    Args:
+        rows: the ablation's rows of :func:`winclip_lib.experiments.ablations.run_ablations` for ONE dataset, with a
+            ``paper`` column (%, NaN where the paper has no number) added by the caller (e.g. from
+            :func:`winclip_lib.report.tables.paper_ablations`).
+        metric: the metric drawn.
+    """
+    sub = rows[rows["metric"] == metric]
+    if sub.empty:
+        raise ValueError(f"no {metric} rows to draw")
+    multi_k = sub["k"].nunique() > 1
+    labels = [f"{v} ({setting_label(k)})" if multi_k else str(v) for v, k in zip(sub["variant"], sub["k"],
+                                                                                   strict=True)]
+    long = [{"row": lab, "source": "ours", "value": r.ours, "std": r.ours_std if r.n_seeds > 1 else np.nan}
+            for lab, r in zip(labels, sub.itertuples(index=False), strict=True)]
+    long += [{"row": lab, "source": "paper", "value": r.paper, "std": np.nan}
+             for lab, r in zip(labels, sub.itertuples(index=False), strict=True) if not pd.isna(r.paper)]
+    data = pd.DataFrame(long, columns=["row", "source", "value", "std"])
+    order = list(dict.fromkeys(labels))
+    sources = ["ours", "paper"]
+    palette = dict(zip(_SOURCES, sns.color_palette("deep", 3), strict=True))
+    fig, ax = plt.subplots(figsize=(9.0, 0.55 * len(order) + 2.0), layout="constrained")
+    sns.barplot(data=data, y="row", x="value", hue="source", order=order, hue_order=sources, errorbar=None, ax=ax,
+                palette=palette, orient="h")
+    _error_bars(ax, data, "row", order, sources, vertical=False)
+    _mark_missing(ax, data, "row", order, sources, vertical=False)
+    ax.set_xlim(0, 105)
+    ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric)} (%)")
+    ax.set_ylabel("")
+    ax.set_yticks(range(len(order)), [_wrap(o, 3.2, 8) for o in order], fontsize=8)
+    ax.legend(fontsize=8, title="Source", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _caption(fig, f"{NOT_AVAILABLE}: the paper reports no number for this row. The paper's numbers come from a "
+                  "secondary copy of its tables.")
+    return _header(fig, title or f"Ablation: {METRIC_LABELS.get(metric, metric)}", banner)
 
 
 # ------------------------------------------------------------------------------------------------ compute

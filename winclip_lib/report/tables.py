@@ -39,7 +39,13 @@ __all__ = [
     "PAPER_SOURCES",
     "COURSE_REPORT",
     "UP",
+    "ablation_table",
+    "with_paper_ablation",
+    "compute_stages",
+    "discussion",
     "paper_ablations",
+    "presets_table",
+    "prompt_probabilities_table",
     "prompt_states_table",
     "templates_table",
     "paper_results",
@@ -471,3 +477,135 @@ def write_report(
     (out / "report.md").write_text(head + "\n".join(sections), encoding="utf-8")
     written["report"] = out / "report.md"
     return written
+
+
+# ------------------------------------------------------------------------------------- the notebooks' tables
+
+
+def prompt_probabilities_table(p: Sequence[float], normal_states: Sequence[str], anomalous_states: Sequence[str],
+                               n_templates: int) -> pd.DataFrame:
+    """p(anomalous) of every prompt (state-major, as ``build_prompts`` orders them) summarised per state: group,
+    state ("[c]" for the class), mean, min and max over the templates, to three decimals."""
+    states = [*normal_states, *anomalous_states]
+    values = pd.Series(list(p), dtype=float)
+    if len(values) != len(states) * n_templates:
+        raise ValueError(f"expected {len(states)} x {n_templates} probabilities, got {len(values)}")
+    rows = []
+    for i, state in enumerate(states):
+        chunk = values.iloc[i * n_templates : (i + 1) * n_templates]
+        rows.append({"group": "normal" if i < len(normal_states) else "anomalous",
+                     "state": state.replace("{}", "[c]"), "mean": chunk.mean(), "min": chunk.min(),
+                     "max": chunk.max()})
+    return pd.DataFrame(rows).round(3)
+
+
+_OTHER_METRICS = ("pixel_auroc", "pixel_aupro", "pixel_f1_max", "image_auroc")
+
+
+def with_paper_ablation(results: pd.DataFrame, paper: pd.DataFrame | None = None,
+                        paper_alias: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """:func:`winclip_lib.experiments.ablations.run_ablations`' rows with a ``paper`` column (%): the paper's number
+    for the row's ablation, paper row, dataset (or the dataset it is compared with), k and metric; NaN where the
+    paper reports none."""
+    paper = paper_ablations() if paper is None else paper
+    alias = dict(paper_alias or {})
+    ref = paper.rename(columns={"row": "paper_row", "dataset": "_ref", "value": "paper"})
+    out = results.assign(_ref=results["dataset"].map(lambda d: alias.get(d, d)), k=results["k"].astype(int))
+    out = out.merge(ref[["ablation", "paper_row", "_ref", "k", "metric", "paper"]],
+                    on=["ablation", "paper_row", "_ref", "k", "metric"], how="left")
+    return out.drop(columns="_ref")
+
+
+def ablation_table(results: pd.DataFrame, ablation: str, metric: str, paper: pd.DataFrame | None = None,
+                   paper_alias: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One ablation of :func:`winclip_lib.experiments.ablations.run_ablations`' results as the report shows it: a row
+    per (dataset, variant, k), ours for the ablation's metric (mean ± std over seeds, %) beside the paper's number
+    (:func:`with_paper_ablation`; "—" where there is none), then ours for the other metrics that apply."""
+    sub = with_paper_ablation(results[results["ablation"] == ablation], paper, paper_alias)
+    others = [m for m in _OTHER_METRICS if m != metric and m in set(sub["metric"])]
+    rows = []
+    for (dataset, variant, k), grp in sub.groupby(["dataset", "variant", "k"], sort=False):
+        values = grp.set_index("metric")
+        ref = values["paper"].get(metric, math.nan)
+        row = {"Dataset": dataset_label(dataset, paper_alias), "Variant": variant, "Setting": setting_label(k),
+               f"{METRIC_LABELS.get(metric, metric)} (ours)": _cell(values, metric), "Paper": format_value(ref)}
+        row.update({METRIC_LABELS.get(m, m): _cell(values, m) for m in others})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(values: pd.DataFrame, metric: str) -> str:
+    if metric not in values.index:
+        return "—"
+    r = values.loc[metric]
+    std = r["ours_std"] if int(r.get("n_seeds", 2)) > 1 else None
+    return format_value(float(r["ours"]), std)
+
+
+def presets_table(results: pd.DataFrame, shots: Sequence[int] = (0, 1, 4)) -> pd.DataFrame:
+    """:func:`winclip_lib.experiments.ablations.run_presets`' results: a row per (dataset, preset, k), the seven
+    metrics as columns (mean ± std over seeds, %)."""
+    sub = results[results["k"].astype(int).isin([int(k) for k in shots])]
+    rows = []
+    for (dataset, preset, k), grp in sub.groupby(["dataset", "preset", "k"], sort=False):
+        values = grp.set_index("metric")
+        rows.append({"Dataset": DATASET_LABELS.get(dataset, dataset), "Preset": preset, "Setting": setting_label(k),
+                     **{METRIC_LABELS.get(m, m): _cell(values, m) for m in METRIC_NAMES}})
+    return pd.DataFrame(rows)
+
+
+def compute_stages(bench: Mapping[str, Any], row: str | None = None) -> dict[str, float | None]:
+    """Seconds per image of each stage, from ``make bench``'s JSON: encoding, zero-shot and few-shot ``predict``,
+    the few-shot association and the zero-shot scoring of one row (default: the row of the precision "auto" picked,
+    else "ours fp32"), the text ensemble per class (cold) and AUPRO per image."""
+    rows = {r["name"]: r for r in bench.get("rows", [])}
+    name = row or (bench.get("auto") or {}).get("auto_row") or "ours fp32"
+    r = rows.get(name, {})
+    text = (bench.get("stages") or {}).get("text") or {}
+    aupro = (bench.get("stages") or {}).get("aupro") or {}
+    per_image = aupro["seconds"] / aupro["n_images"] if aupro.get("n_images") else None
+    precision = name.split()[-1] if name.startswith("ours") else "fp32"
+    return {
+        "encode (image + windows + patches)": r.get("encode_s_per_image"),
+        "zero-shot predict": r.get("zero_shot_s_per_image"),
+        "few-shot predict": r.get("few_shot_s_per_image"),
+        "few-shot association": r.get("association_s_per_image"),
+        "zero-shot scoring": r.get("zero_shot_scoring_s_per_image"),
+        "text ensemble, per class (cold)": (text.get(precision) or {}).get("cold_s"),
+        "exact AUPRO, per image": per_image,
+    }
+
+
+def discussion(comp: pd.DataFrame, per_category: pd.DataFrame, banner: str | None,
+               paper_alias: Mapping[str, str] | None = None, top: int = 3) -> str:
+    """A short written discussion generated from the numbers (Markdown): for each dataset and setting, where ours is
+    above or below the paper and by how much (image and pixel AUROC), and the categories that differ most; for a
+    demo run, first and plainly, that nothing can be concluded from it."""
+    lines = ["## Discussion", ""]
+    if banner:
+        lines += [f"**{banner}.** The numbers below come from random weights and/or synthetic images: they show that "
+                  "the pipeline runs end to end, and nothing about WinCLIP can be concluded from them. Run "
+                  "`make reproduce` with the real weights and datasets for the reproduction.", ""]
+    with_paper = comp.dropna(subset=["paper"])
+    if with_paper.empty:
+        return "\n".join(lines + ["No published number to compare with for these datasets and settings."]) + "\n"
+    for (dataset, k), grp in with_paper.groupby(["dataset", "k"], sort=False):
+        parts = []
+        for metric in ("image_auroc", "pixel_auroc", "pixel_aupro"):
+            hit = grp[grp["metric"] == metric]
+            if len(hit):
+                d = float(hit["delta"].iloc[0])
+                parts.append(f"{METRIC_LABELS.get(metric, metric)} {float(hit['ours'].iloc[0]):.1f} vs "
+                             f"{float(hit['paper'].iloc[0]):.1f} ({'+' if d >= 0 else '−'}{abs(d):.1f})")
+        if parts:
+            lines.append(f"- **{dataset_label(dataset, paper_alias)}, {setting_label(k)}**: " + "; ".join(parts) + ".")
+    for dataset in _dataset_order(per_category["dataset"]):
+        pc = per_category_comparison(per_category, dataset, "image_auroc", paper_alias=paper_alias)
+        pc = pc[(pc["category"] != "mean") & pc["paper"].notna()].assign(gap=lambda f: f["ours"] - f["paper"])
+        if pc.empty:
+            continue
+        worst = pc.reindex(pc["gap"].abs().sort_values(ascending=False).index).head(top)
+        items = ", ".join(f"{r.category} ({setting_label(r.k)}: {r.gap:+.1f})" for r in worst.itertuples())
+        lines.append(f"- Largest image-AUROC differences from the paper on "
+                     f"{dataset_label(dataset, paper_alias)}: {items}.")
+    return "\n".join(lines) + "\n"
