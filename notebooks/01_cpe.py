@@ -67,11 +67,18 @@ import torch
 from IPython.display import Markdown, display
 
 from winclip_lib import report, viz
-from winclip_lib.datasets import class_name
 from winclip_lib.backbone import load_backbone
+from winclip_lib.datasets import class_name
 from winclip_lib.notebooks import backbone_settings, show_source
-from winclip_lib.prompts import ANOMALOUS_STATES, NORMAL_STATES, TEMPLATES, build_prompts, encode_text, ensemble
-from winclip_lib.prompts import text_embeddings
+from winclip_lib.prompts import (
+    ANOMALOUS_STATES,
+    NORMAL_STATES,
+    TEMPLATES,
+    build_prompts,
+    encode_text,
+    ensemble,
+    text_embeddings,
+)
 from winclip_lib.runner import DATASET_LOADERS
 from winclip_lib.scoring import anomaly_probability
 

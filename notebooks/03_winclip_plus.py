@@ -63,7 +63,6 @@ tiny = False               # True: the tiny test model with random weights, for 
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
