@@ -9,7 +9,7 @@ BUILD := build
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test lint demo bench gpu-wheels reproduce clean
+.PHONY: setup test test-browser lint demo demo-predict bench gpu-wheels reproduce clean
 
 setup: $(STAMP)
 
@@ -24,11 +24,22 @@ $(STAMP): requirements.lock pyproject.toml
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 
+# The inspection page of `winclip predict` in a real browser: headless Chromium (installed with apt-get when absent)
+# opens the tiny model's demo report; every image must load. Screenshot: build/browser-check/screenshot.png.
+test-browser: setup
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(PY) tests/browser/check_inspection_report.py --out $(BUILD)/browser-check
+
 lint: setup
-	$(VENV)/bin/ruff check winclip_lib tests data_prep benchmarks
+	$(VENV)/bin/ruff check winclip_lib tests tools notebooks data_prep benchmarks
 
 demo: setup
 	$(PY) -m winclip_lib.demo
+	$(PY) -m tools.predict_demo
+
+# `winclip predict` on a folder of synthetic photos: build/demo-predict/predictions/report.html
+demo-predict: setup
+	$(PY) -m tools.predict_demo
 
 bench: setup
 	$(PY) benchmarks/bench_speed.py --out $(BUILD)/bench/speed_cpu.json

@@ -2,6 +2,7 @@
 
 Layers, each importing only from the ones below it (a contract checked by the tests, see ``.importlinter``):
 
+- :mod:`winclip_lib.cli`         — the console command ``winclip``: the experiment commands and ``predict``.
 - :mod:`winclip_lib.report`      — tables beside the paper's numbers, figures, the inspection page.
 - :mod:`winclip_lib.experiments` — one configuration, the encode-once feature cache, the experiment grid and its
   results, the command line.

@@ -8,6 +8,10 @@
     <root>/<category>/ground_truth/{scratch,spot,missing}/000_mask.png     (0 / 255)
     <root>/winclip_synthetic.json                                          (parameters and counts)
 
+``make_loose_images(folder)`` writes a few images of mixed sizes into a plain folder instead (what a user's own
+photos look like; for ``winclip predict`` and its demo): some anomalous, a ``normal/`` subfolder of references, a
+corrupt image and a text file.
+
 Categories: ``tiles`` (texture: a grid of tiles with grout, random phase, per-tile shading and noise) and ``disc``
 (object: a machined disc with a centre hole and bolt holes, random position and rotation, on a dark background).
 Defects: scratches (thick polylines), spots (stains), missing parts (a bite out of the disc rim / a hole through the
@@ -25,6 +29,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -34,6 +39,8 @@ __all__ = [
     "SYNTHETIC_CATEGORIES",
     "DEFECT_TYPES",
     "MANIFEST_NAME",
+    "LooseImages",
+    "make_loose_images",
     "make_synthetic",
     "read_manifest",
     "render_normal",
@@ -303,3 +310,104 @@ def read_manifest(root: str | Path) -> dict | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text())
+
+
+# ------------------------------------------------------------------------------------------------ loose images
+
+#: (height, width) of the loose demo images: landscape, portrait, square, wide; and which of them are anomalous.
+LOOSE_SHAPES: tuple[tuple[int, int], ...] = ((96, 128), (128, 96), (80, 80), (64, 144), (112, 84), (72, 120),
+                                             (100, 100), (90, 150))
+LOOSE_DEFECTS: dict[int, str] = {1: "scratch", 4: "spot", 6: "missing"}
+
+
+@dataclass(frozen=True)
+class LooseImages:
+    """What :func:`make_loose_images` wrote (absolute paths): ``images`` (every readable query image),
+    ``anomalous`` (the subset with a drawn defect), ``normal`` (the references in ``normal/``), ``corrupt`` (a
+    truncated PNG) and ``not_image`` (a text file)."""
+
+    folder: Path
+    images: tuple[Path, ...]
+    anomalous: tuple[Path, ...]
+    normal: tuple[Path, ...]
+    corrupt: Path
+    not_image: Path
+
+
+def _render_rect(category: str, rng: np.random.Generator, h: int, w: int, defect: str | None
+                 ) -> np.ndarray:
+    """An (h, w, 3) image of ``category``: rendered square at the shorter side (with the defect, if any) and
+    widened to (h, w): an object is centred on more of its background, a texture is mirrored at its border."""
+    side = min(h, w)
+    img, obj, background = render_normal(category, rng, side)
+    if defect is not None:
+        img, _ = add_defect(img, obj, background, defect, rng)
+    dh, dw = h - side, w - side
+    pad = ((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2), (0, 0))
+    if SYNTHETIC_CATEGORIES[category] == "texture":
+        return np.pad(img, pad, mode="reflect")
+    canvas = np.pad(background, pad, mode="reflect")
+    canvas[pad[0][0] : pad[0][0] + side, pad[1][0] : pad[1][0] + side] = img
+    return canvas
+
+
+def make_loose_images(folder: str | Path, category: str = "disc", seed: int = 0) -> LooseImages:
+    """Write a few demo images into a plain folder (not the MVTec layout) and return what was written::
+
+        <folder>/img_00.png ... img_07.png     8 images of mixed sizes and aspect ratios (img_01, img_04 and img_06
+                                               have a scratch, a spot and a missing part; img_02 is grayscale)
+        <folder>/img_08.jpg                    a JPEG
+        <folder>/normal/ref_0.png ... ref_2.png  3 normal references
+        <folder>/broken.png                    a truncated PNG (cannot be read)
+        <folder>/notes.txt                     a text file (not an image)
+        <folder>/winclip_synthetic.json        the manifest (the images are synthetic: results are labelled DEMO)
+
+    ``folder`` must be new, empty, or an earlier synthetic folder (replaced); anything else raises
+    ``FileExistsError``. Deterministic by ``seed``.
+    """
+    folder = Path(folder)
+    if category not in SYNTHETIC_CATEGORIES:
+        raise ValueError(f"unknown synthetic category {category!r}; expected one of {sorted(SYNTHETIC_CATEGORIES)}")
+    if folder.exists() and any(folder.iterdir()) and not (folder / MANIFEST_NAME).is_file():
+        raise FileExistsError(f"{folder} exists and is not a synthetic folder; choose an empty or new folder")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        images, anomalous, manifest_images = [], [], {}
+        for i, (h, w) in enumerate(LOOSE_SHAPES):
+            defect = LOOSE_DEFECTS.get(i)
+            img = _render_rect(category, _rng(seed, "loose", i), h, w, defect)
+            if i == 2:
+                img = np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+            name = f"img_{i:02d}.png"
+            _write_png(tmp / name, img[:, :, 0] if i == 2 else img)
+            images.append(name)
+            if defect:
+                anomalous.append(name)
+            manifest_images[name] = {"size": [h, w], "defect": defect}
+        jpeg = _render_rect(category, _rng(seed, "loose", "jpeg"), 120, 90, None)
+        cv2.imwrite(str(tmp / "img_08.jpg"), cv2.cvtColor(jpeg, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        images.append("img_08.jpg")
+        manifest_images["img_08.jpg"] = {"size": [120, 90], "defect": None}
+        normal = []
+        for i in range(3):
+            ref = _render_rect(category, _rng(seed, "loose-ref", i), 96, 96, None)
+            _write_png(tmp / "normal" / f"ref_{i}.png", ref)
+            normal.append(f"normal/ref_{i}.png")
+        png = (tmp / images[0]).read_bytes()
+        (tmp / "broken.png").write_bytes(png[: len(png) // 3])
+        (tmp / "notes.txt").write_text("Not an image: winclip predict lists this file as skipped.\n")
+        manifest = {"generator": "winclip_lib.datasets.synthetic.make_loose_images", "format": 1, "layout": "loose",
+                    "seed": int(seed), "category": category, "images": manifest_images, "normal": normal,
+                    "corrupt": "broken.png", "not_image": "notes.txt"}
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o777 & ~_umask())
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    root = folder.resolve()
+    return LooseImages(root, tuple(root / n for n in images), tuple(root / n for n in anomalous),
+                       tuple(root / n for n in normal), root / "broken.png", root / "notes.txt")

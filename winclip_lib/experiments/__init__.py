@@ -6,7 +6,7 @@
 :mod:`~winclip_lib.experiments.results`, :mod:`~winclip_lib.experiments.tables`,
 :mod:`~winclip_lib.experiments.rescore`, :mod:`~winclip_lib.experiments.labels`,
 :mod:`~winclip_lib.experiments.files`, :mod:`~winclip_lib.experiments.progress`,
-:mod:`~winclip_lib.experiments.cli`.
+:mod:`~winclip_lib.experiments.cli`, :mod:`~winclip_lib.experiments.predict` (scoring your own images).
 """
 
 from winclip_lib.experiments.config import RunConfig

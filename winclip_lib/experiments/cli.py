@@ -1,12 +1,15 @@
-"""The command line, ``winclip`` (or ``python -m winclip_lib.experiments.cli``), built from :class:`RunConfig`.
+"""The experiment commands of ``winclip``, built from :class:`RunConfig`.
 
-Sub-commands::
+The console command ``winclip`` is :func:`winclip_lib.cli.main`, which runs :func:`main` here with the sub-commands
+of the layers above (``predict``, whose page comes from the report layer) added as :class:`SubCommand` objects;
+``python -m winclip_lib.experiments.cli`` offers the experiment commands alone. Sub-commands::
 
     winclip run --mvtec /data/mvtec --visa /data/visa --mpdd /data/mpdd --out build/results
     winclip run --synthetic demo/data --model WinCLIP-Tiny-240 --pretrained none --shots 0 1 --seeds 0 1
     winclip run --mvtec /data/mvtec --categories bottle mvtec:screw --shots 0 --precision bf16
     winclip summary --out build/results
     winclip synthetic --root build/synthetic        # the small synthetic dataset, in the MVTec layout
+    winclip predict photos/ --class-name "metal nut" --normal good/   # your own images (winclip_lib.cli)
 
 Every flag of ``run`` is a field of :class:`~winclip_lib.experiments.config.RunConfig` (its help text, choices and
 default come from there). The whole configuration is checked before any image is encoded. ``--categories`` takes
@@ -23,7 +26,7 @@ import dataclasses
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +43,8 @@ from winclip_lib.experiments.grid import run_grid
 from winclip_lib.experiments.presets import PRESETS
 from winclip_lib.experiments.results import load_results
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "METRIC_DISPLAY", "add_config_arguments", "build_parser",
-           "config_from_args", "main", "resolve_categories"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "METRIC_DISPLAY", "SubCommand", "add_config_arguments", "build_parser",
+           "config_from_args", "given_settings", "main", "resolve_categories"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -79,15 +82,30 @@ def _is_tuple(tp: Any) -> type | None:
     return None
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type = RunConfig) -> None:
-    """One flag per command-line setting of ``cls``, with its help text, choices and default (shown in --help).
+def _cli_names(cls: type, include: Sequence[str] | None) -> list[str]:
+    """The command-line settings of ``cls`` (all, or those named in ``include``; an unknown name raises)."""
+    names = [f.name for f, _ in setting_fields(cls) if f.metadata.get("cli", True)]
+    if include is None:
+        return names
+    unknown = sorted(set(include) - set(names))
+    if unknown:
+        raise ValueError(f"not command-line settings of {cls.__name__}: {', '.join(unknown)}")
+    return [n for n in names if n in include]
 
-    Defaults are not set on the parser (``argparse.SUPPRESS``): :func:`config_from_args` takes the dataclass's own
-    default for any flag not given.
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type = RunConfig,
+                         include: Sequence[str] | None = None) -> None:
+    """One flag per command-line setting of ``cls``, with its help text, choices and default (shown in --help);
+    ``include`` selects a subset of the settings by name (every command that offers a setting offers the same
+    flag, help and default).
+
+    Defaults are not set on the parser (``argparse.SUPPRESS``): :func:`given_settings` returns only the flags given,
+    and the dataclass's own default holds for the others.
     """
     defaults = cls()
+    chosen = set(_cli_names(cls, include))
     for field, tp in setting_fields(cls):
-        if not field.metadata.get("cli", True):
+        if field.name not in chosen:
             continue
         md = field.metadata
         help_text = f"{md.get('help', '')} (default: {_show(getattr(defaults, field.name))})"
@@ -146,6 +164,15 @@ def _absolute(path: str) -> str:
     return str(Path(path).expanduser().resolve())
 
 
+def given_settings(args: argparse.Namespace, cls: type = RunConfig, include: Sequence[str] | None = None
+                   ) -> dict[str, Any]:
+    """The settings given as flags (see :func:`add_config_arguments`), by name; ``cache_dir`` made absolute."""
+    given = {name: getattr(args, name) for name in _cli_names(cls, include) if hasattr(args, name)}
+    if "cache_dir" in given:
+        given["cache_dir"] = _absolute(given["cache_dir"])
+    return given
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` of parsed ``run`` arguments: the flags given, every other setting at its default.
     Paths are made absolute (``run.json`` is read later from other folders)."""
@@ -153,8 +180,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if not datasets:
         flags = ", ".join(f"--{d} ROOT" for d in DATASET_LOADERS)
         raise DatasetError(f"no dataset given: pass at least one of {flags}")
-    names = {f.name for f, _ in setting_fields(RunConfig) if f.metadata.get("cli", True)}
-    given = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    given = given_settings(args)
     for key in ("cache_dir", "out_dir"):
         given[key] = _absolute(given.get(key, getattr(RunConfig(), key)))
     # a preset first, the flags given over it; every value is checked before the categories touch the disk
@@ -165,7 +191,21 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 # ----------------------------------------------------------------------------------------------- commands
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclasses.dataclass(frozen=True)
+class SubCommand:
+    """A sub-command that a layer above adds to ``winclip`` (:func:`build_parser`, :func:`main`): its name and help,
+    a function adding its arguments to its sub-parser, and the function that runs it and returns the exit
+    status."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str | None = None
+
+
+def build_parser(extra: Sequence[SubCommand] = ()) -> argparse.ArgumentParser:
+    """The parser of the experiment commands, plus the ``extra`` sub-commands."""
     p = argparse.ArgumentParser(prog="winclip", description="WinCLIP / WinCLIP+ (Jeong et al., CVPR 2023)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
@@ -197,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="anomalous test images per category (default: %(default)s)")
     y.add_argument("--size", type=int, default=256, help="image side in pixels, >= 32 (default: %(default)s)")
     y.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    for command in extra:
+        command.add_arguments(sub.add_parser(command.name, help=command.help,
+                                             description=command.description or command.help))
     return p
 
 
@@ -255,11 +298,13 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "summary": cmd_summary, "synthetic": cmd_synthetic}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run; returns the exit status (0; 2 for a user error; 130 after Ctrl-C)."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, extra: Sequence[SubCommand] = ()) -> int:
+    """Parse ``argv`` and run; returns the exit status (0; 2 for a user error; 130 after Ctrl-C; a command may
+    return others, e.g. ``predict``'s 3 when files were skipped). ``extra``: sub-commands of the layers above."""
+    args = build_parser(extra).parse_args(argv)
+    commands = {**COMMANDS, **{command.name: command.run for command in extra}}
     try:
-        return COMMANDS[args.command](args)
+        return commands[args.command](args)
     except KeyboardInterrupt:
         if args.debug:
             raise

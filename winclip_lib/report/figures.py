@@ -185,15 +185,17 @@ def figure_banner(fig: Figure) -> str | None:
     return getattr(fig, _BANNER_ATTR, None)
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = 130) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = 130, metadata: Mapping[str, str] | None = None) -> Path:
     """Write ``fig`` as PNG (parent folders created). The banner, if any, goes into the PNG's ``Description``
-    metadata too, so a stray figure file still says it is a demo. Returns the path."""
+    metadata too, so a stray figure file still says it is a demo; ``metadata`` adds other text entries. Returns the
+    path."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     banner = figure_banner(fig)
-    metadata = {"Software": "winclip_lib", "Description": banner or "WinCLIP reproduction figure"}
+    metadata = {**dict(metadata or {}), "Software": "winclip_lib",
+                "Description": banner or "WinCLIP reproduction figure"}
     fig.savefig(path, dpi=dpi, format="png", metadata=metadata)
     return path
 
