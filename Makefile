@@ -9,7 +9,7 @@ BUILD := build
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test test-browser lint demo demo-predict bench gpu-wheels reproduce clean
+.PHONY: setup test test-browser lint lab notebooks demo demo-predict bench gpu-wheels reproduce clean
 
 setup: $(STAMP)
 
@@ -31,11 +31,19 @@ test-browser: setup
 	$(PY) tests/browser/check_inspection_report.py --out $(BUILD)/browser-check
 
 lint: setup
-	$(VENV)/bin/ruff check winclip_lib tests tools notebooks data_prep benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+# JupyterLab on notebooks/ with the project's kernel (offline; edits to a notebook also update its paired .py)
+lab: setup
+	cd notebooks && ../$(VENV)/bin/jupyter lab --ServerApp.open_browser=False
+
+# After editing a notebook's .py source (or its .ipynb in Jupyter without jupytext): sync the pair.
+notebooks: setup
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
 
 demo: setup
-	$(PY) -m winclip_lib.demo
-	$(PY) -m tools.predict_demo
+	$(PY) -m tools.demo
 
 # `winclip predict` on a folder of synthetic photos: build/demo-predict/predictions/report.html
 demo-predict: setup
@@ -44,15 +52,16 @@ demo-predict: setup
 bench: setup
 	$(PY) benchmarks/bench_speed.py --out $(BUILD)/bench/speed_cpu.json
 
-# make reproduce MVTEC=/data/mvtec VISA=/data/visa MPDD=/data/mpdd  (any subset; PRECISION, DEVICE, RESULTS, CACHE
-# optional): the full grid with the paper's weights through the runner, then the notebooks into figures/.
 # Wheels that the lent GPU machine lacks, for benchmarks/gpu_check.sh (see its header); .whl/ is git-ignored.
 gpu-wheels:
 	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
 		open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==$$(grep '^wcwidth==' requirements.lock | cut -d= -f3)
 
-reproduce: PRECISION ?= bf16
+# make reproduce MVTEC=/data/mvtec VISA=/data/visa MPDD=/data/mpdd  (any subset; PRECISION, DEVICE, RESULTS, CACHE
+# optional): the full grid with the paper's weights, then notebooks 01-06 (the report, the presets and the paper's
+# ablations, scored from the same feature cache) into figures/, and the one-page HTML report report/index.html.
+reproduce: PRECISION ?= auto
 reproduce: DEVICE ?= auto
 reproduce: RESULTS ?= $(BUILD)/results
 reproduce: CACHE ?= .cache/winclip/features
@@ -62,9 +71,10 @@ reproduce: setup
 	@test -n "$(strip $(DATA_ARGS))" || { echo "usage: make reproduce MVTEC=/path/to/mvtec VISA=/path/to/visa MPDD=/path/to/mpdd"; exit 2; }
 	$(PY) -m winclip_lib.cli run $(DATA_ARGS) --precision $(PRECISION) --device $(DEVICE) \
 		--cache-dir $(abspath $(CACHE)) --out $(abspath $(RESULTS))
-	$(PY) -m winclip_lib.notebooks $(DATA_ARGS) --precision $(PRECISION) --device $(DEVICE) \
-		--cache-dir $(abspath $(CACHE)) --results-dir $(abspath $(RESULTS)) --figures-dir $(abspath figures) \
-		--out $(BUILD)/notebooks
+	$(PY) -m tools.notebooks $(DATA_ARGS) --results-dir $(abspath $(RESULTS)) --figures-dir $(abspath figures) \
+		-p precision=$(PRECISION) -p device=$(DEVICE) -p cache_dir=$(abspath $(CACHE)) --out $(BUILD)/notebooks \
+		01_cpe 02_zero_shot_winclip 03_winclip_plus 04_heatmaps 05_report 06_ablations
+	$(PY) -m tools.html_report $(BUILD)/notebooks/0[1-6]_*.ipynb --out report/index.html
 
 clean:
 	rm -rf $(BUILD)

@@ -102,7 +102,7 @@ report.prompt_states_table(NORMAL_STATES, ANOMALOUS_STATES)
 # ... and the paper's 22 **templates** (its Fig. 5), each of which wraps a state ([state]):
 
 # %%
-report.templates_table(TEMPLATES)
+report.templates_table(TEMPLATES).style.hide(axis="index")
 
 # %% [markdown]
 # ## The prompts of one class
