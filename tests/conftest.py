@@ -12,7 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # the precision probe remembers its choice per machine: keep the tests' memory out of the user's cache
 os.environ["WINCLIP_CACHE_DIR"] = tempfile.mkdtemp(prefix="winclip-test-cache-")
 os.environ["WINCLIP_PROGRESS"] = "0"
-torch.set_num_threads(max(1, os.cpu_count() or 1))
+# with pytest-xdist (make test runs two workers) the cores are shared between the workers
+torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 from winclip_lib.core.backbone import DEFAULT_MODEL, TINY_MODEL, load_backbone  # noqa: E402
 
@@ -34,3 +35,9 @@ def images():
     """Two seeded CLIP-normalised-range batches of shape (2, 3, 240, 240)."""
     g = torch.Generator().manual_seed(1)
     return torch.randn(2, 3, 240, 240, generator=g)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The notebooks run first: they are the longest file (with ``make test``'s two workers, one worker executes them
+    while the other takes every other file)."""
+    items.sort(key=lambda item: 0 if item.path.name == "test_notebooks.py" else 1)

@@ -1,83 +1,110 @@
-"""The five notebooks, executed for real with papermill in a tiny configuration (the tiny model with random weights,
-one small synthetic category, k in {0, 1}, one seed), and the committed notebooks' hygiene."""
+"""The numbered notebooks, executed for real with papermill in a tiny configuration (the tiny model with random
+weights, one small synthetic category, k in {0, 1}, one seed), the HTML report made from them, and the committed
+notebooks' hygiene: no outputs, a parameters cell first, the .py / .ipynb pair in sync, settings taken from
+RunConfig."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from winclip_lib import notebooks as nbmod
-from winclip_lib.report import DEMO_BANNER
-from winclip_lib.synthetic import make_synthetic
+from tools import notebooks as nbmod
+from tools.html_report import write_html_report
+from winclip_lib.core.backbone import TINY_MODEL
+from winclip_lib.datasets.synthetic import make_loose_images, make_synthetic
+from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.labels import DEMO_BANNER
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_DIR = nbmod.NOTEBOOK_DIR
+NAMES = ["01_cpe", "02_zero_shot_winclip", "03_winclip_plus", "04_heatmaps", "05_report", "06_ablations",
+         "07_your_images"]
 
 EXPECTED_FIGURES = {
-    "01_prompt_similarity.png",
-    "02_windows.png",
-    "02_scale_maps.png",
-    "03_visual_maps.png",
-    "03_shots_curve.png",
-    "04_heatmaps_synthetic_disc.png",
-    "05_ours_vs_paper_synthetic.png",
-    "05_ours_vs_paper_scatter.png",
-    "05_shots_curve.png",
-    "05_per_category_synthetic_image_auroc_k0.png",
-    "05_per_category_synthetic_image_auroc_k1.png",
-    "05_per_category_synthetic_pixel_auroc_k0.png",
-    "05_per_category_synthetic_pixel_auroc_k1.png",
-}
-EXPECTED_TABLES = {
-    "01_prompt_states",
-    "02_zero_shot",
-    "03_few_shot",
-    "comparison",
-    "per_category_synthetic_image_auroc",
-    "per_category_synthetic_pixel_auroc",
-}
+    "01_prompt_similarity.png", "02_windows.png", "02_window_pass.png", "02_scale_maps.png", "03_references.png",
+    "03_visual_maps.png", "03_shots_curve.png", "04_heatmaps_synthetic_disc.png", "05_ours_vs_paper_synthetic.png",
+    "05_ours_vs_paper_scatter.png", "05_shots_curve.png", "05_per_category_synthetic_image_auroc_k0.png",
+    "05_per_category_synthetic_pixel_auroc_k1.png", "06_ablation_cpe_synthetic.png",
+    "06_ablation_dense_synthetic.png", "06_ablation_fewshot_synthetic.png", "07_highest_scores.png",
+    "07_lowest_scores.png", "07_score_histogram.png", "07_what_winclip_saw.png",
+}  # fmt: skip
+EXPECTED_TABLES = {"01_prompt_states", "02_zero_shot", "03_few_shot", "comparison", "05_presets",
+                   "per_category_synthetic_image_auroc", "06_ablation_cpe", "06_ablation_dense", "06_ablation_fewshot"}
+
+
+#: The notebooks run as two streams at once, each in order and in its own process (one per core): 03-05 read the grid
+#: that 02 computes; 01, 06 and 07 need nothing from it and use a feature cache of their own.
+STREAMS = (["02_zero_shot_winclip", "03_winclip_plus", "04_heatmaps", "05_report"],
+           ["01_cpe", "06_ablations", "07_your_images"])
+
+
+def _run_stream(names: list[str], params: dict, out: Path) -> subprocess.Popen:
+    declared = set().union(*(nbmod.notebook_parameters(n) for n in names))
+    argv = [sys.executable, "-m", "tools.notebooks", *names, "--out", str(out)]
+    for key, value in params.items():
+        if key not in declared:
+            continue
+        argv += ["-p", f"{key}={json.dumps(value)}"]
+    return subprocess.Popen(argv, cwd=Path(nbmod.__file__).parents[1], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory) -> dict:
-    """All five notebooks run once, in order, in the tiny configuration."""
+    """All notebooks run once in the tiny configuration (in two streams, see :data:`STREAMS`)."""
     base = tmp_path_factory.mktemp("notebooks")
-    data = make_synthetic(base / "data", categories=("disc",), n_train=2, n_test_good=2, n_test_bad=3, size=64)
+    data = make_synthetic(base / "data", categories=("disc",), n_train=2, n_test_good=2, n_test_bad=2, size=48)
+    loose = make_loose_images(base / "photos")
     params = {
-        "datasets": {"synthetic": str(data)},
-        "shots": [0, 1],
-        "seeds": [0],
-        "tiny": True,
-        "cache_dir": str(base / "cache"),
-        "results_dir": str(base / "results"),
-        "figures_dir": str(base / "figures"),
-        "tables_dir": str(base / "figures" / "tables"),
-        "dataset": "synthetic",
-        "category": "disc",
-        "n_anomalous": 2,
+        "datasets": {"synthetic": str(data)}, "shots": [0, 1], "seeds": [0], "model_name": TINY_MODEL,
+        "pretrained": "none", "precision": "fp32", "device": "cpu", "cache_dir": str(base / "cache"),
+        "results_dir": str(base / "results"), "figures_dir": str(base / "figures"),
+        "tables_dir": str(base / "figures" / "tables"), "dataset": "synthetic", "category": "disc",
+        "n_anomalous": 2, "presets": ["paper", "caoyunkang"], "preset_shots": [0, 1],
+        "ablations": ["cpe", "dense", "fewshot"], "ablation_shots": {"fewshot": [1]}, "max_test_images": 4,
+        "images": [str(loose.folder)], "normal": [str(loose.folder / "normal")], "class_name": "metal disc",
+        "out_dir": str(base / "predictions"),
     }
-    paths = nbmod.run_notebooks(parameters=params, out_dir=base / "executed")
-    return {"base": base, "paths": paths, "params": params}
+    procs = [_run_stream(STREAMS[0], params, base / "executed"),
+             _run_stream(STREAMS[1], {**params, "cache_dir": str(base / "cache-b")}, base / "executed")]
+    for proc in procs:
+        output, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, output
+    paths = [base / "executed" / f"{name}.ipynb" for name in NAMES]
+    return {"base": base, "paths": paths, "params": params, "loose": loose}
+
+
+def _outputs(path: Path) -> tuple[nbformat.NotebookNode, str]:
+    nb = nbformat.read(path, as_version=4)
+    text = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            text.append(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                        + str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/html", "")))
+    return nb, "\n".join(text)
 
 
 def test_all_notebooks_execute(executed):
-    assert [p.stem for p in executed["paths"]] == list(nbmod.NOTEBOOKS)
+    assert sorted(STREAMS[0] + STREAMS[1]) == NAMES == nbmod.notebook_names()
     for path in executed["paths"]:
-        nb = nbformat.read(path, as_version=4)
-        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-        errors = [o for o in outputs if o.output_type == "error"]
+        nb, _ = _outputs(path)
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
         assert not errors, f"{path.name}: {errors}"
         assert nb.metadata["papermill"]["exception"] is None
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-        assert len(injected) == 1, path.name
-        if path.stem < "04":  # 01-03 load the model themselves; 04-05 take it from the run
-            assert "tiny = True" in injected[0].source, path.name
+        assert len(injected) == 1 and TINY_MODEL in injected[0].source, path.name
+        widgets = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json"
+                   in o.get("data", {})]
+        assert not widgets, f"{path.name} holds progress widgets"
 
 
 def test_figures_written_and_labelled(executed):
@@ -95,41 +122,89 @@ def test_tables_written_and_labelled(executed):
     for name in EXPECTED_TABLES:
         md = (tables / f"{name}.md").read_text(encoding="utf-8")
         assert f"> **{DEMO_BANNER}**" in md, name
-        csv = pd.read_csv(tables / f"{name}.csv")
-        assert (csv["banner"] == DEMO_BANNER).all(), name
-    assert DEMO_BANNER in (tables / "report.md").read_text(encoding="utf-8")
+        assert (pd.read_csv(tables / f"{name}.csv")["banner"] == DEMO_BANNER).all(), name
     comparison = pd.read_csv(tables / "comparison.csv")
     assert set(comparison["Setting"]) == {"0-shot", "1-shot"} and len(comparison) == 14
-    run = json.loads((executed["base"] / "results" / "run.json").read_text())
-    assert run["status"] == "complete" and run["is_random"] is True
+    cpe = pd.read_csv(tables / "06_ablation_cpe.csv")
+    assert list(cpe["Paper"]) == [34.2, 74.0, 89.8, 90.8, 91.8, 91.8, 91.8, 91.8]
+    presets = pd.read_csv(tables / "05_presets.csv")
+    assert set(presets["Preset"]) == {"paper", "caoyunkang"} and set(presets["Setting"]) == {"0-shot", "1-shot"}
 
 
-def test_committed_notebooks_are_clean():
-    """No outputs, no execution counts, the first code cell tagged "parameters", and in sync with the generator."""
-    for name in nbmod.NOTEBOOKS:
+def test_the_grid_ran_once_into_its_own_folder_and_the_rest_read_it(executed):
+    results = executed["base"] / "results"
+    runs = sorted(results.glob("run-*"))
+    assert len(runs) == 1  # 02 computed it; 03, 04 and 05 found it by its settings
+    info = json.loads((runs[0] / "run.json").read_text())
+    assert info["status"] == "complete" and info["is_random"] and info["encode_counts"]["max_encodes_per_image"] == 1
+    _, text06 = _outputs(executed["paths"][5])
+    assert "encoded by the variants afterwards: 0" in text06  # every ablation variant scored from the cache
+
+
+def test_notebook_07_ranks_the_images_and_lists_the_skipped(executed):
+    _, text = _outputs(executed["paths"][6])
+    assert "WinCLIP+ (few-shot, k = 3)" in text and "max + std of the 3 references" in text
+    scores = pd.read_csv(executed["base"] / "predictions" / "scores.csv")
+    assert {Path(p) for p in scores["path"]} == set(executed["loose"].images)
+    assert np.isfinite(scores["score"]).all() and scores["score"].is_monotonic_decreasing
+    assert all(name in text for name in scores["name"][:3])
+    assert "broken.png" in text and "notes.txt" in text
+    assert (executed["base"] / "predictions" / "report.html").is_file()
+
+
+def test_the_html_report_holds_every_notebook_and_its_figures(executed, tmp_path):
+    out = write_html_report(executed["paths"], tmp_path / "report" / "index.html", banner=DEMO_BANNER)
+    page = out.read_text(encoding="utf-8")
+    assert DEMO_BANNER in page and page.count('href="#nb-') == len(NAMES)
+    for name in NAMES:
+        assert f'id="nb-{name}"' in page
+    assert page.count("data:image/png;base64,") >= 15  # the figures, embedded
+    assert "from winclip_lib" not in page  # the code cells are left out
+
+
+def test_committed_notebooks_are_clean_and_paired():
+    """No outputs, no execution counts, the first code cell tagged "parameters", and each .ipynb holds exactly the
+    cells of its jupytext .py source."""
+    assert nbmod.notebook_names() == NAMES
+    for name in NAMES:
         nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
         nbformat.validate(nb)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert code[0].metadata.get("tags") == ["parameters"], name
         assert all(not c.outputs and c.execution_count is None for c in code), name
         assert nb.metadata["kernelspec"]["name"] == "python3"
-        assert nbmod.notebook_parameters(name), name
-    result = subprocess.run([sys.executable, str(NOTEBOOK_DIR / "make_notebooks.py"), "--check"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+        paired = jupytext.read(NOTEBOOK_DIR / f"{name}.py")
+        assert [(c.cell_type, c.source, c.metadata.get("tags")) for c in paired.cells] == [
+            (c.cell_type, c.source, c.metadata.get("tags")) for c in nb.cells], f"{name}: run `make notebooks`"
+
+
+def test_settings_in_the_notebooks_take_their_defaults_from_runconfig():
+    """A notebook parameter named after a RunConfig setting defaults to None (the dataclass's default applies), except
+    the folders, which are written relative to notebooks/."""
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    for name in NAMES:
+        for key, default in nbmod.notebook_parameters(name).items():
+            if key in fields and key not in ("datasets", "categories", "cache_dir", "out_dir"):
+                assert default == "None", f"{name}: {key} = {default}"
 
 
 def test_failing_notebook_fails_the_command(tmp_path, capsys):
-    """A bad parameter makes a cell raise: the command exits 1 naming the error, and the executed notebook holds
-    the traceback (run_notebooks raised papermill's PapermillExecutionError, which main reports)."""
-    missing = tmp_path / "no_results_here"
-    code = nbmod.main(["05_report", "--results-dir", str(missing), "--figures-dir", str(tmp_path / "figs"),
-                       "--out", str(tmp_path / "out")])
+    """A cell that raises (here: a parameter the code rejects): the command exits 1 naming the error, and the
+    executed notebook holds the traceback."""
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("model_name = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("if model_name != 'ViT-B-16-plus-240':\n"
+                                                  "    raise ValueError(f'unknown open_clip model {model_name!r}')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (tmp_path / "nbs").mkdir()
+    nbformat.write(nb, tmp_path / "nbs" / "01_check.ipynb")
+    code = nbmod.main(["01_check", "-p", "model_name=ViT-Nope", "--notebook-dir", str(tmp_path / "nbs"), "--out",
+                       str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 1
-    assert "FileNotFoundError" in err and "no finished run" in err
-    nb = nbformat.read(tmp_path / "out" / "05_report.ipynb", as_version=4)
-    assert nb.metadata["papermill"]["exception"] is True
+    assert code == 1 and "ValueError" in err and "ViT-Nope" in err
+    executed = nbformat.read(tmp_path / "out" / "01_check.ipynb", as_version=4)
+    assert executed.metadata["papermill"]["exception"] is True
 
 
 def test_unknown_parameter_is_rejected(tmp_path):
@@ -139,7 +214,8 @@ def test_unknown_parameter_is_rejected(tmp_path):
 
 
 def test_absolute_parameters(tmp_path):
-    out = nbmod.absolute_parameters({"results_dir": "a/b", "datasets": {"mvtec": "data/mvtec"}, "shots": [0]},
-                                    base=tmp_path)
-    assert out["results_dir"] == str(tmp_path / "a" / "b")
+    out = nbmod.absolute_parameters({"results_dir": "a/b", "datasets": {"mvtec": "data/mvtec"}, "shots": [0],
+                                     "images": ["x/*.png", "y"]}, base=tmp_path)
+    assert out["results_dir"] == str(tmp_path / "a" / "b") and out["images"] == [str(tmp_path / "x" / "*.png"),
+                                                                                 str(tmp_path / "y")]
     assert out["datasets"] == {"mvtec": str(tmp_path / "data" / "mvtec")} and out["shots"] == [0]

@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="any notebook parameter, e.g. -p precision=bf16 -p 'shots=[0, 1]'; VALUE is JSON or a string")
     p.add_argument("--out", default="build/notebooks", help="folder for the executed notebooks")
+    p.add_argument("--notebook-dir", type=Path, default=None, help="the notebooks' folder (default: notebooks/)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebooks' own)")
     p.add_argument("--log-output", action="store_true", help="stream cell output")
     return p
@@ -222,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = parameters_from_args(args)
         started = time.perf_counter()
         paths = run_notebooks(args.names or None, params, args.out, kernel_name=args.kernel,
-                              log_output=args.log_output, on_start=lambda n: print(f"running {n} ...", flush=True))
+                              log_output=args.log_output, notebook_dir=args.notebook_dir,
+                              on_start=lambda n: print(f"running {n} ...", flush=True))
     except PapermillExecutionError as exc:
         print(f"error: notebook failed: {exc.ename}: {exc.evalue}\n(cell {exc.exec_count}; the executed notebook "
               f"with the traceback is in {os.path.abspath(args.out)})", file=sys.stderr)
