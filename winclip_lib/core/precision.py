@@ -1,8 +1,7 @@
 """Weights precision: the names, and ``"auto"`` — the fastest precision measured on this machine.
 
-Which precision runs the ViT fastest depends on the processor, not on a rule of thumb: bf16 weights are much faster
-than fp32 on CPUs whose oneDNN uses AMX tiles, about twice as fast with AVX512_BF16 dot products alone, and slower
-than fp32 where the bf16 path is emulated; fp16 is rarely faster on a CPU. So ``"auto"`` measures it:
+Which precision runs the ViT fastest depends on the processor, not on a rule of thumb (the README's speed section has
+what was measured on which CPU), so ``"auto"`` measures it:
 
 - explicit ``"fp32"``, ``"bf16"`` or ``"fp16"`` are used as given, and so is ``WINCLIP_PRECISION`` when set (the
   argument wins over the variable);
