@@ -117,26 +117,24 @@ def _config(base: RunConfig, settings: Mapping[str, Any], shots: Sequence[int]) 
 
 def prewarm(configs: Iterable[RunConfig], backbone_for: Callable[[RunConfig], Backbone], progress: bool = False
             ) -> dict[str, int]:
-    """Encode every image the configs use once, with the union of the tensors they need, per encoder setting (the
-    feature cache's spec); return the summed encode counts."""
-    groups: dict[str, tuple[FeatureCache, FeatureRequest, dict[Path, None]]] = {}
+    """Encode every image the configs use once, per encoder setting (the feature cache's spec), with the union of
+    what the configs that use that image need (the tiles of the tiling rows only for their test images, say);
+    return the summed encode counts."""
+    groups: dict[str, tuple[FeatureCache, dict[Path, FeatureRequest]]] = {}
     for cfg in configs:
-        backbone = backbone_for(cfg)
-        cache = FeatureCache.from_config(cfg, backbone, progress=progress)
+        cache = FeatureCache.from_config(cfg, backbone_for(cfg), progress=progress)
         request = FeatureRequest.from_options(WinCLIPOptions.from_config(cfg))
-        key = cache.spec.key
-        if key in groups:
-            cache, seen, paths = groups[key]
-            request = seen.union(request)
-        else:
-            paths = {}
+        cache, needs = groups.setdefault(cache.spec.key, (cache, {}))
         for unit in plan_units(cfg):
             for s in (*unit.test, *unit.reference_union):
-                paths[s.image_path] = None
-        groups[key] = (cache, request, paths)
+                needs[s.image_path] = needs[s.image_path].union(request) if s.image_path in needs else request
     totals = {"encoded": 0, "hits": 0, "extended": 0, "encoder_settings": len(groups)}
-    for cache, request, paths in groups.values():
-        cache.features(list(paths), desc="encode once", request=request)
+    for cache, needs in groups.values():
+        by_request: dict[FeatureRequest, list[Path]] = {}
+        for path, request in needs.items():
+            by_request.setdefault(request, []).append(path)
+        for request, paths in by_request.items():
+            cache.features(paths, desc="encode once", request=request)
         for name in ("encoded", "hits", "extended"):
             totals[name] += cache.counts()[name]
     return totals
