@@ -359,3 +359,22 @@ def test_text_encodes_are_counted_per_run_whatever_ran_before(synth, tiny, full_
     first = run_grid(_cfg(synth, tmp_path, out="a"), progress=False, backbone=tiny, text_cache=shared)
     second = run_grid(_cfg(synth, tmp_path, out="b", shots=(0,)), progress=False, backbone=tiny, text_cache=shared)
     assert first.info["encode_counts"]["text_encodes"] == 2 and second.info["encode_counts"]["text_encodes"] == 0
+
+
+@pytest.mark.parametrize(("setting", "what", "choices"), [
+    ("fusion", "fusion", "mean, sum, harmonic, visual"),
+    ("image_score", "image score", None),
+    ("patch_tokens", "patch tokens", None),
+    ("mask_resize", "mask resize", "area, nearest, bilinear"),
+    ("aupro", "AUPRO method", "exact, thresholds200"),
+    ("reference_sampling", "reference sampling", "permutation, with_replacement"),
+    ("class_names", "class-name style", None),
+])
+def test_every_named_choice_rejects_an_unknown_value_listing_the_valid_ones(setting, what, choices):
+    with pytest.raises(ValueError, match=f"unknown {what} 'nope'; choose one of ") as err:
+        RunConfig(**{setting: "nope"})
+    listed = str(err.value).split("choose one of ")[1].split(", ")
+    default = getattr(RunConfig(), setting)
+    assert default in listed  # the list is the setting's real choices, the default among them
+    if choices is not None:
+        assert listed == choices.split(", ")

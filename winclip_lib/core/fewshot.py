@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from winclip_lib.core.choices import unknown_choice
 from winclip_lib.core.features import Features
 from winclip_lib.core.scoring import aggregate
 
@@ -117,13 +118,12 @@ def fuse(zero_shot_map: torch.Tensor, image_score: torch.Tensor, visual_map: tor
     elif fusion == "visual":
         final_map = visual_map
     else:
-        raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+        raise unknown_choice("fusion", fusion, FUSIONS)
     max_visual = visual_map.flatten(1).amax(dim=1)
     if fewshot_image_score == "map_max":
         score = final_map.flatten(1).amax(dim=1)
     elif fewshot_image_score == "mean":
         score = max_visual if fusion == "visual" else (image_score + max_visual) / 2.0
     else:
-        raise ValueError(f"unknown few-shot image score {fewshot_image_score!r}; choose one of "
-                         f"{', '.join(FEWSHOT_IMAGE_SCORES)}")
+        raise unknown_choice("few-shot image score", fewshot_image_score, FEWSHOT_IMAGE_SCORES)
     return final_map, score

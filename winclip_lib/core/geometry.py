@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from winclip_lib.core.choices import check_choice
+
 __all__ = ["MASK_METHODS", "RESIZE_MODES", "Geometry", "resize_image", "resize_mask"]
 
 RESIZE_MODES = ("resize", "crop", "resize_via_1024")
@@ -106,8 +108,7 @@ class Geometry:
     mode: str = "resize"
 
     def __post_init__(self) -> None:
-        if self.mode not in RESIZE_MODES:
-            raise ValueError(f"unknown resize mode {self.mode!r}; choose one of {', '.join(RESIZE_MODES)}")
+        check_choice("resize mode", self.mode, RESIZE_MODES)
         if int(self.size) < 1:
             raise ValueError(f"input size must be positive, got {self.size}")
 

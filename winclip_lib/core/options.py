@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from winclip_lib.core.choices import check_choice
 from winclip_lib.core.encoder import PATCH_TOKENS
 from winclip_lib.core.fewshot import FEWSHOT_IMAGE_SCORES, FUSIONS, MEMORIES
 from winclip_lib.core.geometry import RESIZE_MODES
@@ -107,9 +108,7 @@ class WinCLIPOptions:
         if not self.scales or min(self.scales) < 1:
             raise ValueError(f"scales must name at least one window size >= 1, got {self.scales}")
         if isinstance(self.template_set, str):
-            if self.template_set not in TEMPLATE_SETS:
-                raise ValueError(f"unknown template set {self.template_set!r}; choose one of "
-                                 f"{', '.join(TEMPLATE_SETS)}")
+            check_choice("template set", self.template_set, TEMPLATE_SETS)
         else:
             _freeze(self, "template_set", tuple(str(t) for t in self.template_set))
             if not self.template_set:
@@ -131,13 +130,9 @@ class WinCLIPOptions:
                               ("dense_features", DENSE_FEATURES),
                               ("visual_aggregation", WINDOW_AGGREGATIONS), ("fusion", FUSIONS),
                               ("fewshot_image_score", FEWSHOT_IMAGE_SCORES)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"unknown {name.replace('_', ' ')} {getattr(self, name)!r}; choose one of "
-                                 f"{', '.join(choices)}")
-        if self.patch_tokens not in PATCH_TOKENS:
-            raise ValueError(f"unknown patch tokens {self.patch_tokens!r}; choose one of {', '.join(PATCH_TOKENS)}")
-        if self.resize_mode not in RESIZE_MODES:
-            raise ValueError(f"unknown resize mode {self.resize_mode!r}; choose one of {', '.join(RESIZE_MODES)}")
+            check_choice(name.replace("_", " "), getattr(self, name), choices)
+        check_choice("patch tokens", self.patch_tokens, PATCH_TOKENS)
+        check_choice("resize mode", self.resize_mode, RESIZE_MODES)
         _freeze(self, "smoothing_sigma", float(self.smoothing_sigma))
         if self.smoothing_sigma < 0:
             raise ValueError(f"smoothing_sigma must be >= 0, got {self.smoothing_sigma}")

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from winclip_lib.core.choices import check_choice
+
 __all__ = [
     "DEFAULT_PRECISION",
     "PRECISIONS",
@@ -103,8 +105,7 @@ def resolve_dtype(precision: str) -> torch.dtype:
 
 def check_precision(precision: str) -> str:
     """``precision`` if it is one of :data:`PRECISION_CHOICES`, else ValueError."""
-    if precision not in PRECISION_CHOICES:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+    check_choice("precision", precision, PRECISION_CHOICES)
     return precision
 
 

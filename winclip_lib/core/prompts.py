@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from winclip_lib.core.backbone import Backbone
+from winclip_lib.core.choices import check_choice
 from winclip_lib.core.text_tower import encode_text
 
 NORMAL_STATES: tuple[str, ...] = (
@@ -104,8 +105,7 @@ def build_prompts(
         {"normal": [...], "anomalous": [...]}, state-major: all templates of state 1, then of state 2, ...
         ("one_class": no anomalous prompt).
     """
-    if ensemble_kind not in PROMPT_ENSEMBLES:
-        raise ValueError(f"unknown prompt ensemble {ensemble_kind!r}; choose one of {', '.join(PROMPT_ENSEMBLES)}")
+    check_choice("prompt ensemble", ensemble_kind, PROMPT_ENSEMBLES)
     if ensemble_kind in ("two_class", "one_class"):
         if not class_name or not class_name.strip():
             raise ValueError("class_name must be a non-empty string")

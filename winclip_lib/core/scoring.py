@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
 
+from winclip_lib.core.choices import check_choice, unknown_choice
 from winclip_lib.core.encoder import window_indices
 from winclip_lib.core.features import Features
 
@@ -105,7 +106,7 @@ def aggregate(window_scores: torch.Tensor, grid: int, k: int, stride: int = 1, h
         return harmonic_aggregate(window_scores, grid, k, stride)
     if how == "mean":
         return mean_aggregate(window_scores, grid, k, stride)
-    raise ValueError(f"unknown window aggregation {how!r}; choose one of {', '.join(WINDOW_AGGREGATIONS)}")
+    raise unknown_choice("window aggregation", how, WINDOW_AGGREGATIONS)
 
 
 def harmonic_mean(maps: list[torch.Tensor]) -> torch.Tensor:
@@ -122,7 +123,7 @@ def _dense(features: Features, dense_features: str) -> dict[int, torch.Tensor]:
         if missing:
             raise ValueError(f"dense_features='tiles' needs the tiles of scale(s) {missing}: encode with tile_scales")
         return {k: features.extra[f"tiles.{k}"] for k in sorted(features.windows)}
-    raise ValueError(f"unknown dense features {dense_features!r}; choose one of {', '.join(DENSE_FEATURES)}")
+    raise unknown_choice("dense features", dense_features, DENSE_FEATURES)
 
 
 def projected_patch_tokens(features: Features, projection: torch.Tensor | None) -> torch.Tensor:
@@ -145,8 +146,7 @@ def zero_shot_maps(features: Features, text: torch.Tensor, temperature: float, *
     Returns:
         {"image_score": s0 (B,), "window_scores": {k: (B, n_k)}, "scale_maps": {k: (B, G, G)}, "map": (B, G, G)}.
     """
-    if zero_shot_map not in ZERO_SHOT_MAPS:
-        raise ValueError(f"unknown zero-shot map {zero_shot_map!r}; choose one of {', '.join(ZERO_SHOT_MAPS)}")
+    check_choice("zero-shot map", zero_shot_map, ZERO_SHOT_MAPS)
     s0 = anomaly_probability(features.image, text, temperature)
     g = features.grid
     if dense_features == "patch_tokens":
@@ -184,7 +184,7 @@ def zero_shot_image_score(zero_shot: dict, features: Features, text: torch.Tenso
             raise ValueError("image_score='multicrop' needs the multi-crop views: encode with crops=True")
         views = anomaly_probability(features.extra["crops"], text, temperature)  # (B, 5)
         return torch.cat([s0[:, None], views], dim=1).mean(dim=1)
-    raise ValueError(f"unknown image score {image_score!r}; choose one of {', '.join(IMAGE_SCORES)}")
+    raise unknown_choice("image score", image_score, IMAGE_SCORES)
 
 
 def upsample(maps: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

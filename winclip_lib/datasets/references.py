@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from winclip_lib.core.choices import unknown_choice
 from winclip_lib.datasets.catalog import DatasetError, Sample
 from winclip_lib.datasets.scan import load_split
 
@@ -34,7 +35,7 @@ def draw_indices(n: int, k: int, seed: int, sampling: str = "permutation") -> li
     if sampling == "with_replacement":
         g = torch.Generator().manual_seed(int(seed))
         return [int(i) for i in torch.randint(0, n, (k,), generator=g)]
-    raise ValueError(f"unknown reference sampling {sampling!r}; choose one of {', '.join(REFERENCE_SAMPLINGS)}")
+    raise unknown_choice("reference sampling", sampling, REFERENCE_SAMPLINGS)
 
 
 def sample_references(dataset: str, root: str | Path, category: str, k: int, seed: int,

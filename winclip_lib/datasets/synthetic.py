@@ -287,16 +287,22 @@ def make_synthetic(
             "size": int(size),
             "categories": {c: _write_category(tmp, c, n_train, n_test_good, n_test_bad, size, seed) for c in cats},
         }
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the set gets the folder mode of the umask
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
+        _publish(tmp, manifest, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return root
 
+
+
+def _publish(tmp: Path, manifest: dict, target: Path) -> None:
+    """Write the manifest into the finished temporary folder ``tmp`` and move it to ``target`` (replacing an older
+    set there), so that a set on disk is always complete."""
+    (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the set gets the folder mode of the umask
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -400,11 +406,7 @@ def make_loose_images(folder: str | Path, category: str = "disc", seed: int = 0)
         manifest = {"generator": "winclip_lib.datasets.synthetic.make_loose_images", "format": 1, "layout": "loose",
                     "seed": int(seed), "category": category, "images": manifest_images, "normal": normal,
                     "corrupt": "broken.png", "not_image": "notes.txt"}
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o777 & ~_umask())
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        _publish(tmp, manifest, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

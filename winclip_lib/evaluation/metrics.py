@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
+from winclip_lib.core.choices import check_choice
+
 __all__ = [
     "METRIC_NAMES",
     "IMAGE_METRIC_NAMES",
@@ -329,8 +331,7 @@ def evaluate_category(
     labels (N,) 0/1, image_scores (N,) float, masks (N, H, W) bool, maps (N, H, W) float. The pixel metrics and
     the exact AUPRO share one sort of the pixel scores; ``aupro_method="thresholds200"`` uses :func:`aupro_sampled`.
     """
-    if aupro_method not in AUPRO_METHODS:
-        raise ValueError(f"unknown AUPRO method {aupro_method!r}; choose one of {', '.join(AUPRO_METHODS)}")
+    check_choice("AUPRO method", aupro_method, AUPRO_METHODS)
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
     m, s = _check_pixels(masks, maps)

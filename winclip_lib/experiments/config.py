@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from winclip_lib.core.backbone import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_PRETRAINED, resolve_device
+from winclip_lib.core.choices import check_choice
 from winclip_lib.core.geometry import MASK_METHODS
 from winclip_lib.core.options import WinCLIPOptions, _freeze, replace_settings, setting
 from winclip_lib.core.precision import DEFAULT_PRECISION, PRECISION_CHOICES, check_precision
@@ -108,20 +109,14 @@ class RunConfig(WinCLIPOptions):
             raise ValueError(f"shots must be non-negative integers, got {self.shots}")
         if any(k > 0 for k in self.shots) and not self.seeds:
             raise ValueError("few-shot k > 0 needs at least one seed")
-        if self.reference_sampling not in REFERENCE_SAMPLINGS:
-            raise ValueError(f"unknown reference sampling {self.reference_sampling!r}; choose one of "
-                             f"{', '.join(REFERENCE_SAMPLINGS)}")
+        check_choice("reference sampling", self.reference_sampling, REFERENCE_SAMPLINGS)
         _freeze(self, "eval_resolution", str(self.eval_resolution))
         if self.eval_resolution != "mask" and not (self.eval_resolution.isdigit() and int(self.eval_resolution) > 0):
             raise ValueError(f"eval_resolution must be 'mask' or a positive side in pixels (e.g. 240), got "
                              f"{self.eval_resolution!r}")
-        if self.mask_resize not in MASK_METHODS:
-            raise ValueError(f"unknown mask resize {self.mask_resize!r}; choose one of {', '.join(MASK_METHODS)}")
-        if self.aupro not in AUPRO_METHODS:
-            raise ValueError(f"unknown AUPRO method {self.aupro!r}; choose one of {', '.join(AUPRO_METHODS)}")
-        if self.class_names not in CLASS_NAME_STYLES:
-            raise ValueError(f"unknown class-name style {self.class_names!r}; choose one of "
-                             f"{', '.join(CLASS_NAME_STYLES)}")
+        check_choice("mask resize", self.mask_resize, MASK_METHODS)
+        check_choice("AUPRO method", self.aupro, AUPRO_METHODS)
+        check_choice("class-name style", self.class_names, CLASS_NAME_STYLES)
         check_precision(self.precision)
         if self.max_test_images is not None and int(self.max_test_images) < 2:
             raise ValueError(f"max_test_images must be at least 2 (a normal and an anomalous image), got "

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from winclip_lib.core.choices import check_choice
+
 __all__ = ["PRESETS", "Preset", "preset_settings"]
 
 
@@ -175,6 +177,5 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (_PAPER, _ANOMALIB, _ACCURATE, 
 
 def preset_settings(name: str) -> dict[str, Any]:
     """The settings of a preset (ValueError for an unknown name, listing the known ones)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    check_choice("preset", name, PRESETS)
     return dict(PRESETS[name].settings)
