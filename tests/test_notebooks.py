@@ -76,11 +76,13 @@ def executed(tmp_path_factory) -> dict:
     }
     procs = [_run_stream(STREAMS[0], params, base / "executed"),
              _run_stream(STREAMS[1], {**params, "cache_dir": str(base / "cache-b")}, base / "executed")]
+    logs = []
     for proc in procs:
         output, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, output
+        logs.append(output)
     paths = [base / "executed" / f"{name}.ipynb" for name in NAMES]
-    return {"base": base, "paths": paths, "params": params, "loose": loose}
+    return {"base": base, "paths": paths, "params": params, "loose": loose, "log": "\n".join(logs)}
 
 
 def _outputs(path: Path) -> tuple[nbformat.NotebookNode, str]:
@@ -105,6 +107,12 @@ def test_all_notebooks_execute(executed):
         widgets = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json"
                    in o.get("data", {})]
         assert not widgets, f"{path.name} holds progress widgets"
+
+
+def test_the_command_prints_progress_not_kernel_start_up_warnings(executed):
+    log = executed["log"]
+    assert all(f"running {name} ..." in log for name in NAMES), log
+    assert "IPKernelApp" not in log and "WARNING" not in log, log
 
 
 def test_figures_written_and_labelled(executed):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -71,6 +75,32 @@ def test_the_probe_times_the_encoders_own_gemm_in_each_precision():
     assert all(g > 0 for g in choice.gflops.values()) and choice.seconds > 0
     assert choice.precision == P.choose_precision(choice.ratios)
     assert "fp32" in P.cpu_precisions()
+
+
+def test_the_machine_key_changes_with_the_onednn_isa_cap_and_the_gemm_switch(monkeypatch):
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "WINCLIP_ONEDNN"):
+        monkeypatch.delenv(name, raising=False)
+    plain = P.machine_key()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_FP16")
+    capped = P.machine_key()
+    monkeypatch.setenv("WINCLIP_ONEDNN", "0")
+    assert len({plain, capped, P.machine_key()}) == 3  # a remembered choice is never reused under another cap
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="oneDNN's ISA names are x86's")
+def test_the_real_probe_keeps_fp32_where_low_precision_is_emulated():
+    """oneDNN capped at AVX-512 without its bf16/fp16 instructions (a no-op cap on an older CPU, which has none):
+    what bf16 and fp16 this CPU is said to run, runs emulated. The real probe, in a fresh process, must measure them
+    slower and keep fp32."""
+    code = ("import json; from winclip_lib.core.precision import probe_cpu; "
+            "print(json.dumps(probe_cpu().as_dict()))")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                         check=True)
+    choice = json.loads(out.stdout.splitlines()[-1])
+    assert choice["precision"] == "fp32", choice
+    assert choice["ratios"]["fp32"] == 1.0
+    assert all(r < P.SPEEDUP_THRESHOLD for r in choice["ratios"].values()), choice
 
 
 def test_auto_resolves_to_a_real_precision_recorded_everywhere(tmp_path):

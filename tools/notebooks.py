@@ -156,6 +156,9 @@ def run_notebooks(
                 kernel_name=kernel_name,
                 log_output=log_output,
                 progress_bar=False,
+                # The kernel's start-up log (a warning about its local TCP sockets on every start) stays quiet;
+                # cell errors still stop the run with their traceback.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
             written.append(dst)
     finally:

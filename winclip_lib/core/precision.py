@@ -9,7 +9,7 @@ what was measured on which CPU), so ``"auto"`` measures it:
 - on the CPU: a short probe (:func:`probe_cpu`) times the encoder's own GEMM op
   (:func:`winclip_lib.core.vit_blocks._linear` at the ViT-B/16+ MLP shape) in every precision this CPU runs, and
   :func:`choose_precision` keeps fp32 unless another precision is at least :data:`SPEEDUP_THRESHOLD` times as fast.
-  The choice is remembered per machine (CPU model and flags, torch version, threads) in
+  The choice is remembered per machine (CPU model and flags, torch version, threads, oneDNN ISA cap) in
   ``<WINCLIP_CACHE_DIR or ~/.cache/winclip>/precision.json``, so the probe runs once; one log line says what was
   chosen and the measured ratios.
 
@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -57,7 +58,11 @@ CACHE_DIR_ENV = "WINCLIP_CACHE_DIR"
 SPEEDUP_THRESHOLD = 1.2
 #: The probe's GEMM: ViT-B/16+'s MLP input projection (width 896 -> 3584) on this many tokens, with GELU.
 PROBE_SHAPE = (1024, 896, 3584)
-_FORMAT = 1
+#: Interleaved timing rounds of the probe (each times every precision once).
+PROBE_ROUNDS = 5
+_FORMAT = 2
+#: Environment variables that change which GEMM kernels run, and so the probe's answer: part of the machine key.
+_GEMM_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "WINCLIP_ONEDNN")
 
 _log = logging.getLogger(__name__)
 _MEMO: dict[str, PrecisionChoice] = {}
@@ -154,9 +159,11 @@ def _cpu_model_and_flags() -> tuple[str, str]:
 
 
 def machine_key() -> str:
-    """What a probe result is remembered under: CPU model and flags, torch version and thread count (hashed)."""
+    """What a probe result is remembered under: CPU model and flags, torch version, thread count and the variables
+    that cap oneDNN's instruction set or turn its GEMMs off (hashed)."""
     model, flags = _cpu_model_and_flags()
-    blob = f"{model}|{flags}|{torch.__version__}|{torch.get_num_threads()}|{platform.machine()}"
+    gemm_env = ",".join(f"{name}={os.environ.get(name, '')}" for name in _GEMM_ENV)
+    blob = f"{model}|{flags}|{torch.__version__}|{torch.get_num_threads()}|{platform.machine()}|{gemm_env}"
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -165,8 +172,9 @@ def _cache_file() -> Path:
     return Path(base) / "precision.json"
 
 
-def _time_gemm(precision: str, repeats: int = 3) -> float:
-    """Best seconds of the encoder's GEMM op at :data:`PROBE_SHAPE` in ``precision`` on the CPU."""
+def _gemm_call(precision: str):
+    """A function that runs the encoder's GEMM op once at :data:`PROBE_SHAPE` in ``precision`` on the CPU (built and
+    warmed up: oneDNN builds its kernel on the first call)."""
     from winclip_lib.core.vit_blocks import _linear
 
     tokens, width, hidden = PROBE_SHAPE
@@ -175,37 +183,49 @@ def _time_gemm(precision: str, repeats: int = 3) -> float:
     x = torch.randn(tokens, width, generator=g).to(dtype)
     w = (torch.randn(hidden, width, generator=g) * width**-0.5).to(dtype)
     b = torch.zeros(hidden, dtype=dtype)
-    with torch.inference_mode():
-        _linear(x, w, b, gelu=True)  # warm-up: oneDNN builds its kernel
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
+
+    def call() -> None:
+        with torch.inference_mode():
             _linear(x, w, b, gelu=True)
-            best = min(best, time.perf_counter() - t0)
-    return best
+
+    call()
+    return call
 
 
-def probe_cpu(precisions: Sequence[str] | None = None, threshold: float = SPEEDUP_THRESHOLD) -> PrecisionChoice:
+def probe_cpu(precisions: Sequence[str] | None = None, threshold: float = SPEEDUP_THRESHOLD,
+              rounds: int = PROBE_ROUNDS) -> PrecisionChoice:
     """Time the encoder's GEMM in each precision (:func:`cpu_precisions` by default) and choose
-    (:func:`choose_precision`). Takes a few tenths of a second."""
+    (:func:`choose_precision`). Takes a few tenths of a second.
+
+    The precisions are timed in interleaved rounds (fp32, bf16, fp16, fp32, ...), and each one's speed relative to
+    fp32 is the median over the rounds of fp32's time over its time in the same round: a shared machine's
+    slow moments then slow both sides of a ratio, and one noisy round cannot decide.
+    """
     started = time.perf_counter()
     names = list(precisions) if precisions is not None else cpu_precisions()
     if "fp32" not in names:
         names.insert(0, "fp32")
-    tokens, width, hidden = PROBE_SHAPE
-    flop = 2.0 * tokens * width * hidden
-    seconds = {}
+    calls = {}
     for name in names:
         try:
-            seconds[name] = _time_gemm(name)
+            calls[name] = _gemm_call(name)
         except RuntimeError as exc:  # a precision this build cannot run here after all
             _log.debug("precision probe: %s failed: %s", name, exc)
-    ratios = {name: seconds["fp32"] / s for name, s in seconds.items()}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t0)
+    ratios = {name: statistics.median(f / t for f, t in zip(times["fp32"], ts, strict=True))
+              for name, ts in times.items()}
+    tokens, width, hidden = PROBE_SHAPE
+    flop = 2.0 * tokens * width * hidden
     return PrecisionChoice(
         precision=choose_precision(ratios, threshold),
         source="probe",
         ratios={k: round(v, 3) for k, v in ratios.items()},
-        gflops={k: round(flop / s / 1e9, 1) for k, s in seconds.items()},
+        gflops={k: round(flop / min(ts) / 1e9, 1) for k, ts in times.items()},
         seconds=round(time.perf_counter() - started, 3),
         machine=machine_key(),
     )
