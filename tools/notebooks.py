@@ -156,9 +156,10 @@ def run_notebooks(
                 kernel_name=kernel_name,
                 log_output=log_output,
                 progress_bar=False,
-                # The kernel's start-up log (a warning about its local TCP sockets on every start) stays quiet;
-                # cell errors still stop the run with their traceback.
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                # The kernel application's own log stays quiet: a warning about its local TCP sockets on every
+                # start, at times a "KeyboardInterrupt caught" line as it shuts down after the last cell. A failing
+                # cell still stops the run with its traceback (papermill reads it from the notebook, not this log).
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
             written.append(dst)
     finally:
