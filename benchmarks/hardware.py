@@ -5,7 +5,6 @@ against)."""
 from __future__ import annotations
 
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from timing import timed
 from winclip_lib.core import vit_blocks
 from winclip_lib.core.backbone import Backbone
 from winclip_lib.core.encoder import call_tokens
-from winclip_lib.core.precision import PRECISIONS, cpu_precisions
+from winclip_lib.core.precision import PRECISIONS, cpu_precisions, parse_cpuinfo
 
 __all__ = [
     "GEMM_SHAPES",
@@ -39,6 +38,8 @@ __all__ = [
 #: ISA flags that decide how fast low-precision GEMMs can be: AVX-512 (fp32 FMA), AVX512_BF16 (bf16 dot products),
 #: AVX512_FP16, and AMX (tile matrix units for bf16).
 ISA_FLAGS = ("avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+#: What :func:`cpu_flags` lists: the matrix-math features (ISA_FLAGS plus AMX-FP16 and AVX-VNNI).
+MATRIX_FLAGS = (*ISA_FLAGS, "amx_fp16", "avx_vnni")
 #: The linear layers of a block, as (name, N, K) in units of the width W and the MLP width M.
 GEMM_SHAPES = (("qkv", "3W", "W"), ("mlp fc", "M", "W"), ("mlp proj", "W", "M"))
 #: The largest token count of the ceiling's GEMMs (the encoder's CPU calls are smaller; CUDA calls can be larger).
@@ -65,11 +66,7 @@ def _cpuinfo() -> str | None:
 
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` says."""
-    text = _cpuinfo() or ""
-    for line in text.splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return parse_cpuinfo(_cpuinfo() or "")[0]
 
 
 def cpu_flags() -> list[str]:
@@ -77,7 +74,7 @@ def cpu_flags() -> list[str]:
     text = _cpuinfo()
     if text is None:
         return []
-    return sorted(set(re.findall(r"\b(amx_bf16|amx_tile|amx_fp16|avx512_bf16|avx512_fp16|avx512f|avx_vnni)\b", text)))
+    return sorted(set(parse_cpuinfo(text)[1].split()) & set(MATRIX_FLAGS))
 
 
 def cpu_isa() -> dict[str, bool] | None:
@@ -85,8 +82,7 @@ def cpu_isa() -> dict[str, bool] | None:
     text = _cpuinfo()
     if text is None:
         return None
-    m = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
-    present = set(m.group(1).split()) if m else set()
+    present = set(parse_cpuinfo(text)[1].split())
     return {f: f in present for f in ISA_FLAGS}
 
 

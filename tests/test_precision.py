@@ -122,3 +122,11 @@ def test_auto_resolves_to_a_real_precision_recorded_everywhere(tmp_path):
     assert info["precision_choice"]["precision"] == auto.precision
     assert info["feature_cache"]["spec"]["precision"] == auto.precision
     assert info["result_config"]["precision"] == auto.precision and result.complete
+
+
+def test_cpuinfo_parsing_takes_the_first_processor_and_arms_features():
+    text = ("processor\t: 0\nmodel name\t: CPU A\nflags\t\t: fpu avx512f amx_tile\n\n"
+            "processor\t: 1\nmodel name\t: CPU B\nflags\t\t: fpu\n")
+    assert P.parse_cpuinfo(text) == ("CPU A", "fpu avx512f amx_tile")
+    model, flags = P.parse_cpuinfo("processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert flags == "fp asimd bf16" and model == (platform.processor() or platform.machine())

@@ -20,7 +20,7 @@ from winclip_lib.core.geometry import RESIZE_MODES
 from winclip_lib.core.prompts import PROMPT_ENSEMBLES, TEMPLATE_SETS
 from winclip_lib.core.scoring import DENSE_FEATURES, IMAGE_SCORES, WINDOW_AGGREGATIONS, ZERO_SHOT_MAPS
 
-__all__ = ["WinCLIPOptions", "setting", "setting_help", "replace_settings"]
+__all__ = ["WinCLIPOptions", "setting", "replace_settings"]
 
 
 def setting(default: Any, help: str, *, choices: Iterable[Any] | None = None, results: bool = True,
@@ -33,11 +33,6 @@ def setting(default: Any, help: str, *, choices: Iterable[Any] | None = None, re
     if isinstance(default, list | dict | set):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
-
-
-def setting_help(cls: type, name: str) -> str:
-    """The help text of a setting of a settings dataclass."""
-    return next(f.metadata.get("help", "") for f in fields(cls) if f.name == name)
 
 
 def replace_settings(obj: Any, changes: Mapping[str, Any]) -> Any:

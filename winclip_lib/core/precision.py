@@ -41,10 +41,11 @@ __all__ = [
     "SPEEDUP_THRESHOLD",
     "PrecisionChoice",
     "choose_precision",
+    "cpu_model_and_flags",
     "cpu_precisions",
     "machine_key",
+    "parse_cpuinfo",
     "probe_cpu",
-    "resolve_dtype",
     "resolve_precision",
 ]
 
@@ -101,13 +102,6 @@ class PrecisionChoice:
         return asdict(self)
 
 
-def resolve_dtype(precision: str) -> torch.dtype:
-    """The torch dtype of a precision name ("auto" must be resolved first)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
-    return PRECISIONS[precision]
-
-
 def check_precision(precision: str) -> str:
     """``precision`` if it is one of :data:`PRECISION_CHOICES`, else ValueError."""
     check_choice("precision", precision, PRECISION_CHOICES)
@@ -143,25 +137,33 @@ def cpu_precisions() -> list[str]:
     return out
 
 
-def _cpu_model_and_flags() -> tuple[str, str]:
-    model, flags = platform.processor() or platform.machine(), ""
+def parse_cpuinfo(text: str) -> tuple[str, str]:
+    """(model name, flags) of the first processor in the text of ``/proc/cpuinfo`` ("Features" on ARM); the model
+    falls back to what :mod:`platform` says, the flags to ""."""
+    model = flags = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = value.strip()
+    return model or platform.processor() or platform.machine(), flags
+
+
+def cpu_model_and_flags() -> tuple[str, str]:
+    """:func:`parse_cpuinfo` of this machine's ``/proc/cpuinfo`` (none outside Linux: the fallbacks)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and model in ("", platform.machine(), platform.processor()):
-                model = value.strip()
-            elif key in ("flags", "Features") and not flags:
-                flags = value.strip()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return model, flags
+        text = ""
+    return parse_cpuinfo(text)
 
 
 def machine_key() -> str:
     """What a probe result is remembered under: CPU model and flags, torch version, thread count and the variables
     that cap oneDNN's instruction set or turn its GEMMs off (hashed)."""
-    model, flags = _cpu_model_and_flags()
+    model, flags = cpu_model_and_flags()
     gemm_env = ",".join(f"{name}={os.environ.get(name, '')}" for name in _GEMM_ENV)
     blob = f"{model}|{flags}|{torch.__version__}|{torch.get_num_threads()}|{platform.machine()}|{gemm_env}"
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -254,7 +256,7 @@ def _remember(choice: PrecisionChoice) -> None:
     machines = data.get("machines", {})
     machines[choice.machine] = {"precision": choice.precision, "ratios": choice.ratios, "gflops": choice.gflops,
                                 "seconds": choice.seconds, "torch": torch.__version__,
-                                "cpu": _cpu_model_and_flags()[0]}
+                                "cpu": cpu_model_and_flags()[0]}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
