@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from flops import model_flops
-from timing import timed
 
+from benchmarks.flops import model_flops
+from benchmarks.timing import timed
 from winclip_lib.core import vit_blocks
 from winclip_lib.core.backbone import Backbone
 from winclip_lib.core.encoder import call_tokens
@@ -134,14 +134,14 @@ def runnable_precisions(precisions: Sequence[str], device: torch.device) -> list
 
 
 def _gemm_name(x: torch.Tensor) -> str:
-    """Which GEMM the encoder's :func:`winclip_lib.core.vit_blocks._linear` runs for input x."""
-    return "mkldnn._linear_pointwise" if vit_blocks._use_onednn(x) else "F.linear"
+    """Which GEMM the encoder's :func:`winclip_lib.core.vit_blocks.linear` runs for input x."""
+    return "mkldnn._linear_pointwise" if vit_blocks.uses_onednn(x) else "F.linear"
 
 
 @torch.inference_mode()
 def gemm_ceiling(width: int, mlp_width: int, precisions: Sequence[str], device: torch.device, tokens: int,
                  repeats: int = 5) -> dict[str, Any]:
-    """Peak GFLOP/s of the encoder's GEMM op (:func:`winclip_lib.core.vit_blocks._linear`) at its block shapes
+    """Peak GFLOP/s of the encoder's GEMM op (:func:`winclip_lib.core.vit_blocks.linear`) at its block shapes
     (``tokens`` x K -> N), per precision that ``device`` runs (:func:`runnable_precisions`; the others are listed
     under ``skipped``): best of ``repeats`` after two warm-up calls, at the current ``torch.set_num_threads``.
 
@@ -161,7 +161,7 @@ def gemm_ceiling(width: int, mlp_width: int, precisions: Sequence[str], device: 
         for precision in run:
             dtype = PRECISIONS[precision]
             x, w, b = (torch.randn(*s, generator=g).to(device, dtype) for s in ((tokens, k), (n, k), (n,)))
-            op = vit_blocks._linear
+            op = vit_blocks.linear
             for _ in range(2):
                 op(x, w, b)
             _, seconds = timed(lambda op=op, x=x, w=w, b=b: op(x, w, b), device, repeats)

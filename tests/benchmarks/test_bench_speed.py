@@ -18,7 +18,7 @@ from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.core.encoder import encode_images, window_indices
 from winclip_lib.core.precision import PRECISIONS, cpu_precisions
 
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_speed.py"
+_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_speed.py"
 PAPER_SCALES = (2, 3)
 TINY = {"width": 64, "layers": 2, "mlp_width": 256, "grid": 15, "patch_size": 16, "embed_dim": 32}
 
@@ -159,7 +159,7 @@ def test_gemm_ceiling_measures_the_encoders_op_in_every_cpu_precision():
     onednn = "mkldnn._linear_pointwise" if vit_blocks.onednn_linear_available() else "F.linear"
     assert r["op"]["fp32"] == onednn
     if "fp16" in runs:
-        assert r["op"]["fp16"] == ("mkldnn._linear_pointwise" if vit_blocks._use_onednn(torch.ones(1, dtype=torch.half))
+        assert r["op"]["fp16"] == ("mkldnn._linear_pointwise" if vit_blocks.uses_onednn(torch.ones(1, dtype=torch.half))
                                    else "F.linear")
     for p in runs:
         assert r["peak_gflops"][p] == max(g["gflops"][p] for g in r["shapes"]) > 0
@@ -255,10 +255,10 @@ def test_compiled_blocks_routes_the_encoder_through_the_compiled_functions(tiny,
 def test_default_gemm_turns_onednn_off_and_restores_the_setting(monkeypatch):
     monkeypatch.setenv(vit_blocks.ONEDNN_ENV, "1")
     x = torch.ones(2, 4)
-    before = vit_blocks._use_onednn(x)
+    before = vit_blocks.uses_onednn(x)
     with bench.default_gemm(True):
-        assert vit_blocks._use_onednn(x) is False
-    assert vit_blocks._use_onednn(x) == before and bench.os.environ[vit_blocks.ONEDNN_ENV] == "1"
+        assert vit_blocks.uses_onednn(x) is False
+    assert vit_blocks.uses_onednn(x) == before and bench.os.environ[vit_blocks.ONEDNN_ENV] == "1"
     monkeypatch.delenv(vit_blocks.ONEDNN_ENV)
     with bench.default_gemm(True):
         assert bench.os.environ[vit_blocks.ONEDNN_ENV] == "0"

@@ -16,7 +16,7 @@ def test_fast_block_equals_open_clip_block(tiny, monkeypatch, onednn):
     open_clip's own block does, with precomputed q/k/v and for the class token alone too."""
     monkeypatch.setenv(vit_blocks.ONEDNN_ENV, onednn)
     x = torch.randn(7, 10, tiny.width, generator=torch.Generator().manual_seed(3))
-    assert vit_blocks._use_onednn(x) == (onednn == "1" and vit_blocks.onednn_linear_available())
+    assert vit_blocks.uses_onednn(x) == (onednn == "1" and vit_blocks.onednn_linear_available())
     with torch.inference_mode():
         for block in tiny.visual.transformer.resblocks:
             assert vit_blocks.fast_block_supported(block)

@@ -20,7 +20,7 @@ from winclip_lib.core.geometry import RESIZE_MODES
 from winclip_lib.core.prompts import PROMPT_ENSEMBLES, TEMPLATE_SETS
 from winclip_lib.core.scoring import DENSE_FEATURES, IMAGE_SCORES, WINDOW_AGGREGATIONS, ZERO_SHOT_MAPS
 
-__all__ = ["WinCLIPOptions", "setting", "replace_settings"]
+__all__ = ["WinCLIPOptions", "replace_settings", "set_frozen", "setting"]
 
 
 def setting(default: Any, help: str, *, choices: Iterable[Any] | None = None, results: bool = True,
@@ -45,7 +45,8 @@ def replace_settings(obj: Any, changes: Mapping[str, Any]) -> Any:
     return dataclasses.replace(obj, **changes)
 
 
-def _freeze(obj: Any, name: str, value: Any) -> None:
+def set_frozen(obj: Any, name: str, value: Any) -> None:
+    """Set field ``name`` of a frozen dataclass ``obj`` (for ``__post_init__``, which normalises its settings)."""
     object.__setattr__(obj, name, value)
 
 
@@ -99,25 +100,25 @@ class WinCLIPOptions:
     batch_size: int = setting(8, "images per encoding pass", results=False)
 
     def __post_init__(self) -> None:
-        _freeze(self, "scales", tuple(int(k) for k in self.scales))
+        set_frozen(self, "scales", tuple(int(k) for k in self.scales))
         if not self.scales or min(self.scales) < 1:
             raise ValueError(f"scales must name at least one window size >= 1, got {self.scales}")
         if isinstance(self.template_set, str):
             check_choice("template set", self.template_set, TEMPLATE_SETS)
         else:
-            _freeze(self, "template_set", tuple(str(t) for t in self.template_set))
+            set_frozen(self, "template_set", tuple(str(t) for t in self.template_set))
             if not self.template_set:
                 raise ValueError("template_set must name a set or list at least one template")
-        _freeze(self, "extra_normal", tuple(str(s) for s in self.extra_normal))
-        _freeze(self, "extra_anomalous", tuple(str(s) for s in self.extra_anomalous))
+        set_frozen(self, "extra_normal", tuple(str(s) for s in self.extra_normal))
+        set_frozen(self, "extra_anomalous", tuple(str(s) for s in self.extra_anomalous))
         for text in (*([] if isinstance(self.template_set, str) else self.template_set), *self.extra_normal,
                      *self.extra_anomalous):
             if text.count("{}") != 1:
                 raise ValueError(f"template or state {text!r} must contain exactly one '{{}}'")
-        _freeze(self, "temperature", float(self.temperature))
+        set_frozen(self, "temperature", float(self.temperature))
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        _freeze(self, "memories", tuple(dict.fromkeys(str(m) for m in self.memories)))
+        set_frozen(self, "memories", tuple(dict.fromkeys(str(m) for m in self.memories)))
         if not self.memories or set(self.memories) - set(MEMORIES):
             raise ValueError(f"memories must name one or more of {', '.join(MEMORIES)}, got {list(self.memories)}")
         for name, choices in (("prompt_ensemble", PROMPT_ENSEMBLES), ("image_score", IMAGE_SCORES),
@@ -128,7 +129,7 @@ class WinCLIPOptions:
             check_choice(name.replace("_", " "), getattr(self, name), choices)
         check_choice("patch tokens", self.patch_tokens, PATCH_TOKENS)
         check_choice("resize mode", self.resize_mode, RESIZE_MODES)
-        _freeze(self, "smoothing_sigma", float(self.smoothing_sigma))
+        set_frozen(self, "smoothing_sigma", float(self.smoothing_sigma))
         if self.smoothing_sigma < 0:
             raise ValueError(f"smoothing_sigma must be >= 0, got {self.smoothing_sigma}")
         if int(self.batch_size) < 1:

@@ -7,7 +7,7 @@ what was measured on which CPU), so ``"auto"`` measures it:
   argument wins over the variable);
 - on CUDA: bf16 where the GPU supports it, else fp16;
 - on the CPU: a short probe (:func:`probe_cpu`) times the encoder's own GEMM op
-  (:func:`winclip_lib.core.vit_blocks._linear` at the ViT-B/16+ MLP shape) in every precision this CPU runs, and
+  (:func:`winclip_lib.core.vit_blocks.linear` at the ViT-B/16+ MLP shape) in every precision this CPU runs, and
   :func:`choose_precision` keeps fp32 unless another precision is at least :data:`SPEEDUP_THRESHOLD` times as fast.
   The choice is remembered per machine (CPU model and flags, torch version, threads, oneDNN ISA cap) in
   ``<WINCLIP_CACHE_DIR or ~/.cache/winclip>/precision.json``, so the probe runs once; one log line says what was
@@ -177,7 +177,7 @@ def _cache_file() -> Path:
 def _gemm_call(precision: str):
     """A function that runs the encoder's GEMM op once at :data:`PROBE_SHAPE` in ``precision`` on the CPU (built and
     warmed up: oneDNN builds its kernel on the first call)."""
-    from winclip_lib.core.vit_blocks import _linear
+    from winclip_lib.core.vit_blocks import linear
 
     tokens, width, hidden = PROBE_SHAPE
     g = torch.Generator().manual_seed(0)
@@ -188,7 +188,7 @@ def _gemm_call(precision: str):
 
     def call() -> None:
         with torch.inference_mode():
-            _linear(x, w, b, gelu=True)
+            linear(x, w, b, gelu=True)
 
     call()
     return call

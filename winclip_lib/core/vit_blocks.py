@@ -109,7 +109,7 @@ def _onednn_dtype_ok(dtype: torch.dtype) -> bool:
     return dtype == torch.bfloat16 and (check is None or bool(check()))
 
 
-def _use_onednn(x: torch.Tensor) -> bool:
+def uses_onednn(x: torch.Tensor) -> bool:
     """True when x's GEMMs go to oneDNN's fused linear op: CPU fp32 / bf16, unless ``WINCLIP_ONEDNN=0``, and not
     under ``torch.compile``. It fuses the GELU and the residual adds into the GEMMs; same weights and math, results
     agree with the default path to float rounding."""
@@ -128,9 +128,9 @@ def _compiling() -> bool:
     return bool(is_compiling()) if is_compiling is not None else False
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False) -> torch.Tensor:
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False) -> torch.Tensor:
     """``F.linear`` (then exact GELU when asked) on (..., K); oneDNN's fused kernel on the CPU."""
-    if _use_onednn(x):
+    if uses_onednn(x):
         lead = x.shape[:-1]
         y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight, bias,
                                                "gelu" if gelu else "none", [], "none" if gelu else "")
@@ -142,7 +142,7 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, ge
 def _linear_add(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
                 ) -> torch.Tensor:
     """``residual + F.linear(x, weight, bias)``; on the CPU one oneDNN GEMM with the add fused."""
-    if _use_onednn(x):
+    if uses_onednn(x):
         y = torch.ops.mkldnn._linear_pointwise.binary(x.reshape(-1, x.shape[-1]),
                                                       residual.reshape(-1, residual.shape[-1]), weight, bias, "add")
         return y.reshape(residual.shape)
@@ -153,7 +153,7 @@ def _in_proj(block, h: torch.Tensor, part: slice) -> torch.Tensor:
     """Rows ``part`` of the block's packed q/k/v input projection applied to h (..., W)."""
     attn = block.attn
     bias = attn.in_proj_bias
-    return _linear(h, attn.in_proj_weight[part], None if bias is None else bias[part])
+    return linear(h, attn.in_proj_weight[part], None if bias is None else bias[part])
 
 
 def _plain_mlp(block) -> bool:
@@ -200,7 +200,7 @@ def fast_block(block, x: torch.Tensor, *, qkv: torch.Tensor | None = None, cls_o
 
     Attention (:func:`_attention`: scale 1/sqrt(head dim), no mask — what ``nn.MultiheadAttention`` computes) runs on
     explicitly batch-first tensors, so the layout is right for batch-first and sequence-first blocks alike. On the
-    CPU the GEMMs are oneDNN's with GELU and the residual adds fused (:func:`_linear`); elsewhere a plain call on a
+    CPU the GEMMs are oneDNN's with GELU and the residual adds fused (:func:`linear`); elsewhere a plain call on a
     batch-first block is the block's own ``forward``.
 
     Args:
@@ -210,7 +210,7 @@ def fast_block(block, x: torch.Tensor, *, qkv: torch.Tensor | None = None, cls_o
         attn_mask: optional additive (L, L) float mask (the text tower's causal mask); not with ``cls_only``.
     """
     attn = block.attn
-    fused = _use_onednn(x) and _plain_mlp(block)
+    fused = uses_onednn(x) and _plain_mlp(block)
     if cls_only and attn_mask is not None:
         raise ValueError("cls_only takes no attn_mask (the class token's query row would need its own mask row)")
     if qkv is None and not cls_only and attn.batch_first and not fused:
@@ -236,7 +236,7 @@ def fast_block(block, x: torch.Tensor, *, qkv: torch.Tensor | None = None, cls_o
         x = x[:, :1]
     if fused:
         x = _linear_add(o, x, attn.out_proj.weight, attn.out_proj.bias)
-        h = _linear(block.ln_2(x), block.mlp.c_fc.weight, block.mlp.c_fc.bias, gelu=True)
+        h = linear(block.ln_2(x), block.mlp.c_fc.weight, block.mlp.c_fc.bias, gelu=True)
         return _linear_add(h, x, block.mlp.c_proj.weight, block.mlp.c_proj.bias)
     x = x + block.ls_1(F.linear(o, attn.out_proj.weight, attn.out_proj.bias))
     return x + block.ls_2(block.mlp(block.ln_2(x)))

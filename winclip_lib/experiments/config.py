@@ -23,7 +23,8 @@ from typing import Any
 from winclip_lib.core.backbone import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_PRETRAINED, resolve_device
 from winclip_lib.core.choices import check_choice
 from winclip_lib.core.geometry import MASK_METHODS
-from winclip_lib.core.options import WinCLIPOptions, _freeze, replace_settings, setting
+from winclip_lib.core.options import WinCLIPOptions, replace_settings, setting
+from winclip_lib.core.options import set_frozen as _freeze
 from winclip_lib.core.precision import DEFAULT_PRECISION, PRECISION_CHOICES, check_precision
 from winclip_lib.datasets.catalog import DATASET_LOADERS
 from winclip_lib.datasets.references import REFERENCE_SAMPLINGS

@@ -14,7 +14,7 @@ from winclip_lib.datasets.references import sample_references
 from winclip_lib.datasets.scan import load_split
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.feature_cache import FeatureCache
-from winclip_lib.experiments.grid import _check_backbone, load_run_backbone
+from winclip_lib.experiments.grid import check_backbone, load_run_backbone
 from winclip_lib.experiments.unit_eval import model_for
 from winclip_lib.experiments.units import Unit
 
@@ -39,7 +39,7 @@ def predict_samples(cfg: RunConfig, dataset: str, category: str, k: int, seed: i
     if backbone is None:
         backbone = load_run_backbone(cfg)
     else:
-        _check_backbone(cfg, backbone)
+        check_backbone(cfg, backbone)
     loader, root = DATASET_LOADERS[dataset], cfg.datasets[dataset]
     cache = FeatureCache.from_config(cfg, backbone, progress=False)
     test = tuple(load_split(loader, root, category, "test", require_masks=cfg.masks))
