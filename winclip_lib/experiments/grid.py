@@ -52,12 +52,12 @@ from winclip_lib.experiments.results import (
     write_tables,
     write_unit,
 )
-from winclip_lib.experiments.tables import summarize
+from winclip_lib.experiments.summary import summarize
 from winclip_lib.experiments.unit_eval import score_unit
 from winclip_lib.experiments.units import canonical_json, plan_units, unit_key
 
-__all__ = ["RUNNER_VERSION", "identity_key", "load_run_backbone", "result_config", "run_grid", "run_identity",
-           "run_or_load"]
+__all__ = ["RUNNER_VERSION", "check_backbone", "identity_key", "load_run_backbone", "result_config", "run_grid",
+           "run_identity", "run_or_load"]
 
 #: Bump when the runner's scoring or evaluation changes results (old parts are then not reused).
 RUNNER_VERSION = "1"
@@ -68,7 +68,7 @@ def load_run_backbone(cfg: RunConfig) -> Backbone:
     return load_backbone(cfg.model_name, cfg.pretrained, precision=cfg.precision, device=cfg.device)
 
 
-def _check_backbone(cfg: RunConfig, backbone: Backbone) -> None:
+def check_backbone(cfg: RunConfig, backbone: Backbone) -> None:
     """A backbone passed in must be the one the config describes (its identity goes into the results)."""
     problems = []
     if backbone.model_name != cfg.model_name:
@@ -134,7 +134,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     if backbone is None:
         backbone = load_run_backbone(cfg)
     else:
-        _check_backbone(cfg, backbone)
+        check_backbone(cfg, backbone)
     show = progress_enabled(progress)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

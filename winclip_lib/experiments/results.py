@@ -4,7 +4,7 @@ Layout of a run folder::
 
     metrics.csv   dataset, category, k, seed, metric, value          (value: fraction 0..1; k = 0 rows have seed 0)
     scores.csv    dataset, category, k, seed, image, label, defect, score    (image: path relative to the root)
-    summary.csv   dataset, k, metric, mean, std, n_seeds, n_categories       (see tables.summarize)
+    summary.csv   dataset, k, metric, mean, std, n_seeds, n_categories       (see summary.summarize)
     run.json      status, config, backbone, weights, is_random, label, versions, encode counts, units
     parts/<dataset>/<category>/<unit key>.{metrics.csv,scores.csv,done.json}
 
@@ -28,7 +28,7 @@ import pandas as pd
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.files import CSV_OPTIONS, atomic_write_text, file_digest, read_csv
 from winclip_lib.experiments.labels import run_label
-from winclip_lib.experiments.tables import METRICS_COLUMNS, SCORES_COLUMNS, per_category
+from winclip_lib.experiments.summary import METRICS_COLUMNS, SCORES_COLUMNS, per_category
 from winclip_lib.experiments.units import Unit
 
 __all__ = [

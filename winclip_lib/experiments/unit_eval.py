@@ -27,7 +27,7 @@ from winclip_lib.datasets.masks import load_mask
 from winclip_lib.evaluation.metrics import IMAGE_METRIC_NAMES, METRIC_NAMES, evaluate_category, image_metrics
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.feature_cache import FeatureCache
-from winclip_lib.experiments.tables import METRICS_COLUMNS, SCORES_COLUMNS
+from winclip_lib.experiments.summary import METRICS_COLUMNS, SCORES_COLUMNS
 from winclip_lib.experiments.units import Unit
 
 __all__ = ["eval_masks", "score_unit"]
