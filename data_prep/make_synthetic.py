@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from data_prep.verify import format_report, verify_root
-from winclip_lib.experiments.cli import main as winclip_main
+from winclip_lib.cli import main as winclip_main
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,7 @@
+"""``python -m winclip_lib.cli``: the ``winclip`` command."""
+
+import sys
+
+from winclip_lib.cli.main import main
+
+sys.exit(main())

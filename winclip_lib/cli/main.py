@@ -1,0 +1,58 @@
+"""The parser of ``winclip`` and its dispatch: one sub-command per module of this package, run with one error
+policy.
+
+Exit status: 0 on success; 2 for a usage, data, device or weights problem (one line; ``--debug`` shows the
+traceback); 130 after Ctrl-C (a run is recorded as interrupted and resumes when the same command is run again); a
+sub-command may return others (``predict``: 3 when files were skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from winclip_lib.cli import predict, run, summary, synthetic
+from winclip_lib.core.backbone import WeightsUnavailableError
+from winclip_lib.core.imageio import ImageError
+from winclip_lib.core.openclip_adapter import UnsupportedOpenCLIPError
+from winclip_lib.datasets.catalog import DatasetError
+
+__all__ = ["COMMANDS", "EXIT_INTERRUPTED", "EXIT_USAGE", "USER_ERRORS", "build_parser", "main"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+USER_ERRORS = (WeightsUnavailableError, UnsupportedOpenCLIPError, DatasetError, ImageError, FileNotFoundError,
+               FileExistsError, ValueError)
+
+#: The sub-commands, in the order of ``winclip --help``: each module has NAME, HELP, DESCRIPTION, add_arguments(parser)
+#: and run(args) -> exit status.
+COMMANDS = (run, summary, synthetic, predict)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every sub-command."""
+    p = argparse.ArgumentParser(prog="winclip", description="WinCLIP / WinCLIP+ (Jeong et al., CVPR 2023)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_arguments(sub.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``winclip``: parse ``argv`` and run the sub-command; returns the exit status (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    commands = {command.NAME: command.run for command in COMMANDS}
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("\nwinclip: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        print(f"winclip: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
