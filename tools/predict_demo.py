@@ -19,7 +19,7 @@ from pathlib import Path
 from winclip_lib.core.backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, TINY_MODEL, find_cached_weights
 from winclip_lib.datasets.synthetic import make_loose_images
 from winclip_lib.experiments.config import RunConfig
-from winclip_lib.report.inspection import Inspection, inspect_images
+from winclip_lib.inspection import Inspection, inspect_images
 
 __all__ = ["DEMO_CLASS", "demo_config", "make_demo_report", "main"]
 
