@@ -5,7 +5,7 @@ Inputs are the experiment runner's DataFrames (values are fractions 0-1):
 - ``summary``: dataset, k, metric, mean, std, n_seeds, n_categories — the mean over categories per seed, then mean and
   std over seeds (``RunResult.summary``);
 - ``per_category``: dataset, category, k, metric, mean, std — mean and std over seeds per category
-  (:func:`winclip_lib.experiments.tables.per_category`);
+  (:func:`winclip_lib.experiments.summary.per_category`);
 - ``info``: the run's ``run.json`` (``RunResult.info``), which says whether the weights were random.
 
 and the paper's numbers, shipped as ``winclip_lib/report/paper_results.csv`` (:func:`paper_results`, values in %).
@@ -31,6 +31,7 @@ import pandas as pd
 from winclip_lib.datasets.catalog import CATEGORIES
 from winclip_lib.evaluation.metrics import METRIC_NAMES
 from winclip_lib.experiments.labels import DEMO_BANNER
+from winclip_lib.report.names import DATASET_LABELS, METRIC_LABELS, dataset_label, setting_label
 
 __all__ = [
     "DEMO_BANNER",
@@ -66,16 +67,6 @@ UP = "↑"
 #: The 2024 course reproduction report of WinCLIP on MVTec-AD, VisA and MPDD, built on the AnomalyCLIP authors' WinCLIP
 #: code (zqhang/Accurate-WinCLIP-pytorch): its numbers are a second reference beside the paper's.
 COURSE_REPORT = "2024 course report"
-DATASET_LABELS: dict[str, str] = {"mvtec": "MVTec-AD", "visa": "VisA", "mpdd": "MPDD", "synthetic": "Synthetic"}
-METRIC_LABELS: dict[str, str] = {
-    "image_auroc": "Image AUROC",
-    "image_ap": "Image AP",
-    "image_f1_max": "Image F1-max",
-    "pixel_auroc": "Pixel AUROC",
-    "pixel_ap": "Pixel AP",
-    "pixel_f1_max": "Pixel F1-max",
-    "pixel_aupro": "Pixel PRO",
-}
 #: Sources that count as "the paper" in the comparison (MPDD: WinCLIP as reported by AnomalyCLIP).
 PAPER_SOURCES: tuple[str, ...] = (
     "WinCLIP paper (CVPR 2023) Table 1",
@@ -164,11 +155,6 @@ def templates_table(templates: Sequence[str], columns: int = 2) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------ labels
 
 
-def setting_label(k: int) -> str:
-    """``"0-shot"``, ``"1-shot"``, ... as in the paper's tables."""
-    return f"{int(k)}-shot"
-
-
 def _is_missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
@@ -225,15 +211,6 @@ def _with_reference(rows: pd.DataFrame, paper: pd.DataFrame, paper_alias: Mappin
     keys = ["_ref", "category", "k", "metric"]
     out = rows.merge(ref, on=keys, how="left").merge(course, on=keys, how="left")
     return out.rename(columns={"_ref": "paper_dataset"})
-
-
-def dataset_label(dataset: str, paper_alias: Mapping[str, str] | None = None) -> str:
-    """Display name of a dataset; one compared with another's numbers says so ("Synthetic (vs MVTec-AD)")."""
-    label = DATASET_LABELS.get(dataset, dataset)
-    ref = (paper_alias or {}).get(dataset)
-    if ref and ref != dataset:
-        label += f" (vs {DATASET_LABELS.get(ref, ref)} numbers)"
-    return label
 
 
 def comparison(summary: pd.DataFrame, paper: pd.DataFrame | None = None,
