@@ -58,8 +58,6 @@ figures_dir = "../figures"
 tables_dir = "../figures/tables"
 
 # %%
-from pathlib import Path
-
 import torch
 from IPython.display import Markdown, display
 
@@ -74,20 +72,14 @@ from winclip_lib.core.prompts import (
 from winclip_lib.core.scoring import anomaly_probability
 from winclip_lib.core.text_tower import encode_text
 from winclip_lib.datasets.catalog import DATASET_LOADERS, class_name
-from winclip_lib.experiments.config import RunConfig
-from winclip_lib.experiments.grid import load_run_backbone
-from winclip_lib.experiments.labels import label_for
 from winclip_lib.report import figures as viz
 from winclip_lib.report import tables as report
-from winclip_lib.report.notebook import show_source
+from winclip_lib.report.notebook import setup_notebook, show_source
 
-cfg = RunConfig.from_settings(model_name=model_name, pretrained=pretrained, precision=precision, device=device)
-backbone = load_run_backbone(cfg)
-banner = label_for(backbone.is_random, datasets)
-figures, tables = Path(figures_dir), Path(tables_dir)
+setup = setup_notebook(datasets=datasets, model_name=model_name, pretrained=pretrained, precision=precision,
+                       device=device, figures_dir=figures_dir, tables_dir=tables_dir)
+cfg, backbone, banner, figures, tables = setup.config, setup.backbone, setup.banner, setup.figures, setup.tables
 name = class_name(category, DATASET_LOADERS.get(dataset, "mvtec"))
-print(backbone.describe())
-print(banner or "real weights")
 print(f"class {category!r} is called {name!r} in the prompts")
 
 # %% [markdown]

@@ -64,8 +64,6 @@ tables_dir = "../figures/tables"  # Markdown + CSV tables
 paper_alias = {"synthetic": "mvtec"}  # compare a dataset with another's published numbers (the demo)
 
 # %%
-from pathlib import Path
-
 import torch
 from IPython.display import Markdown, display
 
@@ -74,23 +72,18 @@ from winclip_lib.core.imageio import load_image
 from winclip_lib.core.model import WinCLIP
 from winclip_lib.core.scoring import harmonic_aggregate, zero_shot_maps
 from winclip_lib.datasets.masks import load_mask
-from winclip_lib.experiments.config import RunConfig
-from winclip_lib.experiments.grid import load_run_backbone, run_or_load
-from winclip_lib.experiments.labels import label_for, run_label
+from winclip_lib.experiments.grid import run_or_load
+from winclip_lib.experiments.labels import run_label
 from winclip_lib.experiments.units import plan_units
 from winclip_lib.report import figures as viz
 from winclip_lib.report import tables as report
-from winclip_lib.report.notebook import settings_table, show_source
+from winclip_lib.report.notebook import setup_notebook, show_source
 
-cfg = RunConfig.from_settings(settings, preset=preset, datasets=datasets, categories=categories, shots=shots,
-                              seeds=seeds, model_name=model_name, pretrained=pretrained, precision=precision,
-                              device=device, cache_dir=cache_dir)
-backbone = load_run_backbone(cfg)
-banner = label_for(backbone.is_random, cfg.datasets)
-figures, tables = Path(figures_dir), Path(tables_dir)
-print(backbone.describe())
-print(banner or "real weights on real data")
-settings_table(cfg, only_changed=True)
+setup = setup_notebook(settings, preset=preset, datasets=datasets, categories=categories, shots=shots, seeds=seeds,
+                       model_name=model_name, pretrained=pretrained, precision=precision, device=device,
+                       cache_dir=cache_dir, figures_dir=figures_dir, tables_dir=tables_dir)
+cfg, backbone, banner, figures, tables = setup.config, setup.backbone, setup.banner, setup.figures, setup.tables
+setup.settings()  # the settings that differ from their defaults
 
 # %% [markdown]
 # ## The grid

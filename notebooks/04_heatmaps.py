@@ -50,32 +50,20 @@ few_shot_seed = None  # None: the run's first seed
 max_categories = None  # None: every category of the run
 
 # %%
-from pathlib import Path
-
-import matplotlib.pyplot as plt
-from IPython.display import display
-
 from winclip_lib.core.geometry import Geometry
-from winclip_lib.experiments.config import RunConfig
-from winclip_lib.experiments.grid import load_run_backbone, run_or_load
-from winclip_lib.experiments.labels import run_label
 from winclip_lib.experiments.rescore import predict_samples
 from winclip_lib.experiments.units import plan_units
 from winclip_lib.report import figures as viz
 from winclip_lib.report import tables as report
+from winclip_lib.report.notebook import setup_notebook, show_figure
 
-cfg = RunConfig.from_settings(settings, preset=preset, datasets=datasets, categories=categories, shots=shots,
-                              seeds=seeds, model_name=model_name, pretrained=pretrained, precision=precision,
-                              device=device, cache_dir=cache_dir)
-backbone = load_run_backbone(cfg)
-result = run_or_load(cfg, results_dir, backbone=backbone)
-cfg = result.config
-banner = run_label(result.info)
-figures = Path(figures_dir)
+setup = setup_notebook(settings, preset=preset, datasets=datasets, categories=categories, shots=shots, seeds=seeds,
+                       model_name=model_name, pretrained=pretrained, precision=precision, device=device,
+                       cache_dir=cache_dir, figures_dir=figures_dir, tables_dir=tables_dir, results_dir=results_dir)
+cfg, backbone, banner, figures = setup.config, setup.backbone, setup.banner, setup.figures
 k_few = few_shot_k if few_shot_k is not None else max(cfg.shots)
 seed = few_shot_seed if few_shot_seed is not None else cfg.seeds[0]
-print(f"run: {result.out_dir}")
-print(banner or "real weights on real data", "| few-shot column: k =", k_few or "none", "seed", seed)
+print("few-shot column: k =", k_few or "none", "seed", seed)
 
 # %%
 written = []
@@ -86,7 +74,5 @@ for unit in plan_units(cfg)[:max_categories]:
     geometry = Geometry(backbone.image_size, cfg.resize_mode)  # the images and masks line up with the maps
     fig = viz.heatmap_figure(samples, zero, few, k_few, banner=banner, geometry=geometry,
                              title=f"{report.DATASET_LABELS.get(unit.dataset, unit.dataset)}: {unit.category}")
-    written.append(viz.save_figure(fig, figures / f"04_heatmaps_{unit.dataset}_{unit.category}.png"))
-    display(fig)
-    plt.close(fig)
+    written.append(show_figure(fig, figures / f"04_heatmaps_{unit.dataset}_{unit.category}.png"))
 print(f"{len(written)} heatmap figure(s) in {figures}")

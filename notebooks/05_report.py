@@ -62,28 +62,20 @@ bench_json = "../build/bench/speed_cpu.json"  # `make bench`'s table, for the co
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
 from winclip_lib.experiments.ablations import run_presets
-from winclip_lib.experiments.config import RunConfig
-from winclip_lib.experiments.grid import load_run_backbone, run_or_load
-from winclip_lib.experiments.labels import run_label
 from winclip_lib.report import figures as viz
 from winclip_lib.report import tables as report
+from winclip_lib.report.notebook import setup_notebook, show_figure
 
-cfg = RunConfig.from_settings(settings, preset=preset, datasets=datasets, categories=categories, shots=shots,
-                              seeds=seeds, model_name=model_name, pretrained=pretrained, precision=precision,
-                              device=device, cache_dir=cache_dir)
-result = run_or_load(cfg, results_dir, backbone=load_run_backbone(cfg))
-banner = run_label(result.info)
-figures, tables = Path(figures_dir), Path(tables_dir)
+setup = setup_notebook(settings, preset=preset, datasets=datasets, categories=categories, shots=shots, seeds=seeds,
+                       model_name=model_name, pretrained=pretrained, precision=precision, device=device,
+                       cache_dir=cache_dir, figures_dir=figures_dir, tables_dir=tables_dir, results_dir=results_dir)
+cfg, result, banner, figures, tables = setup.config, setup.result, setup.banner, setup.figures, setup.tables
 summary, per_cat = result.summary, result.per_category()
 paper = report.paper_results()
-print(f"run: {result.out_dir}")
-print(result.info["backbone"])
-print(banner or "real weights on real data")
 paper.groupby(["source", "dataset"]).size().rename("numbers").reset_index()
 
 # %% [markdown]
@@ -108,9 +100,7 @@ comp = report.comparison(summary, paper, paper_alias)
 for ds in dict.fromkeys(comp["dataset"]):
     fig = viz.plot_ours_vs_paper(comp, ds, banner=banner,
                                  title=f"{report.dataset_label(ds, paper_alias)}: ours vs the paper")
-    viz.save_figure(fig, figures / f"05_ours_vs_paper_{ds}.png")
-    display(fig)
-    plt.close(fig)
+    show_figure(fig, figures / f"05_ours_vs_paper_{ds}.png")
 fig = viz.plot_ours_vs_paper_scatter(comp, banner=banner)
 saved = viz.save_figure(fig, figures / "05_ours_vs_paper_scatter.png")
 
@@ -124,9 +114,7 @@ for ds in dict.fromkeys(per_cat["dataset"]):
         pc = report.per_category_comparison(per_cat, ds, metric, paper, summary, paper_alias)
         for k in sorted({min(pc["k"]), max(pc["k"])}) if len(pc) else []:
             fig = viz.plot_per_category(pc, k, ds, metric, banner=banner)
-            viz.save_figure(fig, figures / f"05_per_category_{ds}_{metric}_k{k}.png")
-            display(fig)
-            plt.close(fig)
+            show_figure(fig, figures / f"05_per_category_{ds}_{metric}_k{k}.png")
 
 # %% [markdown]
 # ## The public reproductions' choices: presets vs the paper

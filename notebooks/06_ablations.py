@@ -65,28 +65,21 @@ timing_images = 2  # images for the tiling vs windows timing
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from winclip_lib.experiments.ablations import ABLATIONS, run_ablations, time_dense_features
-from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.grid import load_run_backbone
-from winclip_lib.experiments.labels import label_for
 from winclip_lib.experiments.units import plan_units
 from winclip_lib.report import figures as viz
 from winclip_lib.report import tables as report
-from winclip_lib.report.notebook import settings_table
+from winclip_lib.report.notebook import setup_notebook, show_figure
 
-cfg = RunConfig.from_settings(settings, preset=preset, datasets=datasets, categories=categories, shots=shots,
-                              seeds=seeds, model_name=model_name, pretrained=pretrained, precision=precision,
-                              device=device, cache_dir=cache_dir)
-backbone = load_run_backbone(cfg)
-banner = label_for(backbone.is_random, cfg.datasets)
-figures, tables = Path(figures_dir), Path(tables_dir)
+setup = setup_notebook(settings, preset=preset, datasets=datasets, categories=categories, shots=shots, seeds=seeds,
+                       model_name=model_name, pretrained=pretrained, precision=precision, device=device,
+                       cache_dir=cache_dir, figures_dir=figures_dir, tables_dir=tables_dir)
+cfg, backbone, banner, figures, tables = setup.config, setup.backbone, setup.banner, setup.figures, setup.tables
 names = list(ablations) if ablations is not None else list(ABLATIONS)
-print(backbone.describe())
-print(banner or "real weights on real data")
-settings_table(cfg, only_changed=True)
+setup.settings()  # the settings that differ from their defaults
 
 # %% [markdown]
 # ## Run every variant
@@ -116,9 +109,7 @@ for name in names:
     for dataset in dict.fromkeys(joined["dataset"]):
         fig = viz.plot_ablation(joined[joined["dataset"] == dataset], ablation.metric, banner=banner,
                                 title=f"{report.dataset_label(dataset, paper_alias)}: {ablation.title}")
-        viz.save_figure(fig, figures / f"06_ablation_{name}_{dataset}.png")
-        display(fig)
-        plt.close(fig)
+        show_figure(fig, figures / f"06_ablation_{name}_{dataset}.png")
 
 # %% [markdown]
 # ## Tiling vs windows: time per image

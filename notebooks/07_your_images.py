@@ -61,19 +61,18 @@ cache_dir = None           # None: the RunConfig default (the feature cache; re-
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
 from winclip_lib.datasets.synthetic import make_loose_images
 from winclip_lib.experiments.config import RunConfig
-from winclip_lib.report.figures import save_figure
-from winclip_lib.report.inspection import (
+from winclip_lib.inspection import (
     inspect_images,
     plot_overlay_grid,
     plot_score_histogram,
     plot_what_winclip_saw,
 )
+from winclip_lib.report.notebook import show_figure
 
 if images is None:  # the demo: a plain folder of synthetic photos, with normal references in normal/
     demo = make_loose_images(Path(out_dir).resolve().parent / "demo-images")
@@ -82,14 +81,6 @@ if images is None:  # the demo: a plain folder of synthetic photos, with normal 
 cfg = RunConfig.from_settings(model_name=model_name, pretrained=pretrained, precision=precision, device=device,
                               cache_dir=cache_dir)
 figures = Path(figures_dir)
-
-
-def show(fig, name):
-    """Save a figure under figures_dir and display it."""
-    save_figure(fig, figures / name)
-    display(fig)
-    plt.close(fig)
-
 
 # %% [markdown]
 # ## Score the images
@@ -121,8 +112,9 @@ display(table.drop(columns=["path"]))
 
 # %%
 names = list(table["name"])
-show(plot_overlay_grid(run, names[:5], title="The five highest scores"), "07_highest_scores.png")
-show(plot_overlay_grid(run, names[-5:][::-1], title="The five lowest scores"), "07_lowest_scores.png")
+show_figure(plot_overlay_grid(run, names[:5], title="The five highest scores"), figures / "07_highest_scores.png")
+show_figure(plot_overlay_grid(run, names[-5:][::-1], title="The five lowest scores"),
+            figures / "07_lowest_scores.png")
 
 # %% [markdown]
 # ## The scores and the threshold
@@ -131,7 +123,7 @@ show(plot_overlay_grid(run, names[-5:][::-1], title="The five lowest scores"), "
 # threshold was computed from. Images far above the references' scores are the ones to look at first.
 
 # %%
-show(plot_score_histogram(run), "07_score_histogram.png")
+show_figure(plot_score_histogram(run), figures / "07_score_histogram.png")
 
 # %% [markdown]
 # ## What WinCLIP saw in the highest-scoring image
@@ -142,7 +134,7 @@ show(plot_score_histogram(run), "07_score_histogram.png")
 # the final map, the mean of the zero-shot and visual maps.
 
 # %%
-show(plot_what_winclip_saw(run, 1), "07_what_winclip_saw.png")
+show_figure(plot_what_winclip_saw(run, 1), figures / "07_what_winclip_saw.png")
 
 # %% [markdown]
 # ## Skipped files
