@@ -28,7 +28,7 @@ test: setup
 # opens the tiny model's demo report; every image must load. Screenshot: build/browser-check/screenshot.png.
 test-browser: setup
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
-	$(PY) tests/browser/check_inspection_report.py --out $(BUILD)/browser-check
+	$(PY) -m tests.browser.check_inspection_report --out $(BUILD)/browser-check
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -50,7 +50,7 @@ demo-predict: setup
 	$(PY) -m tools.predict_demo
 
 bench: setup
-	$(PY) benchmarks/bench_speed.py --out $(BUILD)/bench/speed_cpu.json
+	$(PY) -m benchmarks.bench_speed --out $(BUILD)/bench/speed_cpu.json
 
 # Wheels that the lent GPU machine lacks, for benchmarks/gpu_check.sh (see its header); .whl/ is git-ignored.
 gpu-wheels:

@@ -11,8 +11,8 @@ import time
 from collections.abc import Sequence
 
 import torch
-from timing import sync
 
+from benchmarks.timing import sync
 from winclip_lib.core.backbone import Backbone
 from winclip_lib.core.encoder import window_indices
 from winclip_lib.core.features import Features

@@ -1,6 +1,6 @@
 """Time the exact AUPRO on a synthetic category against the 200-threshold approximation of public reproductions.
 
-    python benchmarks/bench_aupro.py [--n-images 100] [--size 240] [--seed 0] [--repeats 3]
+    python -m benchmarks.bench_aupro [--n-images 100] [--size 240] [--seed 0] [--repeats 3]
 
 ``time_aupro()`` is importable by the main speed benchmark.
 """
@@ -17,9 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from winclip_lib.evaluation.metrics import aupro  # noqa: E402
+from winclip_lib.evaluation.metrics import aupro
 
 
 def synthetic_category(n_images: int = 100, size: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Speed benchmark of WinCLIP / WinCLIP+: one run, one random-weight backbone, the same inputs for every row.
 
-    python benchmarks/bench_speed.py [--device cpu|cuda] [--quick] [--out build/bench/speed_<device>.json]
-    python benchmarks/bench_speed.py --device cuda [--compile]    # the GPU run: 512 images, batches of 256
+    python -m benchmarks.bench_speed [--device cpu|cuda] [--quick] [--out build/bench/speed_<device>.json]
+    python -m benchmarks.bench_speed --device cuda [--compile]    # the GPU run: 512 images, batches of 256
 
 (``make bench`` runs the CPU table; ``--quick`` runs 2 images and a subset of the baseline's windows.)
 
@@ -46,7 +46,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.util
+import importlib
 import inspect
 import json
 import os
@@ -60,29 +60,21 @@ from typing import Any
 
 import torch
 
-_HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(_HERE.parent))  # run from a checkout without installing
-sys.path.insert(0, str(_HERE))  # the benchmark's sibling modules
-
-import auto_precision  # noqa: E402
-import baseline  # noqa: E402
-import flops  # noqa: E402
-import hardware  # noqa: E402
-from auto_precision import auto_choice, format_auto, summarize_auto  # noqa: E402
-from baseline import baseline_encode  # noqa: E402
-from hardware import cpu_name, hardware_ceiling, runnable_precisions  # noqa: E402
-from timing import sync, timed  # noqa: E402
-
-from winclip_lib.core import encoder as encoder_module  # noqa: E402
-from winclip_lib.core import vit_blocks  # noqa: E402
-from winclip_lib.core.backbone import DEFAULT_MODEL, Backbone, load_backbone  # noqa: E402
-from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, call_tokens  # noqa: E402
-from winclip_lib.core.features import Features  # noqa: E402
-from winclip_lib.core.fewshot import few_shot_maps  # noqa: E402
-from winclip_lib.core.model import Prediction, WinCLIP  # noqa: E402
-from winclip_lib.core.precision import PRECISIONS, PrecisionChoice  # noqa: E402
-from winclip_lib.core.prompts import TextEmbeddingCache, text_embeddings  # noqa: E402
-from winclip_lib.core.text_tower import encode_text  # noqa: E402
+from benchmarks import auto_precision, baseline, flops, hardware
+from benchmarks.auto_precision import auto_choice, format_auto, summarize_auto
+from benchmarks.baseline import baseline_encode
+from benchmarks.hardware import cpu_name, hardware_ceiling, runnable_precisions
+from benchmarks.timing import sync, timed
+from winclip_lib.core import encoder as encoder_module
+from winclip_lib.core import vit_blocks
+from winclip_lib.core.backbone import DEFAULT_MODEL, Backbone, load_backbone
+from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, call_tokens
+from winclip_lib.core.features import Features
+from winclip_lib.core.fewshot import few_shot_maps
+from winclip_lib.core.model import Prediction, WinCLIP
+from winclip_lib.core.precision import PRECISIONS, PrecisionChoice
+from winclip_lib.core.prompts import TextEmbeddingCache, text_embeddings
+from winclip_lib.core.text_tower import encode_text
 
 __all__ = ["auto_precision", "baseline", "flops", "hardware", "format_table", "main"]
 
@@ -347,12 +339,12 @@ def time_text(backbone: Backbone, repeats: int) -> dict[str, float]:
 
 
 def _load_bench_aupro():
-    path = Path(__file__).with_name("bench_aupro.py")
-    if not path.is_file():
+    try:
+        module = importlib.import_module("benchmarks.bench_aupro")
+    except ModuleNotFoundError as e:
+        if e.name != "benchmarks.bench_aupro":
+            raise
         return None
-    spec = importlib.util.spec_from_file_location("_winclip_bench_aupro", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     return getattr(module, "time_aupro", None)
 
 

@@ -2,7 +2,7 @@
 
 Counted: the patch-embedding convolution, every linear layer and both attention matmuls of every block, and the
 output projection of each pooled class token (2 FLOPs per multiply-add). Not counted: layer norms, softmax, GELU and
-adds. ``tests/test_bench.py`` checks these counts against the ops both encoders actually dispatch.
+adds. ``tests/benchmarks/test_bench_speed.py`` checks these counts against the ops both encoders actually dispatch.
 """
 
 from __future__ import annotations

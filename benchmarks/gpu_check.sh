@@ -2,7 +2,7 @@
 # One prepared GPU check, for a session that is lent a GPU machine (the device tool). On the lending machine:
 #   make gpu-wheels                                     # open_clip_torch, ftfy, wcwidth as wheels into .whl/
 #   device run: bash benchmarks/gpu_check.sh            # carry: [".whl"]   (about 5 minutes on an H200)
-# It installs the carried wheels, runs the CUDA tests (tests/test_gpu.py) and the speed benchmark on the GPU, and
+# It installs the carried wheels, runs the CUDA tests (tests/core/test_gpu.py) and the speed benchmark on the GPU, and
 # leaves the JSON table and the logs in $OUT (or build/gpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +12,5 @@ out="${OUT:-build/gpu}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch, open_clip; print('torch', torch.__version__, 'open_clip', open_clip.__version__)" | tee -a "$out/gpu.txt"
-python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tee "$out/test_gpu.log"
-python3 benchmarks/bench_speed.py --device cuda --out "$out/speed_cuda.json" 2>&1 | tee "$out/bench_cuda.log"
+python3 -m pytest -q -p no:cacheprovider tests/core/test_gpu.py 2>&1 | tee "$out/test_gpu.log"
+python3 -m benchmarks.bench_speed --device cuda --out "$out/speed_cuda.json" 2>&1 | tee "$out/bench_cuda.log"
