@@ -1,16 +1,21 @@
 """winclip_lib — WinCLIP and WinCLIP+ (Jeong et al., CVPR 2023) on OpenCLIP.
 
-Layers, each importing only from the ones below it (a contract checked by the tests, see ``.importlinter``):
+Layers, each importing only from the ones below it (a contract checked by the tests, see ``.importlinter`` and
+``docs/ARCHITECTURE.md``):
 
-- :mod:`winclip_lib.cli`         — the console command ``winclip``: the experiment commands and ``predict``.
-- :mod:`winclip_lib.report`      — tables beside the paper's numbers, figures, the inspection page.
+- :mod:`winclip_lib.cli`         — the console command ``winclip``, one module per sub-command.
+- :mod:`winclip_lib.inspection`  — ``winclip predict``: your own images scored, the inspection page.
+- :mod:`winclip_lib.report`      — tables beside the paper's numbers, figures, the notebooks' helpers.
 - :mod:`winclip_lib.experiments` — one configuration, the encode-once feature cache, the experiment grid and its
-  results, the command line.
+  results.
 - :mod:`winclip_lib.datasets` and :mod:`winclip_lib.evaluation` — datasets on disk; metrics.
 - :mod:`winclip_lib.core`        — the method: backbone, window encoder, prompts, scoring, WinCLIP+, the model.
 
-The names below are the small public API of the method.
+The names below are the small public API of the method. ``__version__`` is the installed package's version, defined
+once in ``pyproject.toml``.
 """
+
+from importlib.metadata import PackageNotFoundError, version
 
 from winclip_lib.core.backbone import (
     DEFAULT_MODEL,
@@ -45,4 +50,13 @@ __all__ = [
     "window_indices",
     "wrap_model",
 ]
-__version__ = "0.2.0"
+
+
+def _installed_version() -> str:
+    try:
+        return version("winclip_lib")
+    except PackageNotFoundError:  # imported from a checkout that was not installed (pip install -e .)
+        return "0+unknown"
+
+
+__version__ = _installed_version()
