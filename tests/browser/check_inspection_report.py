@@ -1,4 +1,5 @@
-"""Open the inspection page of ``winclip predict`` in a real browser (``make test-browser``; not collected by pytest).
+"""Open the inspection page of ``winclip predict`` in a real browser (``make test-browser``, i.e.
+``python -m tests.browser.check_inspection_report``; not collected by pytest).
 
 1. makes the demo report with the tiny model (:func:`tools.predict_demo.make_demo_report`), unless ``--page`` names
    an existing ``report.html``;
@@ -29,12 +30,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import websocket  # websocket-client
+from PIL import Image
 
-import websocket  # noqa: E402  (websocket-client)
-from PIL import Image  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: What the page reports about itself, evaluated in the browser.

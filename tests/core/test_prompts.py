@@ -119,6 +119,7 @@ def test_is_causal():
     assert not _is_causal(leaky)
 
 
+@pytest.mark.slow
 def test_cut_text_tower_real_architecture(vitb):
     """ViT-B-16-plus-240's text tower (width 640, 77-token context): the cut equals open_clip's encode_text."""
     prompts = build_prompts("screw")

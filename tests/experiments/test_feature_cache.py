@@ -17,7 +17,6 @@ from winclip_lib.core.encoder import encode_images
 from winclip_lib.core.features import Features
 from winclip_lib.core.preprocess import preprocess
 from winclip_lib.datasets.scan import load_split
-from winclip_lib.datasets.synthetic import make_synthetic
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.feature_cache import (
     ENCODER_VERSION,
@@ -28,17 +27,11 @@ from winclip_lib.experiments.feature_cache import (
 )
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    return make_synthetic(tmp_path_factory.mktemp("data") / "syn", categories=("disc",), n_train=3, n_test_good=1,
-                          n_test_bad=2, size=64)
-
-
 @pytest.fixture
 def paths(synth, tmp_path) -> list[Path]:
-    """The 6 images of a private copy of the synthetic set (tests may rewrite them)."""
+    """6 images of a private copy of the shared synthetic set (tests may rewrite them)."""
     root = shutil.copytree(synth, tmp_path / "syn")
-    return [s.image_path for split in ("train", "test") for s in load_split("mvtec", root, "disc", split)]
+    return [s.image_path for split in ("train", "test") for s in load_split("mvtec", root, "disc", split)][:6]
 
 
 def _cache(tmp_path: Path, backbone, **kw) -> FeatureCache:

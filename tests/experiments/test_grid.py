@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import SYNTHETIC_SET
 from winclip_lib import WinCLIP
 from winclip_lib.core.backbone import TINY_MODEL, load_backbone
 from winclip_lib.core.prompts import TextEmbeddingCache
@@ -26,17 +27,11 @@ from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.grid import run_grid, run_identity, run_or_load
 from winclip_lib.experiments.rescore import predict_samples
 from winclip_lib.experiments.results import BANNER_COLUMN, TABLES, load_results
-from winclip_lib.experiments.tables import METRICS_COLUMNS, SCORES_COLUMNS, SUMMARY_COLUMNS, per_category, summarize
+from winclip_lib.experiments.summary import METRICS_COLUMNS, SCORES_COLUMNS, SUMMARY_COLUMNS
 from winclip_lib.experiments.units import settings
 
-CATEGORIES = ("disc", "tiles")
+CATEGORIES = SYNTHETIC_SET["categories"]
 SHOTS, SEEDS = (0, 1, 2), (0, 1)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    return make_synthetic(tmp_path_factory.mktemp("data") / "syn", categories=CATEGORIES, n_train=4, n_test_good=2,
-                          n_test_bad=3, size=64)
 
 
 def _cfg(root: Path, tmp: Path, out: str = "out", **kw) -> RunConfig:
@@ -181,34 +176,6 @@ def test_resume_after_a_kill_redoes_only_unfinished_units(synth, tiny, full_run,
     assert [u["status"] for u in again.info["units"]] == ["computed", "reused"]
     assert again.info["encode_counts"]["encoded"] == 0
     assert _tables(tmp_path / "out") == _tables(full_tmp / "out")
-
-
-def test_summarize_means_over_categories_then_over_seeds():
-    rows = []
-    values = {  # (category, k, seed) -> value of image_auroc
-        ("a", 0, 0): 0.8, ("b", 0, 0): 0.6,
-        ("a", 1, 0): 0.9, ("b", 1, 0): 0.7, ("a", 1, 1): 1.0, ("b", 1, 1): 0.4,
-    }  # fmt: skip
-    for (c, k, s), v in values.items():
-        rows.append({"dataset": "mvtec", "category": c, "k": k, "seed": s, "metric": "image_auroc", "value": v})
-        rows.append({"dataset": "mvtec", "category": c, "k": k, "seed": s, "metric": "pixel_auroc", "value": v / 2})
-    metrics = pd.DataFrame(rows)
-    s = summarize(metrics.sample(frac=1.0, random_state=0))  # input order does not matter
-    assert list(s.columns) == SUMMARY_COLUMNS
-    assert list(zip(s["k"], s["metric"], strict=True)) == [
-        (0, "image_auroc"), (0, "pixel_auroc"), (1, "image_auroc"), (1, "pixel_auroc")]
-    k0 = s[(s["k"] == 0) & (s["metric"] == "image_auroc")].iloc[0]
-    assert k0["mean"] == pytest.approx(0.7) and k0["std"] == 0 and k0["n_seeds"] == 1 and k0["n_categories"] == 2
-    k1 = s[(s["k"] == 1) & (s["metric"] == "image_auroc")].iloc[0]
-    # per seed: (0.9 + 0.7) / 2 = 0.8 and (1.0 + 0.4) / 2 = 0.7 -> mean 0.75, population std 0.05
-    assert k1["mean"] == pytest.approx(0.75) and k1["std"] == pytest.approx(0.05)
-    assert k1["n_seeds"] == 2 and k1["n_categories"] == 2
-    assert s[(s["k"] == 1) & (s["metric"] == "pixel_auroc")].iloc[0]["mean"] == pytest.approx(0.375)
-
-    pc = per_category(metrics)
-    a1 = pc[(pc["category"] == "a") & (pc["k"] == 1) & (pc["metric"] == "image_auroc")].iloc[0]
-    assert a1["mean"] == pytest.approx(0.95) and a1["std"] == pytest.approx(0.05)
-    assert list(pc.columns) == ["dataset", "category", "k", "metric", "mean", "std"] and len(pc) == 8
 
 
 def test_runner_numbers_equal_direct_predict(synth, tiny, full_run):
@@ -359,22 +326,3 @@ def test_text_encodes_are_counted_per_run_whatever_ran_before(synth, tiny, full_
     first = run_grid(_cfg(synth, tmp_path, out="a"), progress=False, backbone=tiny, text_cache=shared)
     second = run_grid(_cfg(synth, tmp_path, out="b", shots=(0,)), progress=False, backbone=tiny, text_cache=shared)
     assert first.info["encode_counts"]["text_encodes"] == 2 and second.info["encode_counts"]["text_encodes"] == 0
-
-
-@pytest.mark.parametrize(("setting", "what", "choices"), [
-    ("fusion", "fusion", "mean, sum, harmonic, visual"),
-    ("image_score", "image score", None),
-    ("patch_tokens", "patch tokens", None),
-    ("mask_resize", "mask resize", "area, nearest, bilinear"),
-    ("aupro", "AUPRO method", "exact, thresholds200"),
-    ("reference_sampling", "reference sampling", "permutation, with_replacement"),
-    ("class_names", "class-name style", None),
-])
-def test_every_named_choice_rejects_an_unknown_value_listing_the_valid_ones(setting, what, choices):
-    with pytest.raises(ValueError, match=f"unknown {what} 'nope'; choose one of ") as err:
-        RunConfig(**{setting: "nope"})
-    listed = str(err.value).split("choose one of ")[1].split(", ")
-    default = getattr(RunConfig(), setting)
-    assert default in listed  # the list is the setting's real choices, the default among them
-    if choices is not None:
-        assert listed == choices.split(", ")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from winclip_lib.cli import main
 from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.core.prompts import TEMPLATE_SETS
-from winclip_lib.datasets.synthetic import make_synthetic
-from winclip_lib.experiments.cli import main
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.presets import PRESETS, preset_settings
 from winclip_lib.experiments.units import plan_units
@@ -62,19 +60,13 @@ def test_explicit_settings_win_over_the_preset():
     assert cfg.fusion == "harmonic"
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    return make_synthetic(tmp_path_factory.mktemp("data") / "syn", categories=("disc",), n_train=3, n_test_good=2,
-                          n_test_bad=3, size=48)
-
-
 @pytest.mark.parametrize("name", ["caoyunkang", "course-2024"])
 def test_a_preset_runs_from_the_command_line(synth, tmp_path, name):
     """The preset's settings reach the run: its run.json records them; caoyunkang's evaluation at 400 px; the
     course report's defect words reach the prompts."""
-    argv = ["run", "--synthetic", str(synth), "--preset", name, "--model", TINY_MODEL, "--pretrained", "none",
-            "--precision", "fp32", "--device", "cpu", "--shots", "0", "1", "--cache-dir", str(tmp_path / "c"),
-            "--out", str(tmp_path / "o"), "--no-progress"]
+    argv = ["run", "--synthetic", str(synth), "--categories", "disc", "--preset", name, "--model", TINY_MODEL,
+            "--pretrained", "none", "--precision", "fp32", "--device", "cpu", "--shots", "0", "1", "--cache-dir",
+            str(tmp_path / "c"), "--out", str(tmp_path / "o"), "--no-progress"]
     assert main(argv) == 0
     config = json.loads((tmp_path / "o" / "run.json").read_text())["config"]
     expected = {**preset_settings(name), "pretrained": None, "precision": "fp32"}
@@ -92,8 +84,9 @@ def test_evaluation_at_400_compares_maps_and_masks_at_400(synth, tiny, tmp_path)
     from winclip_lib.experiments.grid import run_grid
     from winclip_lib.experiments.unit_eval import eval_geometry, eval_masks, model_for
 
-    cfg = RunConfig(datasets={"synthetic": str(synth)}, shots=(0,), model_name=TINY_MODEL, pretrained=None,
-                    precision="fp32", device="cpu", eval_resolution="400", mask_resize="nearest",
+    cfg = RunConfig(datasets={"synthetic": str(synth)}, categories={"synthetic": ["disc"]}, shots=(0,),
+                    model_name=TINY_MODEL, pretrained=None, precision="fp32", device="cpu", eval_resolution="400",
+                    mask_resize="nearest",
                     cache_dir=str(tmp_path / "c"), out_dir=str(tmp_path / "o"))
     unit = plan_units(cfg)[0]
     masks, _ = eval_masks(unit, eval_geometry(cfg, 240), "400", "nearest")

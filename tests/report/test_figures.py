@@ -21,10 +21,9 @@ from matplotlib.text import Text  # noqa: E402
 
 from winclip_lib.core.encoder import window_indices  # noqa: E402
 from winclip_lib.datasets.scan import scan_split  # noqa: E402
-from winclip_lib.datasets.synthetic import make_synthetic  # noqa: E402
 from winclip_lib.evaluation.metrics import METRIC_NAMES  # noqa: E402
 from winclip_lib.experiments.labels import DEMO_BANNER  # noqa: E402
-from winclip_lib.experiments.tables import per_category, summarize  # noqa: E402
+from winclip_lib.experiments.summary import per_category, summarize  # noqa: E402
 from winclip_lib.report import figures as viz  # noqa: E402
 from winclip_lib.report import tables as report  # noqa: E402
 
@@ -78,7 +77,7 @@ def colorbars(fig) -> list:
 
 
 def fake_metrics(datasets=("synthetic",), categories=("disc", "tiles"), shots=(0, 1, 2), seeds=(0, 1), seed=0):
-    """A metrics table in the runner's format (fractions), random values (see tests/test_report.py)."""
+    """A metrics table in the runner's format (fractions), random values (see tests/report/test_tables.py)."""
     rng = np.random.default_rng(seed)
     rows = []
     for ds in datasets:
@@ -100,10 +99,8 @@ def tables():
 
 
 @pytest.fixture(scope="module")
-def samples(tmp_path_factory):
-    root = make_synthetic(tmp_path_factory.mktemp("figs") / "syn", categories=("disc",), n_train=1, n_test_good=1,
-                          n_test_bad=1, size=32)
-    test, _ = scan_split("mvtec", root, "disc", "test")
+def samples(synth):
+    test, _ = scan_split("mvtec", synth, "disc", "test")
     return viz.choose_examples(test, 1, 1)
 
 

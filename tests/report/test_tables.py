@@ -12,7 +12,7 @@ import pytest
 from winclip_lib.datasets.synthetic import make_synthetic
 from winclip_lib.evaluation.metrics import METRIC_NAMES
 from winclip_lib.experiments import labels
-from winclip_lib.experiments.tables import per_category, summarize
+from winclip_lib.experiments.summary import per_category, summarize
 from winclip_lib.report import tables as report
 
 
