@@ -43,6 +43,7 @@ def test_cuda_cut_text_tower_equals_cpu():
     torch.testing.assert_close(encode_text(gpu, prompts).cpu(), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_real_architecture_low_precision_maps_stay_close(precision):
     fp32 = load_backbone(DEFAULT_MODEL, None, precision="fp32", device="cuda")

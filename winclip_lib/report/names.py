@@ -15,13 +15,8 @@ DATASET_LABELS: dict[str, str] = {"mvtec": "MVTec-AD", "visa": "VisA", "mpdd": "
 #: Display names of the metrics (PRO is the pixel-level AUPRO up to FPR 0.3, hence "Pixel PRO" beside the other
 #: pixel metrics).
 METRIC_LABELS: dict[str, str] = {
-    "image_auroc": "Image AUROC",
-    "image_ap": "Image AP",
-    "image_f1_max": "Image F1-max",
-    "pixel_auroc": "Pixel AUROC",
-    "pixel_ap": "Pixel AP",
-    "pixel_f1_max": "Pixel F1-max",
-    "pixel_aupro": "Pixel PRO",
+    "image_auroc": "Image AUROC", "image_ap": "Image AP", "image_f1_max": "Image F1-max",
+    "pixel_auroc": "Pixel AUROC", "pixel_ap": "Pixel AP", "pixel_f1_max": "Pixel F1-max", "pixel_aupro": "Pixel PRO",
 }
 
 
