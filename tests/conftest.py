@@ -24,7 +24,6 @@ os.environ["WINCLIP_PROGRESS"] = "0"
 torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 from winclip_lib.core.backbone import DEFAULT_MODEL, TINY_MODEL, load_backbone  # noqa: E402
-from winclip_lib.datasets.synthetic import make_synthetic  # noqa: E402
 
 #: The synthetic set the tests share (MVTec layout): two categories, 4 normal training images, 2 normal and 3
 #: anomalous test images each, 64 x 64.
@@ -74,6 +73,8 @@ def full_size_model_only_in_slow_tests(request, monkeypatch):
 def synth(tmp_path_factory) -> Path:
     """The synthetic dataset the tests share (:data:`SYNTHETIC_SET`), written once. Read it only: a test that
     changes files works on a copy."""
+    from winclip_lib.datasets.synthetic import make_synthetic
+
     return make_synthetic(tmp_path_factory.mktemp("data") / "syn", **SYNTHETIC_SET)
 
 
