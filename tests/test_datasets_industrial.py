@@ -330,3 +330,38 @@ def test_winclip_run_end_to_end_on_the_tiny_model(tmp_path, dataset, capsys):
     n_test = sum(len(scan_split(dataset, root, c, "test")[0]) for c in categories)
     scores = pd.read_csv(out / "scores.csv", dtype={"category": str})
     assert len(scores) == 2 * n_test and set(metrics["metric"]) >= set(IMAGE_METRIC_NAMES)
+
+
+# ------------------------------------------------------------------------------------------ extraction, published
+
+
+def test_extract_finds_the_btad_root_inside_its_archive(tmp_path):
+    import zipfile
+
+    from data_prep.extract import extract_dataset
+
+    tree = make_btad(tmp_path / "tree" / "BTech_Dataset_transformed", {"01": (1, 1, 1), "03": (1, 1, 1)})
+    archive = tmp_path / "btad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted(tree.parent.rglob("*")):
+            zf.write(f, f.relative_to(tree.parent).as_posix())
+    report = extract_dataset("btad", archive, tmp_path / "data", verify=True, check_files=False)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["01", "03"]
+    assert [r.category for r in report.rows] == ["01", "03"] and "category '02' is missing" in report.problems[0]
+
+
+def test_published_numbers_are_recorded_with_their_check():
+    from importlib import resources
+
+    with resources.files("winclip_lib.report").joinpath("published_results.csv").open(encoding="utf-8") as f:
+        table = pd.read_csv(f, dtype={"dataset": str, "category": str})
+    assert list(table.columns) == ["source", "table", "dataset", "category", "k", "metric", "value", "check", "note"]
+    assert set(table["check"]) == {"confirmed", "unconfirmed"} and set(table["dataset"]) <= set(DATASETS)
+    assert set(table["metric"]) <= set(METRIC_NAMES) and table["value"].between(0, 100).all()
+    zero_shot = table[table["source"].str.startswith("AnomalyCLIP")].set_index(["dataset", "metric"])["value"]
+    assert zero_shot[("btad", "image_auroc")] == 68.2 and zero_shot[("ksdd", "pixel_aupro")] == 24.2
+    assert zero_shot[("dagm", "image_ap")] == 79.5 and zero_shot[("dtd", "pixel_auroc")] == 83.9
+    resad = table[table["source"].str.startswith("ResAD")]
+    assert sorted(zip(resad["k"], resad["metric"], resad["value"], strict=True)) == [
+        (2, "image_auroc", 85.5), (2, "pixel_auroc", 95.8), (4, "image_auroc", 87.2), (4, "pixel_auroc", 95.8)]
+    assert set(resad["check"]) == {"confirmed"}

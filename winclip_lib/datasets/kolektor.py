@@ -27,6 +27,7 @@ references).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from sklearn.model_selection import train_test_split
@@ -65,32 +66,33 @@ def categories_ksdd2(root: Path) -> list[str]:
     return list(KOLEKTOR_CATEGORIES) if looks_like_ksdd2(root) else []
 
 
-def _labelled(dataset: str, category: str, split: str, image: Path, label_image: Path
-              ) -> tuple[Sample | None, str | None]:
-    """The sample of an image whose label image says whether it is anomalous, or the problem."""
-    if not label_image.is_file():
-        return None, f"image {image} has no label image: expected {label_image}"
-    try:
-        defective = has_defect(label_image)
-    except ImageError as exc:
-        return None, str(exc)
-    if defective:
-        return Sample(dataset, category, split, 1, "defect", image, label_image), None
-    return Sample(dataset, category, split, 0, "good", image, None), None
+def _labelled(dataset: str, category: str, split: str, pairs: Iterable[tuple[Path, Path]]
+              ) -> tuple[list[Sample], list[str]]:
+    """The samples of (image, label image) pairs, anomalous when the label image marks a pixel, and the problems
+    (a missing or unreadable label image)."""
+    samples: list[Sample] = []
+    problems: list[str] = []
+    for image, label_image in pairs:
+        if not label_image.is_file():
+            problems.append(f"image {image} has no label image: expected {label_image}")
+            continue
+        try:
+            defective = has_defect(label_image)
+        except ImageError as exc:
+            problems.append(str(exc))
+            continue
+        if defective:
+            samples.append(Sample(dataset, category, split, 1, "defect", image, label_image))
+        else:
+            samples.append(Sample(dataset, category, split, 0, "good", image, None))
+    return samples, problems
 
 
 def scan_ksdd(root: Path, category: str, split: str, require_masks: bool) -> tuple[list[Sample], list[str]]:
-    samples: list[Sample] = []
-    problems: list[str] = []
-    for item in (d for d in subfolders(root) if _ITEM.fullmatch(d.name)):
-        for image in images_in(item):
-            if image.name.endswith("_label.bmp") or image.relative_to(root).as_posix() in LEFT_OUT:
-                continue
-            sample, problem = _labelled("ksdd", category, split, image, image.with_name(f"{image.stem}_label.bmp"))
-            if problem:
-                problems.append(problem)
-            if sample:
-                samples.append(sample)
+    pairs = [(image, image.with_name(f"{image.stem}_label.bmp"))
+             for item in subfolders(root) if _ITEM.fullmatch(item.name) for image in images_in(item)
+             if not image.name.endswith("_label.bmp") and image.relative_to(root).as_posix() not in LEFT_OUT]
+    samples, problems = _labelled("ksdd", category, split, pairs)
     samples.sort(key=lambda s: str(s.image_path))
     normal = [s for s in samples if s.label == 0]
     if len(normal) < 2:
@@ -106,14 +108,6 @@ def scan_ksdd2(root: Path, category: str, split: str, require_masks: bool) -> tu
     folder = root / split
     if not folder.is_dir():
         return [], [f"missing folder {folder} (expected {folder}/<n>.png with {folder}/<n>_GT.png)"]
-    samples: list[Sample] = []
-    problems: list[str] = []
-    for image in images_in(folder):
-        if image.stem.endswith("_GT"):
-            continue
-        sample, problem = _labelled("ksdd2", category, split, image, image.with_name(f"{image.stem}_GT.png"))
-        if problem:
-            problems.append(problem)
-        if sample:
-            samples.append(sample)
-    return samples, problems
+    pairs = [(image, image.with_name(f"{image.stem}_GT.png")) for image in images_in(folder)
+             if not image.stem.endswith("_GT")]
+    return _labelled("ksdd2", category, split, pairs)
