@@ -4,6 +4,7 @@
     python -m data_prep.extract --dataset visa --archive ~/Downloads/VisA_20220922.tar --root data/visa \\
         --split-csv ~/Downloads/1cls.csv
     python -m data_prep.extract --dataset mpdd --archive ~/Downloads/MPDD.zip --root data/mpdd
+    python -m data_prep.extract --dataset btad --archive ~/Downloads/btad.zip --root data/btad
 
 Accepts ``.tar.xz``, ``.tar.gz``/``.tgz``, ``.tar.bz2``, ``.tar`` and ``.zip``. Every member is checked before
 anything is written: absolute paths, ``..`` components, links and special files are refused (the whole archive is
@@ -26,6 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from data_prep.verify import VerifyReport, format_report, verify_root
 from winclip_lib.datasets.catalog import CATEGORIES, DATASETS
+from winclip_lib.datasets.formats import FORMATS
 from winclip_lib.datasets.layout import VISA_SPLIT_CSV
 
 __all__ = [
@@ -45,7 +47,17 @@ ARCHIVE_NAMES = {
     "mvtec": ("mvtec_anomaly_detection.tar.xz",),
     "visa": ("VisA_20220922.tar",),
     "mpdd": ("MPDD.zip", "mpdd.zip"),
+    "btad": ("btad.zip",),
+    "ksdd": ("KolektorSDD.zip",),
+    "ksdd2": ("KolektorSDD2.zip",),
+    "dagm": ("Class1.zip", "archive.zip"),
+    "dtd": ("DTD-Synthetic.zip",),
+    "loco": ("mvtec_loco_anomaly_detection.tar.xz",),
+    "mvtec2": ("mvtec_ad_2.tar.gz",),
 }
+#: Datasets that come as one archive (DAGM: one per class, extracted one after the other). Real-IAD comes as one
+#: archive per object plus the split files: unzip them as its README says (data_prep/README.md), then verify.
+ARCHIVED = tuple(ARCHIVE_NAMES)
 
 
 class ArchiveError(ValueError):
@@ -128,6 +140,8 @@ def safe_extract(archive: str | Path, dest: str | Path) -> None:
 
 
 def _is_dataset_dir(folder: Path, dataset: str) -> bool:
+    if dataset in FORMATS:
+        return FORMATS[dataset].looks_like(folder)
     if dataset == "visa" and (folder / VISA_SPLIT_CSV).is_file():
         return True
     for c in CATEGORIES[dataset]:
@@ -147,8 +161,9 @@ def find_dataset_root(tree: str | Path, dataset: str, max_depth: int = 4) -> Pat
                 return d
         level = sorted(c for d in level for c in d.iterdir() if c.is_dir())
     top = ", ".join(sorted(p.name for p in tree.iterdir())[:10]) or "nothing"
+    wanted = FORMATS[dataset].expected if dataset in FORMATS else f"{', '.join(CATEGORIES[dataset][:4])}, ..."
     raise ArchiveError(
-        f"the archive holds no {dataset} category folders ({', '.join(CATEGORIES[dataset][:4])}, ...); "
+        f"the archive holds no {dataset} category folders ({wanted}); "
         f"its top level holds: {top}. Is it the right archive?"
     )
 
@@ -212,7 +227,7 @@ def extract_dataset(
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m data_prep.extract", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", required=True, choices=ARCHIVED)
     p.add_argument("--archive", required=True, type=Path, help="the downloaded archive")
     p.add_argument("--root", required=True, type=Path, help="dataset root to create (holds the category folders)")
     p.add_argument("--split-csv", type=Path, help="VisA only: split_csv/1cls.csv from the VisA repository")

@@ -3,10 +3,13 @@
     python -m data_prep.verify --dataset mvtec --root /data/mvtec_anomaly_detection
     python -m data_prep.verify --dataset visa --root /data/VisA --categories candle pcb1
     python -m data_prep.verify --dataset mvtec --root build/synthetic          # a make_synthetic set
+    python -m data_prep.verify --dataset btad --root /data/BTech_Dataset_transformed
 
 Every missing or unreadable file is named (images and masks are fully decoded unless ``--quick``; masks are checked
 against their image's size). Expected counts come from ``winclip_lib.datasets.counts.EXPECTED_COUNTS``, or from the
-manifest of a synthetic set. Exit code 0 when everything matches, 1 on any problem.
+manifest of a synthetic set; DAGM's published split sizes from ``EXPECTED_IMAGE_TOTALS``. Datasets without published
+per-category counts (DTD-Synthetic, MVTec AD 2, Real-IAD, your own folder) get their layout and files checked, and
+the report says that no counts were checked. Exit code 0 when everything matches, 1 on any problem.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from winclip_lib.core.imageio import ImageError, load_image
-from winclip_lib.datasets.catalog import DATASETS, DatasetError, Sample
-from winclip_lib.datasets.counts import EXPECTED_COUNTS, Counts
+from winclip_lib.datasets.catalog import CATEGORIES, DATASETS, DatasetError, Sample
+from winclip_lib.datasets.counts import EXPECTED_COUNTS, EXPECTED_IMAGE_TOTALS, Counts, ImageTotals
+from winclip_lib.datasets.formats import FORMATS
 from winclip_lib.datasets.layout import detect_layout, layout_hint, list_categories
 from winclip_lib.datasets.masks import load_mask
 from winclip_lib.datasets.scan import scan_split
@@ -41,6 +45,7 @@ class CategoryRow:
     masks: int = 0
     expected: Counts | None = None
     problems: list[str] = field(default_factory=list)
+    train_anomalous: int = 0
 
     @property
     def test(self) -> int:
@@ -48,7 +53,7 @@ class CategoryRow:
 
     @property
     def counts(self) -> Counts:
-        return Counts(self.train, self.normal, self.anomalous)
+        return Counts(self.train, self.normal, self.anomalous, self.train_anomalous)
 
 
 @dataclass
@@ -61,6 +66,7 @@ class VerifyReport:
     rows: list[CategoryRow]
     problems: list[str]
     checked_files: bool
+    notes: list[str] = field(default_factory=list)
 
     @property
     def all_problems(self) -> list[str]:
@@ -90,7 +96,7 @@ def expected_counts(dataset: str, root: str | Path) -> dict[str, Counts]:
     manifest = read_manifest(root)
     if manifest is not None:
         return {c: Counts(v["train"], v["test_normal"], v["test_anomalous"]) for c, v in manifest["categories"].items()}
-    return dict(EXPECTED_COUNTS[dataset])
+    return dict(EXPECTED_COUNTS.get(dataset, {}))
 
 
 def _check_sample(sample: Sample) -> list[str]:
@@ -108,20 +114,31 @@ def _check_sample(sample: Sample) -> list[str]:
     return []
 
 
+def _check_image_totals(row: CategoryRow, totals: ImageTotals) -> None:
+    """Compare a row with split sizes and an anomalous count over both splits (DAGM publishes only those)."""
+    got = ImageTotals(row.train + row.train_anomalous, row.test, row.train_anomalous + row.anomalous)
+    for name, have, want in zip(ImageTotals._fields, got, totals, strict=True):
+        if have != want:
+            row.problems.append(f"{row.category}: {have} {name.replace('_', ' ')}, expected {want}")
+
+
 def _verify_category(
     dataset: str, root: Path, category: str, expected: Counts | None, check_files: bool, pool: ThreadPoolExecutor
 ) -> CategoryRow:
     row = CategoryRow(category, expected=expected)
     samples: list[Sample] = []
+    references_optional = dataset in FORMATS and FORMATS[dataset].references_optional
     for split in ("train", "test"):
         try:
             found, problems = scan_split(dataset, root, category, split)
         except DatasetError as exc:
             row.problems.append(str(exc))
             continue
-        row.problems.extend(problems)
+        if not (split == "train" and references_optional and not found):
+            row.problems.extend(problems)
         samples.extend(found)
-    row.train = sum(1 for s in samples if s.split == "train")
+    row.train = sum(1 for s in samples if s.split == "train" and s.label == 0)
+    row.train_anomalous = sum(1 for s in samples if s.split == "train" and s.label == 1)
     row.normal = sum(1 for s in samples if s.split == "test" and s.label == 0)
     row.anomalous = sum(1 for s in samples if s.split == "test" and s.label == 1)
     row.masks = sum(1 for s in samples if s.split == "test" and s.mask_path is not None)
@@ -129,6 +146,9 @@ def _verify_category(
         for name, got, want in zip(Counts._fields, row.counts, expected, strict=True):
             if got != want:
                 row.problems.append(f"{category}: {got} {name.replace('_', ' ')} images, expected {want}")
+    totals = EXPECTED_IMAGE_TOTALS.get(dataset, {}).get(category)
+    if totals is not None:
+        _check_image_totals(row, totals)
     if check_files:
         for problems in pool.map(_check_sample, samples):
             row.problems.extend(problems)
@@ -159,10 +179,14 @@ def verify_root(
         report.problems.append(f"no {dataset} categories found under {root}: {layout_hint(dataset, root)}")
         return report
     expected = expected_counts(dataset, root)
-    wanted = list(categories) if categories else list(expected)
+    published = {**dict.fromkeys(EXPECTED_IMAGE_TOTALS.get(dataset, {})), **expected}
+    if not published:
+        report.notes.append(f"no published per-category counts for {dataset}: layout and files checked, counts not")
+    wanted = list(categories) if categories else list(published) or list(CATEGORIES[dataset])
     for c in wanted:
         if c not in present:
-            report.problems.append(f"category {c!r} is missing: expected the folder {root / c}")
+            where = root / c if dataset not in FORMATS else FORMATS[dataset].where(root, c)
+            report.problems.append(f"category {c!r} is missing: expected {where}")
     to_check = [c for c in present if c in wanted] if categories else present
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         for c in to_check:
@@ -171,13 +195,16 @@ def verify_root(
 
 
 def _fmt_expected(c: Counts | None) -> str:
-    return "—" if c is None else f"{c.train}/{c.test_normal}/{c.test_anomalous}"
+    if c is None:
+        return "—"
+    return f"{c.train}/{c.test_normal}/{c.test_anomalous}" + (f" +{c.train_anomalous}" if c.train_anomalous else "")
 
 
 def format_report(report: VerifyReport, max_problems: int = 200) -> str:
     """The report as a text table plus the list of problems."""
+    w = max([16, *(len(r.category) + 2 for r in report.rows)])
     header = (
-        f"{'category':<16}{'train':>7}{'test':>7}{'normal':>8}{'anomalous':>11}{'masks':>7}"
+        f"{'category':<{w}}{'train':>7}{'test':>7}{'normal':>8}{'anomalous':>11}{'masks':>7}"
         f"  {'expected tr/no/an':<19}status"
     )
     lines = [
@@ -189,22 +216,28 @@ def format_report(report: VerifyReport, max_problems: int = 200) -> str:
     for r in report.rows:
         status = "ok" if not r.problems else f"{len(r.problems)} problem(s)"
         lines.append(
-            f"{r.category:<16}{r.train:>7}{r.test:>7}{r.normal:>8}{r.anomalous:>11}{r.masks:>7}"
+            f"{r.category:<{w}}{r.train:>7}{r.test:>7}{r.normal:>8}{r.anomalous:>11}{r.masks:>7}"
             f"  {_fmt_expected(r.expected):<19}{status}"
         )
+    if any(r.train_anomalous for r in report.rows):
+        lines.append("(train: normal training images; +N: anomalous training images, listed but never references: "
+                     + ", ".join(f"{r.category} +{r.train_anomalous}" for r in report.rows if r.train_anomalous) + ")")
     t, et = report.total, report.expected_total
     lines.append("-" * len(header))
     total_ok = "—" if not report.rows else "ok" if et is None or t == et else "MISMATCH"
     lines.append(
-        f"{'total':<16}{t.train:>7}{t.test:>7}{t.test_normal:>8}{t.test_anomalous:>11}{report.total_masks:>7}"
+        f"{'total':<{w}}{t.train:>7}{t.test:>7}{t.test_normal:>8}{t.test_anomalous:>11}{report.total_masks:>7}"
         f"  {_fmt_expected(et):<19}{total_ok}"
     )
+    lines.extend(f"note: {n}" for n in report.notes)
     problems = report.all_problems
     if problems:
         lines.append(f"\n{len(problems)} problem(s):")
         lines.extend(f"  - {p}" for p in problems[:max_problems])
         if len(problems) > max_problems:
             lines.append(f"  ... and {len(problems) - max_problems} more")
+    elif report.notes:
+        lines.append("\nOK: layout and files match (no published counts to check).")
     else:
         lines.append("\nOK: layout, counts and files all match.")
     return "\n".join(lines)

@@ -119,7 +119,7 @@ def test_unknown_empty_category_and_wrong_root(mvtec, tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         load_split("mvtec", tmp_path / "nope", "bottle", "test")
     with pytest.raises(ValueError, match="valid datasets"):
-        load_split("btad", mvtec, "bottle", "test")
+        load_split("no_such_dataset", mvtec, "bottle", "test")
 
 
 def test_visa_raw_without_split_csv(tmp_path):

@@ -1,10 +1,13 @@
-"""Datasets on disk: MVTec-AD, VisA (1cls split) and MPDD in their official layouts, and a synthetic set.
+"""Datasets on disk: MVTec-AD, VisA (1cls split), MPDD, and the benchmarks later papers report WinCLIP on (BTAD,
+KolektorSDD, KolektorSDD2, DAGM 2007, DTD-Synthetic, MVTec LOCO AD, MVTec AD 2, Real-IAD) in their official layouts;
+your own labelled folders; and a synthetic set.
 
 One concept per module: :mod:`~winclip_lib.datasets.catalog` (names, categories, class names, :class:`Sample`),
-:mod:`~winclip_lib.datasets.counts` (official counts), :mod:`~winclip_lib.datasets.layout` (layouts on disk),
-:mod:`~winclip_lib.datasets.scan` (listing a split), :mod:`~winclip_lib.datasets.masks` (ground truth),
-:mod:`~winclip_lib.datasets.references` (few-shot draws), :mod:`~winclip_lib.datasets.synthetic` (the demo set).
-The most used names are re-exported here.
+:mod:`~winclip_lib.datasets.counts` (official counts, each cited), :mod:`~winclip_lib.datasets.layout` (layouts on
+disk), :mod:`~winclip_lib.datasets.formats` (the later benchmarks' layouts, one module each),
+:mod:`~winclip_lib.datasets.scan` (listing a split), :mod:`~winclip_lib.datasets.listing` (listing helpers),
+:mod:`~winclip_lib.datasets.masks` (ground truth), :mod:`~winclip_lib.datasets.references` (few-shot draws),
+:mod:`~winclip_lib.datasets.synthetic` (the demo set). The most used names are re-exported here.
 """
 
 from winclip_lib.datasets.catalog import (

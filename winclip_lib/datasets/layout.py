@@ -2,9 +2,7 @@
 
 Layouts understood (``root`` is the folder that holds the category folders):
 
-Layouts understood (``root`` is the folder that holds the category folders):
-
-* **MVTec layout** (MVTec-AD, MPDD, the reorganised VisA ``1cls`` layout, and the synthetic set)::
+* **MVTec layout** (MVTec-AD, MPDD, DTD-Synthetic, the reorganised VisA ``1cls`` layout, and the synthetic set)::
 
       <root>/<category>/train/good/*.png
       <root>/<category>/test/good/*.png
@@ -18,6 +16,13 @@ Layouts understood (``root`` is the folder that holds the category folders):
       <root>/split_csv/1cls.csv        (columns object, split, label, image, mask; paths relative to <root>)
 
   For ``dataset="visa"`` the raw layout is used when ``<root>/split_csv/1cls.csv`` exists, the MVTec layout otherwise.
+
+* **The official layouts of BTAD, KolektorSDD, KolektorSDD2, DAGM 2007, MVTec LOCO AD, MVTec AD 2, Real-IAD, and
+  your own labelled folders**: one :class:`~winclip_lib.datasets.formats.Format` each, layout name = dataset name.
+
+DTD-Synthetic (``DTD-Synthetic.zip`` of Aota et al., WACV 2023) is ``<root>/<texture>/train/good/*.png``,
+``test/{good,bad}/*.png`` and ``ground_truth/bad/*``, as the AnomalyCLIP authors read it
+(generate_dataset_json/DTD.py:18-30).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from winclip_lib.core.imageio import is_image_file
 from winclip_lib.datasets.catalog import CATEGORIES, DatasetError, check_dataset
+from winclip_lib.datasets.formats import FORMATS
+from winclip_lib.datasets.listing import images_in
 
 __all__ = ["VISA_SPLIT_CSV", "detect_layout", "layout_hint", "list_categories", "no_categories_error",
            "read_visa_csv", "images_in", "looks_like_category"]
@@ -35,17 +41,13 @@ __all__ = ["VISA_SPLIT_CSV", "detect_layout", "layout_hint", "list_categories", 
 VISA_SPLIT_CSV = Path("split_csv") / "1cls.csv"
 
 
-def images_in(folder: Path) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name."""
-    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
-
-
 def looks_like_category(folder: Path) -> bool:
     return folder.is_dir() and ((folder / "train").is_dir() or (folder / "test").is_dir())
 
 
 def detect_layout(dataset: str, root: str | Path) -> str:
-    """Return ``"visa_raw"`` for the official VisA layout with its split file, ``"mvtec"`` for folder layouts.
+    """Return ``"visa_raw"`` for the official VisA layout with its split file, the dataset's name for the layouts of
+    :data:`~winclip_lib.datasets.formats.FORMATS`, ``"mvtec"`` for the MVTec layout.
 
     Raises :class:`DatasetError` when ``root`` is missing or is a raw VisA folder without ``split_csv/1cls.csv``.
     """
@@ -53,6 +55,8 @@ def detect_layout(dataset: str, root: str | Path) -> str:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset root {root} does not exist or is not a folder")
+    if dataset in FORMATS:
+        return dataset
     if dataset == "visa":
         if (root / VISA_SPLIT_CSV).is_file():
             return "visa_raw"
@@ -91,14 +95,35 @@ def list_categories(dataset: str, root: str | Path) -> list[str]:
     in the same layout (e.g. synthetic categories) in alphabetical order. Missing root -> DatasetError."""
     layout = detect_layout(dataset, root)
     root = Path(root)
+    if layout in FORMATS:
+        return FORMATS[layout].categories(root)
     if layout == "visa_raw":
         names = {r["object"] for r in read_visa_csv(root)}
         return _canonical_order(dataset, [n for n in names if (root / n).is_dir()])
     return _canonical_order(dataset, [d.name for d in root.iterdir() if looks_like_category(d)])
 
 
+def _format_hint(dataset: str, root: Path) -> str:
+    fmt = FORMATS[dataset]
+
+    def holds(folder: Path) -> bool:
+        try:
+            return fmt.looks_like(folder)
+        except OSError:
+            return False
+
+    if root.parent != root and holds(root.parent):
+        return f"{root} seems to be inside the dataset: pass its parent folder {root.parent} as the root"
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        if holds(child):
+            return f"the dataset seems to be one level down: pass {child} as the root"
+    return f"expected {fmt.expected.replace('<root>', str(root)).replace('ROOT', str(root))}"
+
+
 def layout_hint(dataset: str, root: Path) -> str:
     """A sentence explaining what ``root`` should look like, with a guess when it is one level off."""
+    if dataset in FORMATS:
+        return _format_hint(dataset, root)
     if (root / "train").is_dir() or (root / "test").is_dir():
         return f"{root} looks like a single category folder; pass its parent folder {root.parent} as the root"
     for child in sorted(p for p in root.iterdir() if p.is_dir()):

@@ -9,14 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from winclip_lib.datasets.catalog import DatasetError, Sample, check_dataset
+from winclip_lib.datasets.formats import FORMATS
 from winclip_lib.datasets.layout import (
     VISA_SPLIT_CSV,
     detect_layout,
-    images_in,
     list_categories,
     no_categories_error,
     read_visa_csv,
 )
+from winclip_lib.datasets.listing import images_in
 
 __all__ = ["SPLITS", "load_split", "scan_split"]
 
@@ -93,8 +94,8 @@ def scan_split(dataset: str, root: str | Path, category: str, split: str, requir
                ) -> tuple[list[Sample], list[str]]:
     """Lenient version of :func:`load_split`: return the samples and a list of problems (one sentence each, naming
     the file) instead of raising. Anomalous images whose mask is missing are returned with ``mask_path`` None (and
-    a problem, unless ``require_masks`` is False); images listed in the VisA split file but missing on disk are left
-    out (and a problem). An unknown dataset/split, a missing root and an unknown category still raise
+    a problem, unless ``require_masks`` is False); images listed in the VisA or Real-IAD split files but missing on
+    disk are left out (and a problem). An unknown dataset/split, a missing root and an unknown category still raise
     :class:`DatasetError`."""
     check_dataset(dataset)
     if split not in SPLITS:
@@ -111,12 +112,14 @@ def scan_split(dataset: str, root: str | Path, category: str, split: str, requir
         if not present:
             raise no_categories_error(dataset, root)
         raise DatasetError(f"category {category!r} not found under {root}; categories present: {', '.join(present)}")
-    if layout == "visa_raw":
+    if layout in FORMATS:
+        samples, problems = FORMATS[layout].scan(root, category, split, require_masks)
+    elif layout == "visa_raw":
         samples, problems = _scan_visa_raw(root, category, split, require_masks)
     else:
         samples, problems = _scan_mvtec(dataset, root, category, split, require_masks)
     if not samples and not problems:
-        where = root / VISA_SPLIT_CSV if layout == "visa_raw" else root / category / split
+        where = {"visa_raw": root / VISA_SPLIT_CSV}.get(layout, root if layout in FORMATS else root / category / split)
         problems.append(f"category {category!r} has no {split} images in {where}")
     return samples, problems
 
@@ -124,7 +127,8 @@ def scan_split(dataset: str, root: str | Path, category: str, split: str, requir
 def load_split(dataset: str, root: str | Path, category: str, split: str, require_masks: bool = True
                ) -> list[Sample]:
     """All samples of one category's split ("train" or "test"), sorted deterministically (MVTec layout: by defect
-    folder then file name; VisA raw: normal first, then by path).
+    folder then file name; VisA raw and Real-IAD: normal first, then by path; the other layouts: see their modules).
+    A "train" split may hold anomalous images (label 1: KolektorSDD2, DAGM), which are never drawn as references.
 
     Raises :class:`DatasetError` on an unknown or empty category, a root with the wrong layout, or an anomalous
     test image without its mask (naming the files; not with ``require_masks=False``, for image-level evaluation).

@@ -1,7 +1,7 @@
 """One configuration: :class:`RunConfig` defines every setting of a run, with its default.
 
 It extends the method's :class:`~winclip_lib.core.options.WinCLIPOptions` with what a run adds (datasets, k, seeds,
-backbone, device, evaluation, folders). The command line (:mod:`winclip_lib.experiments.cli`), the notebooks'
+backbone, device, evaluation, folders). The command line (:mod:`winclip_lib.cli`), the notebooks'
 parameters (:meth:`RunConfig.from_settings`), the model (:meth:`winclip_lib.WinCLIP.from_config`) and the feature
 cache (:meth:`~winclip_lib.experiments.feature_cache.FeatureCache.from_config`) are all built from its fields; adding a
 setting means adding one field here (with its help text) and using it.
@@ -46,7 +46,7 @@ def is_random_weights(pretrained: str | None) -> bool:
 class RunConfig(WinCLIPOptions):
     """One experiment grid: datasets x categories x k x seeds, and every setting of the method and the run.
 
-    Each field's help text is in its metadata (``python -m winclip_lib.experiments.cli run --help`` lists them all);
+    Each field's help text is in its metadata (``winclip run --help`` lists them all);
     :meth:`to_dict` / :meth:`from_dict` round-trip it through JSON (``run.json``).
     """
 

@@ -59,7 +59,11 @@ def file_digest(path: str | Path, n_hex: int = 32) -> str:
     return file_sha256(path, n_hex)
 
 
+#: Columns of the results CSVs that are names, read as text whatever they look like (BTAD's categories are "01" ...).
+TEXT_COLUMNS = {c: str for c in ("dataset", "category", "metric", "image", "defect")}
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     """A results CSV written by this package (pandas >= 3 parses floats exactly, so a re-write gives the same
-    bytes)."""
-    return pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan"])
+    bytes); name columns stay text (a category "01" is not the number 1)."""
+    return pd.read_csv(path, keep_default_na=False, na_values=["", "NaN", "nan"], dtype=TEXT_COLUMNS)

@@ -4,7 +4,8 @@ The masks go through the same geometry as the images (:class:`~winclip_lib.core.
 ``eval_resolution="N"`` (240: the model input) they are resized (and, in crop mode, cropped) to N x N with the
 ``mask_resize`` method and the maps are upsampled from the patch grid to N x N, so mask pixel (i, j) is map pixel
 (i, j); at ``"mask"`` the maps are carried onto the covered part of each mask at its own resolution. With
-``masks=False`` only the image metrics are computed (pixel metrics are NaN: not available).
+``masks=False``, or for a unit whose anomalous images have no masks (a ``folder`` without masks), only the image
+metrics are computed (pixel metrics are NaN: not available).
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     """Encode (through the cache) and score one unit for every (k, seed).
 
     Returns:
-        (metrics rows with :data:`~winclip_lib.experiments.tables.METRICS_COLUMNS`, per-image score rows with
-        :data:`~winclip_lib.experiments.tables.SCORES_COLUMNS`).
+        (metrics rows with :data:`~winclip_lib.experiments.summary.METRICS_COLUMNS`, per-image score rows with
+        :data:`~winclip_lib.experiments.summary.SCORES_COLUMNS`).
     """
     name = f"{unit.dataset}/{unit.category}"
     refs = unit.reference_union
@@ -110,7 +111,7 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     model = model_for(unit, cfg, backbone, text_cache)
     labels = np.array([s.label for s in unit.test], dtype=np.int64)
     mask_shapes = full_shapes = mask_stack = None
-    if cfg.masks:
+    if cfg.masks and unit.has_masks:
         masks, full_shapes = eval_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,
                                         cfg.mask_resize)
         mask_stack = _stack_same_shape(masks, "masks", unit)

@@ -15,6 +15,7 @@ from typing import Any
 
 from winclip_lib.datasets.catalog import DATASET_LOADERS, DatasetError, Sample, class_name
 from winclip_lib.datasets.layout import list_categories, no_categories_error
+from winclip_lib.datasets.masks import mask_files
 from winclip_lib.datasets.references import sample_references
 from winclip_lib.datasets.scan import load_split
 from winclip_lib.experiments.config import RunConfig
@@ -73,10 +74,19 @@ class Unit:
         """A path relative to the dataset root, POSIX style."""
         return Path(path).relative_to(self.root).as_posix()
 
+    @property
+    def has_masks(self) -> bool:
+        """Whether the anomalous test images have masks (a ``folder`` category may have none: image metrics only)."""
+        return any(s.mask_path is not None for s in self.test if s.label == 1)
+
     def fingerprint(self) -> str:
-        """Hash of the listing (relative path, size, mtime_ns) of every test image, mask and reference."""
+        """Hash of the listing (relative path, size, mtime_ns) of every test image, mask (each file of a mask
+        folder) and reference."""
         h = hashlib.sha256()
-        files = [s.image_path for s in self.test] + [s.mask_path for s in self.test if s.mask_path is not None]
+        files = [s.image_path for s in self.test]
+        for s in self.test:
+            if s.mask_path is not None:
+                files += mask_files(s.mask_path)
         files += [s.image_path for s in self.reference_union]
         for p in files:
             st = Path(p).stat()
