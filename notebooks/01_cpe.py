@@ -51,7 +51,7 @@ dataset = "mvtec"  # the dataset the class comes from (for its class name)
 category = "bottle"  # the category whose prompts are shown
 datasets = {}  # the run's datasets (only to label a demo on synthetic data)
 model_name = None  # None: the paper's ViT-B-16-plus-240
-pretrained = None  # None: laion400m_e31; "none": random weights (NOT a reproduction); or a checkpoint path
+pretrained = None  # None: $WINCLIP_PRETRAINED, else laion400m_e31; "none": random weights (DEMO); or a checkpoint file
 precision = None  # None: "auto", the fastest precision measured on this machine
 device = None  # None: "auto" (CUDA when present)
 figures_dir = "../figures"
@@ -83,11 +83,11 @@ from winclip_lib.report.notebook import show_source
 
 cfg = RunConfig.from_settings(model_name=model_name, pretrained=pretrained, precision=precision, device=device)
 backbone = load_run_backbone(cfg)
-banner = label_for(backbone.is_random, datasets)
+banner = label_for(backbone.is_random, datasets, backbone.weights)
 figures, tables = Path(figures_dir), Path(tables_dir)
 name = class_name(category, DATASET_LOADERS.get(dataset, "mvtec"))
 print(backbone.describe())
-print(banner or "real weights")
+print(banner or backbone.weights.describe())  # which weights ran: the SHA-256 of the file, checked
 print(f"class {category!r} is called {name!r} in the prompts")
 
 # %% [markdown]

@@ -53,7 +53,7 @@ preset = None  # None: the paper's choices; or a public reproduction's (winclip_
 shots = None  # None: k in 0, 1, 2, 4 (0 is zero-shot WinCLIP, k > 0 WinCLIP+ with k normal reference images)
 seeds = None  # None: five reference draws for each k > 0
 model_name = None  # None: the paper's ViT-B-16-plus-240
-pretrained = None  # None: laion400m_e31; "none": random weights (NOT a reproduction); or a checkpoint path
+pretrained = None  # None: $WINCLIP_PRETRAINED, else laion400m_e31; "none": random weights (DEMO); or a checkpoint file
 precision = None  # None: "auto", the fastest precision measured on this machine
 device = None  # None: "auto" (CUDA when present)
 settings = {}  # any other RunConfig setting by name, e.g. {"temperature": 0.01}
@@ -86,7 +86,7 @@ cfg = RunConfig.from_settings(settings, preset=preset, datasets=datasets, catego
                               seeds=seeds, model_name=model_name, pretrained=pretrained, precision=precision,
                               device=device, cache_dir=cache_dir)
 backbone = load_run_backbone(cfg)
-banner = label_for(backbone.is_random, cfg.datasets)
+banner = label_for(backbone.is_random, cfg.datasets, backbone.weights)
 figures, tables = Path(figures_dir), Path(tables_dir)
 print(backbone.describe())
 print(banner or "real weights on real data")

@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from winclip_lib.core.backbone import WeightsUnavailableError
+from winclip_lib.core.checkpoints import as_entry_point
 from winclip_lib.core.imageio import ImageError
 from winclip_lib.core.openclip_adapter import UnsupportedOpenCLIPError
 from winclip_lib.datasets.catalog import DATASET_LOADERS, DatasetError
@@ -298,6 +299,7 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "summary": cmd_summary, "synthetic": cmd_synthetic}
 
 
+@as_entry_point("cli")  # messages name the command's flags (e.g. --pretrained)
 def main(argv: Sequence[str] | None = None, extra: Sequence[SubCommand] = ()) -> int:
     """Parse ``argv`` and run; returns the exit status (0; 2 for a user error; 130 after Ctrl-C; a command may
     return others, e.g. ``predict``'s 3 when files were skipped). ``extra``: sub-commands of the layers above."""
