@@ -415,3 +415,21 @@ def test_real_architecture_checkpoint_loads_and_another_architecture_is_refused(
     msg = str(err.value)
     assert "e.g. visual.conv1.weight: (768, 3, 16, 16) in the file, (896, 3, 16, 16) in ViT-B-16-plus-240" in msg
     assert "a checkpoint of another architecture (a ViT of width 768 on 14 x 14 patches of 16 px)" in msg
+
+
+def test_open_clips_e32_tag_finds_the_e31_hub_file_and_the_verdict_says_so(monkeypatch, tmp_path):
+    """open_clip 3.3.0 points ``laion400m_e32``'s hub entry at the ``laion400m_e31`` repository: the file found for
+    e32 in the Hugging Face cache is e31's, and the verdict names what the digest proves, and what was asked for."""
+    from winclip_lib.core.backbone import find_cached_weights
+
+    snap = tmp_path / "models--timm--vit_base_patch16_plus_clip_240.laion400m_e31" / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    (snap.parents[1] / "refs").mkdir()
+    (snap.parents[1] / "refs" / "main").write_text("0123abcd")
+    (snap / "open_clip_model.safetensors").write_bytes(b"stand-in for the hub's e31 file")
+    found = find_cached_weights(DEFAULT_MODEL, "laion400m_e32", str(tmp_path))
+    assert found == snap / "open_clip_model.safetensors"
+    digest = ck.file_sha256(found)
+    monkeypatch.setattr(ck, "KNOWN_DIGESTS", (ck.KnownDigest(digest, DEFAULT_MODEL, "laion400m_e31", "hub", "test"),))
+    verdict = ck.verify_checkpoint(found, DEFAULT_MODEL, "laion400m_e32")
+    assert verdict.describe() == "weights: laion400m_e31 (SHA-256 verified; asked for laion400m_e32)"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import os
 import pickle
@@ -36,7 +35,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import torch
 
-from winclip_lib.core.precision import CACHE_DIR_ENV
+from winclip_lib.core.user_cache import read_json, write_json
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -223,31 +222,8 @@ def file_sha256(path: str | Path, n_hex: int = 64) -> str:
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
-_MEMO_FORMAT = 1
-
-
-def _memo_file() -> Path:
-    base = os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "winclip")
-    return Path(base) / "checkpoint_sha256.json"
-
-
-def _read_memo() -> dict[str, Any]:
-    try:
-        data = json.loads(_memo_file().read_text())
-        return data["files"] if data.get("format") == _MEMO_FORMAT else {}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
-def _write_memo(files: dict[str, Any]) -> None:
-    path = _memo_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"format": _MEMO_FORMAT, "files": files}, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:  # a read-only home: the file is hashed again next time
-        _log.debug("cannot remember checkpoint digests in %s: %s", path, exc)
+_MEMORY = "checkpoint_sha256.json"
+_MEMORY_FORMAT = 1
 
 
 def checkpoint_sha256(path: str | Path) -> str:
@@ -259,7 +235,7 @@ def checkpoint_sha256(path: str | Path) -> str:
     key = (str(resolved), stat.st_size, stat.st_mtime_ns)
     if key in _DIGESTS:
         return _DIGESTS[key]
-    files = _read_memo()
+    files = read_json(_MEMORY, _MEMORY_FORMAT).get("files", {})
     entry = files.get(key[0])
     if isinstance(entry, dict) and entry.get("size") == key[1] and entry.get("mtime_ns") == key[2] \
             and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64:
@@ -267,7 +243,7 @@ def checkpoint_sha256(path: str | Path) -> str:
     else:
         digest = file_sha256(resolved)
         files[key[0]] = {"size": key[1], "mtime_ns": key[2], "sha256": digest}
-        _write_memo(files)
+        write_json(_MEMORY, _MEMORY_FORMAT, {"files": files}, indent=1)
     _DIGESTS[key] = digest
     return digest
 
