@@ -433,3 +433,13 @@ def test_open_clips_e32_tag_finds_the_e31_hub_file_and_the_verdict_says_so(monke
     monkeypatch.setattr(ck, "KNOWN_DIGESTS", (ck.KnownDigest(digest, DEFAULT_MODEL, "laion400m_e31", "hub", "test"),))
     verdict = ck.verify_checkpoint(found, DEFAULT_MODEL, "laion400m_e32")
     assert verdict.describe() == "weights: laion400m_e31 (SHA-256 verified; asked for laion400m_e32)"
+
+
+def test_a_process_that_merely_imported_jupyter_is_not_a_notebook(monkeypatch):
+    import ipykernel  # noqa: F401 — imported, as papermill's users do, but no kernel is running here
+
+    monkeypatch.delenv(ck.ENTRY_POINT_ENV, raising=False)
+    assert ck.entry_point() == "python"
+    assert ck.as_entry_point("cli")(ck.entry_point)() == "cli"
+    monkeypatch.setenv(ck.ENTRY_POINT_ENV, "make")  # make reproduce runs the command: make's variable is named
+    assert ck.as_entry_point("cli")(ck.entry_point)() == "make"

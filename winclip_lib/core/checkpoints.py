@@ -198,7 +198,9 @@ def entry_point(pretrained: str | None = None) -> str:
     running = _ENTRY.get()
     if running is not None:
         return running
-    if "ipykernel" in sys.modules:
+    ipython = sys.modules.get("IPython")  # inside a Jupyter kernel: its shell is running (not merely imported)
+    shell = ipython.get_ipython() if ipython is not None else None
+    if type(shell).__name__ == "ZMQInteractiveShell":
         return "notebook"
     return "python"
 
