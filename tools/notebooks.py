@@ -3,9 +3,11 @@
 ``run_notebooks()`` executes ``notebooks/NN_*.ipynb`` in order, each in ``notebooks/``, with the given parameters
 injected after its ``parameters`` cell, and writes the executed copies to ``out_dir``. Each notebook gets the
 parameters it declares; a name no selected notebook declares is an error (a typo would otherwise be ignored). Path
-parameters are made absolute first. The kernels run with ``WINCLIP_PROGRESS=0``: no progress widgets are frozen into
-the executed notebooks. A failing cell stops the run with papermill's ``PapermillExecutionError``; the partly executed
-notebook (with the traceback) is in ``out_dir``.
+parameters are made absolute first, and so is ``pretrained`` when it names a checkpoint file. The kernels run with
+``WINCLIP_PROGRESS=0`` (no progress widgets are frozen into the executed notebooks) and know that they run as
+notebooks (``WINCLIP_ENTRY_POINT``: messages name the notebooks' ``pretrained`` parameter, or ``make``'s variable
+under ``make reproduce``). A failing cell stops the run with papermill's ``PapermillExecutionError``; the partly
+executed notebook (with the traceback) is in ``out_dir``.
 
 Command line (what ``make reproduce`` uses after the grid)::
 
@@ -25,6 +27,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from winclip_lib.core.checkpoints import ENTRY_POINT_ENV, is_checkpoint_path
 
 __all__ = [
     "NOTEBOOK_DIR",
@@ -84,6 +88,8 @@ def absolute_parameters(parameters: Mapping[str, Any], base: str | Path | None =
     for key in PATH_PARAMETERS:
         if key in out:
             out[key] = absolute(out[key])
+    if isinstance(out.get("pretrained"), str) and is_checkpoint_path(out["pretrained"]):
+        out["pretrained"] = absolute(out["pretrained"])
     if isinstance(out.get("datasets"), Mapping):
         out["datasets"] = {name: absolute(path) for name, path in out["datasets"].items()}
     return out
@@ -142,7 +148,9 @@ def run_notebooks(
     out.mkdir(parents=True, exist_ok=True)
     written = []
     previous = os.environ.get("WINCLIP_PROGRESS")
+    previous_entry = os.environ.get(ENTRY_POINT_ENV)
     os.environ["WINCLIP_PROGRESS"] = "0"  # the kernels inherit it: no progress widgets in executed notebooks
+    os.environ.setdefault(ENTRY_POINT_ENV, "notebook")  # unless make reproduce named itself
     try:
         for name in names:
             src = notebook_path(name, folder)
@@ -163,10 +171,11 @@ def run_notebooks(
             )
             written.append(dst)
     finally:
-        if previous is None:
-            os.environ.pop("WINCLIP_PROGRESS", None)
-        else:
-            os.environ["WINCLIP_PROGRESS"] = previous
+        for name, value in (("WINCLIP_PROGRESS", previous), (ENTRY_POINT_ENV, previous_entry)):
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return written
 
 

@@ -26,6 +26,7 @@ from winclip_lib.core.backbone import (
     load_backbone,
     wrap_model,
 )
+from winclip_lib.core.checkpoints import CheckpointError, WeightsVerdict
 from winclip_lib.core.encoder import encode_images, window_indices
 from winclip_lib.core.features import Features
 from winclip_lib.core.model import Prediction, WinCLIP
@@ -38,10 +39,12 @@ __all__ = [
     "DEFAULT_PRETRAINED",
     "TINY_MODEL",
     "Backbone",
+    "CheckpointError",
     "Features",
     "Prediction",
     "UnsupportedOpenCLIPError",
     "WeightsUnavailableError",
+    "WeightsVerdict",
     "WinCLIP",
     "WinCLIPOptions",
     "encode_images",

@@ -45,7 +45,7 @@ def test_offline_without_cached_weights_fails_fast_with_instructions(tmp_path, m
     assert time.perf_counter() - t0 < 10  # no retry loop (typically well under a second)
     msg = str(err.value)
     assert DEFAULT_MODEL in msg and DEFAULT_PRETRAINED in msg and "HF_HUB_OFFLINE" in msg
-    assert "pretrained=None" in msg and "--pretrained none" in msg and "checkpoint" in msg
+    assert "load_backbone(pretrained=None)" in msg and 'load_backbone(pretrained="/path/to/file")' in msg
     assert "hf download timm/vit_base_patch16_plus_clip_240.laion400m_e31" in msg
     assert "huggingface-cli" not in msg  # the pinned huggingface_hub ships `hf`, not huggingface-cli
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from data_prep import verify as vf
 from tests.datasets.standins import (
     make_btad,
     make_dagm,
@@ -24,8 +26,7 @@ from tests.datasets.standins import (
     render,
     write_mask,
 )
-
-from data_prep import verify as vf
+from winclip_lib.cli import build_parser, main
 from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.datasets.catalog import CATEGORIES, DATASET_LOADERS, DATASETS, class_name
 from winclip_lib.datasets.counts import EXPECTED_COUNTS, EXPECTED_IMAGE_TOTALS, EXPECTED_TOTALS, Counts
@@ -34,7 +35,6 @@ from winclip_lib.datasets.masks import load_mask
 from winclip_lib.datasets.references import sample_references
 from winclip_lib.datasets.scan import load_split, scan_split
 from winclip_lib.evaluation.metrics import IMAGE_METRIC_NAMES, METRIC_NAMES
-from winclip_lib.cli import build_parser, main
 
 NEW = ("btad", "ksdd", "ksdd2", "dagm", "dtd", "loco", "mvtec2", "realiad")
 

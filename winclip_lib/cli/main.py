@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from winclip_lib.cli import predict, run, summary, synthetic
 from winclip_lib.core.backbone import WeightsUnavailableError
+from winclip_lib.core.checkpoints import as_entry_point
 from winclip_lib.core.imageio import ImageError
 from winclip_lib.core.openclip_adapter import UnsupportedOpenCLIPError
 from winclip_lib.datasets.catalog import DatasetError
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@as_entry_point("cli")  # messages name the command's flags (e.g. --pretrained)
 def main(argv: Sequence[str] | None = None) -> int:
     """``winclip``: parse ``argv`` and run the sub-command; returns the exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)

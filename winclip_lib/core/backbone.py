@@ -9,9 +9,14 @@ Three ways to get weights:
   when online; offline (``HF_HUB_OFFLINE=1``, or the hub unreachable) it fails at once with a message that says how
   to get the weights;
 - a local checkpoint path (``.bin``/``.pt``/``.pth`` loaded with ``torch.load(weights_only=True)``, or
-  ``.safetensors``);
+  ``.safetensors``): a file that does not fit the model, is truncated, or holds a pickle ``weights_only`` refuses is
+  one :class:`~winclip_lib.core.checkpoints.CheckpointError` line;
 - ``None``: random weights from a seed — the real architecture for tests and the demo. Numbers computed with them
   are not reproduction results, and :attr:`Backbone.is_random` says so.
+
+The file that runs is compared with the known digests of the paper's checkpoint
+(:func:`~winclip_lib.core.checkpoints.verify_checkpoint`): :attr:`Backbone.weights` says which weights ran and
+whether they are the paper's, and :meth:`Backbone.describe` prints it.
 
 ``precision`` converts the *weights* (``bf16`` / ``fp16``), not autocast; ``"auto"`` (the default) picks the
 precision measured fastest on this machine (:mod:`winclip_lib.core.precision`). Every model is checked on loading by
@@ -21,7 +26,6 @@ precision measured fastest on this machine (:mod:`winclip_lib.core.precision`). 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -33,11 +37,22 @@ from urllib.parse import urlparse
 import open_clip
 import torch
 
+from winclip_lib.core.checkpoints import (
+    PAPER_MODEL,
+    PAPER_TAG,
+    PRETRAINED_ENV,
+    WeightsVerdict,
+    entry_point,
+    how_to_pass,
+    is_checkpoint_path,
+    load_checkpoint_file,
+    verify_checkpoint,
+)
 from winclip_lib.core.openclip_adapter import check_model
 from winclip_lib.core.precision import DEFAULT_PRECISION, PRECISIONS, PrecisionChoice, resolve_precision
 
-DEFAULT_MODEL = "ViT-B-16-plus-240"
-DEFAULT_PRETRAINED = "laion400m_e31"
+DEFAULT_MODEL = PAPER_MODEL
+DEFAULT_PRETRAINED = PAPER_TAG
 TINY_MODEL = "WinCLIP-Tiny-240"
 DEFAULT_DEVICE = "auto"
 
@@ -101,7 +116,8 @@ class Backbone:
     """An OpenCLIP model in eval mode with its tokenizer and the identity of its weights.
 
     ``weights_id`` names the weights for cache keys: the pretrained tag, ``"file:<sha256[:16]>"`` for a checkpoint,
-    ``"random:<seed>"`` for random weights, or what the caller passed to :func:`wrap_model`.
+    ``"random:<seed>"`` for random weights, or what the caller passed to :func:`wrap_model`. ``weights`` says which
+    weights ran, proven by the SHA-256 of the file (:class:`~winclip_lib.core.checkpoints.WeightsVerdict`).
     """
 
     model: Any  # open_clip.CLIP
@@ -111,6 +127,7 @@ class Backbone:
     device: torch.device
     tokenizer: Any = field(repr=False)
     precision_choice: PrecisionChoice | None = field(default=None, repr=False)
+    weights: WeightsVerdict | None = field(default=None, repr=False)
 
     @property
     def visual(self) -> Any:
@@ -156,10 +173,14 @@ class Backbone:
         return mean, std
 
     def describe(self) -> str:
+        """One line: model / weights id / precision / device, then the DEMO note for random weights or the weights
+        verdict ("weights: laion400m_e31 (SHA-256 verified)", ...)."""
         label = " (RANDOM WEIGHTS: not a reproduction)" if self.is_random else ""
         how = ""
         if self.precision_choice is not None and self.precision_choice.source != "argument":
             how = f" [{self.precision_choice.describe()}]"
+        if self.weights is not None and not self.is_random:
+            label = f" — {self.weights.describe()}"
         return f"{self.model_name} / {self.weights_id} / {self.precision}{how} / {self.device}{label}"
 
 
@@ -171,12 +192,14 @@ def wrap_model(
     precision: str = DEFAULT_PRECISION,
     device: str | torch.device | None = None,
     tokenizer: Any = None,
+    weights: WeightsVerdict | None = None,
 ) -> Backbone:
     """Wrap an already-built open_clip CLIP model (e.g. with injected weights) as a :class:`Backbone`.
 
     The model's layout is checked (:func:`~winclip_lib.core.openclip_adapter.check_model`), then it is put in eval
     mode, frozen, moved to ``device`` and its weights converted to ``precision`` (``"auto"`` resolved for that
-    device, :func:`~winclip_lib.core.precision.resolve_precision`).
+    device, :func:`~winclip_lib.core.precision.resolve_precision`). ``weights``: the verdict on the weights (default:
+    "random" for a ``random:`` weights id, else "unverified" — weights passed in are not checked).
 
     Raises:
         UnsupportedOpenCLIPError: a model whose modules this library does not recognise.
@@ -190,15 +213,9 @@ def wrap_model(
             tokenizer = open_clip.get_tokenizer(model_name)
         except Exception:  # a custom name open_clip does not know: CLIP's BPE tokenizer
             tokenizer = open_clip.SimpleTokenizer(context_length=getattr(model, "context_length", 77))
-    return Backbone(model, model_name, weights_id, choice.precision, dev, tokenizer, choice)
-
-
-def file_sha256(path: str | Path, n_hex: int = 16) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:n_hex]
+    if weights is None:
+        weights = WeightsVerdict("random" if weights_id.startswith("random") else "unverified", model_name)
+    return Backbone(model, model_name, weights_id, choice.precision, dev, tokenizer, choice, weights)
 
 
 def _hf_repo(cfg: dict) -> tuple[str, list[str]]:
@@ -251,18 +268,26 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _weights_help(model_name: str, tag: str, reason: str) -> str:
+    """The offline error: how to get the weights, and how to pass a file in the way of the entry point in use
+    (:func:`~winclip_lib.core.checkpoints.entry_point`)."""
     cfg = open_clip.get_pretrained_cfg(model_name, tag)
     repo_id, names = _hf_repo(cfg)
+    entry = entry_point(tag)
+    pass_file, pass_random = how_to_pass(entry)
+    also = "" if entry == "env" else f"\n      (or, for every entry point: export {PRETRAINED_ENV}=/path/to/file)"
+    what = f"pretrained weights {tag!r} for OpenCLIP model {model_name!r} are not in the local cache and {reason}"
+    head = f"{PRETRAINED_ENV}={tag} is set, and {what}" if entry == "env" else what[0].upper() + what[1:]
     return (
-        f"Pretrained weights {tag!r} for OpenCLIP model {model_name!r} are not in the local cache and {reason}.\n"
+        f"{head}.\n"
         "To get them:\n"
         f"  * run once with internet access (the weights are then cached, ~800 MB):\n"
         f"      python -c \"import open_clip; open_clip.create_model('{model_name}', pretrained='{tag}')\"\n"
-        f"    or: hf download {repo_id} {names[-1]}\n"
-        f"  * or download the checkpoint yourself ({cfg.get('url', repo_id)}) and pass its path:\n"
-        "      load_backbone(pretrained='/path/to/checkpoint.bin')   (CLI: --pretrained /path/to/file)\n"
+        f"    or: hf download {repo_id} {names[0]}\n"
+        f"  * or download the checkpoint on a connected machine ({cfg.get('url') or repo_id}), copy it here and pass "
+        "its path (data_prep/README.md, 'Offline: the weights and the data'):\n"
+        f"      {pass_file}{also}\n"
         "  * or, for tests and the demo only, use random weights (NOT a reproduction):\n"
-        "      load_backbone(pretrained=None)   (CLI: --pretrained none)"
+        f"      {pass_random}"
     )
 
 
@@ -289,6 +314,7 @@ def load_backbone(
     Raises:
         WeightsUnavailableError: a tag whose weights are not cached while offline (``HF_HUB_OFFLINE=1``) or with
             the hub unreachable; raised at once, with the ways to get the weights.
+        CheckpointError: a checkpoint file (given, or found in the cache) that cannot run: one line naming it.
         ValueError / FileNotFoundError: unknown model name or tag, precision or device, missing checkpoint file.
     """
     register_model_configs()
@@ -300,20 +326,18 @@ def load_backbone(
         with torch.random.fork_rng(devices=[]), _quiet_open_clip():
             torch.manual_seed(seed)
             model = open_clip.create_model(model_name, pretrained=None)
-        return wrap_model(model, model_name, f"random:{seed}", precision=precision, device=device)
+        return wrap_model(model, model_name, f"random:{seed}", precision=precision, device=device,
+                          weights=WeightsVerdict.random(model_name))
 
     pretrained = str(pretrained)
-    path = Path(pretrained).expanduser()
-    looks_like_path = path.suffix in {".bin", ".pt", ".pth", ".safetensors"} or os.sep in pretrained
-    if looks_like_path:
+    if is_checkpoint_path(pretrained):
+        path = Path(pretrained).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint file not found: {path} (pass an existing file, or a pretrained tag)")
-        weights_id = f"file:{file_sha256(path)}"
     else:
         tags = open_clip.list_pretrained_tags_by_model(model_name)
         if pretrained not in tags:
             raise ValueError(f"unknown pretrained tag {pretrained!r} for {model_name!r}; known tags: {tags}")
-        weights_id = pretrained
         cached = find_cached_weights(model_name, pretrained, cache_dir)
         if cached is None:
             if hf_offline():
@@ -321,10 +345,15 @@ def load_backbone(
             if not _hub_reachable():
                 raise WeightsUnavailableError(_weights_help(model_name, pretrained, "the hub is unreachable"))
             model = open_clip.create_model(model_name, pretrained=pretrained, cache_dir=cache_dir)
-            return wrap_model(model, model_name, weights_id, precision=precision, device=device)
+            downloaded = find_cached_weights(model_name, pretrained, cache_dir)
+            verdict = (verify_checkpoint(downloaded, model_name, pretrained) if downloaded is not None
+                       else WeightsVerdict("unverified", model_name, pretrained))
+            return wrap_model(model, model_name, pretrained, precision=precision, device=device, weights=verdict)
         path = cached
 
     with _quiet_open_clip():
         model = open_clip.create_model(model_name, pretrained=None)
-    open_clip.load_checkpoint(model, str(path), weights_only=True)
-    return wrap_model(model, model_name, weights_id, precision=precision, device=device)
+    load_checkpoint_file(model, path, model_name)
+    verdict = verify_checkpoint(path, model_name, pretrained)
+    weights_id = f"file:{verdict.sha256[:16]}" if is_checkpoint_path(pretrained) else pretrained
+    return wrap_model(model, model_name, weights_id, precision=precision, device=device, weights=verdict)

@@ -27,9 +27,12 @@ def setting(default: Any, help: str, *, choices: Iterable[Any] | None = None, re
             cli: bool = True, flag: str | None = None, metavar: str | None = None) -> Any:
     """A dataclass field that is a setting: its default, its help text, its allowed values (``choices``), whether it
     changes results (``results``: part of the result identity of a run), whether the command line offers it
-    (``cli``) and under which flag (default: ``--<name-with-dashes>``)."""
+    (``cli``) and under which flag (default: ``--<name-with-dashes>``). A ``default`` that is a function is called
+    for each new object (a default read from the environment when the object is made)."""
     metadata = {"help": help, "choices": None if choices is None else tuple(choices), "results": results,
                 "cli": cli, "flag": flag, "metavar": metavar}
+    if callable(default):
+        return dataclasses.field(default_factory=default, metadata=metadata)
     if isinstance(default, list | dict | set):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)

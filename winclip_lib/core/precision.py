@@ -19,7 +19,6 @@ The precision that was actually used is what goes into feature-cache keys and ``
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import platform
@@ -32,6 +31,8 @@ from pathlib import Path
 import torch
 
 from winclip_lib.core.choices import check_choice
+from winclip_lib.core.user_cache import CACHE_DIR_ENV as CACHE_DIR_ENV  # where the probe remembers (re-exported)
+from winclip_lib.core.user_cache import read_json, write_json
 
 __all__ = [
     "DEFAULT_PRECISION",
@@ -54,7 +55,6 @@ PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloa
 PRECISION_CHOICES: tuple[str, ...] = ("auto", *PRECISIONS)
 DEFAULT_PRECISION = "auto"
 PRECISION_ENV = "WINCLIP_PRECISION"
-CACHE_DIR_ENV = "WINCLIP_CACHE_DIR"
 #: Another precision replaces fp32 only when it is at least this many times as fast.
 SPEEDUP_THRESHOLD = 1.2
 #: The probe's GEMM: ViT-B/16+'s MLP input projection (width 896 -> 3584) on this many tokens, with GELU.
@@ -169,9 +169,7 @@ def machine_key() -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _cache_file() -> Path:
-    base = os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "winclip")
-    return Path(base) / "precision.json"
+_MEMORY = "precision.json"
 
 
 def _gemm_call(precision: str):
@@ -235,9 +233,8 @@ def probe_cpu(precisions: Sequence[str] | None = None, threshold: float = SPEEDU
 
 def _remembered(key: str) -> PrecisionChoice | None:
     try:
-        data = json.loads(_cache_file().read_text())
-        entry = data["machines"][key]
-        if data.get("format") != _FORMAT or entry["precision"] not in PRECISIONS:
+        entry = read_json(_MEMORY, _FORMAT)["machines"][key]
+        if entry["precision"] not in PRECISIONS:
             return None
         return PrecisionChoice(entry["precision"], "remembered", dict(entry["ratios"]), dict(entry["gflops"]),
                                float(entry["seconds"]), key)
@@ -246,24 +243,12 @@ def _remembered(key: str) -> PrecisionChoice | None:
 
 
 def _remember(choice: PrecisionChoice) -> None:
-    path = _cache_file()
-    try:
-        data = json.loads(path.read_text()) if path.is_file() else {}
-        if data.get("format") != _FORMAT:
-            data = {}
-    except (OSError, ValueError):
-        data = {}
-    machines = data.get("machines", {})
+    """Add the choice to the per-machine memory (a read-only home: the probe simply runs again next time)."""
+    machines = read_json(_MEMORY, _FORMAT).get("machines", {})
     machines[choice.machine] = {"precision": choice.precision, "ratios": choice.ratios, "gflops": choice.gflops,
                                 "seconds": choice.seconds, "torch": torch.__version__,
                                 "cpu": cpu_model_and_flags()[0]}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"format": _FORMAT, "machines": machines}, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:  # a read-only home: the probe simply runs again next time
-        _log.debug("precision probe: cannot remember the choice in %s: %s", path, exc)
+    write_json(_MEMORY, _FORMAT, {"machines": machines})
 
 
 def resolve_precision(precision: str | None, device: torch.device, *, remember: bool = True) -> PrecisionChoice:

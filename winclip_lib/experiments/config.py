@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from winclip_lib.core.backbone import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_PRETRAINED, resolve_device
+from winclip_lib.core.backbone import DEFAULT_DEVICE, DEFAULT_MODEL, resolve_device
+from winclip_lib.core.checkpoints import PRETRAINED_ENV, default_pretrained, is_checkpoint_path
 from winclip_lib.core.choices import check_choice
 from winclip_lib.core.geometry import MASK_METHODS
 from winclip_lib.core.options import WinCLIPOptions, replace_settings, setting
@@ -62,8 +63,9 @@ class RunConfig(WinCLIPOptions):
                                                      "images", choices=REFERENCE_SAMPLINGS)
     model_name: str = setting(DEFAULT_MODEL, "open_clip model name (WinCLIP-Tiny-240: the tiny test model)",
                               flag="--model")
-    pretrained: str | None = setting(DEFAULT_PRETRAINED, "open_clip pretrained tag, a checkpoint path, or none: random "
-                                                         "weights (NOT a reproduction)")
+    pretrained: str | None = setting(default_pretrained, "open_clip pretrained tag, a checkpoint path, or none: "
+                                                         f"random weights (NOT a reproduction); default: "
+                                                         f"${PRETRAINED_ENV} when set, else laion400m_e31")
     precision: str = setting(DEFAULT_PRECISION, "weights precision; auto: the fastest measured on this machine",
                              choices=PRECISION_CHOICES)
     device: str = setting(DEFAULT_DEVICE, "auto (CUDA when present), cpu, cuda, cuda:1, ...", results=False)
@@ -172,7 +174,7 @@ class RunConfig(WinCLIPOptions):
         if self.pretrained is None:
             return
         path = Path(self.pretrained).expanduser()
-        if path.suffix in {".bin", ".pt", ".pth", ".safetensors"} or "/" in self.pretrained:
+        if is_checkpoint_path(self.pretrained):
             if not path.is_file():
                 raise FileNotFoundError(f"checkpoint file not found: {path} (pass an existing file, or a pretrained "
                                         "tag)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from winclip_lib.core.backbone import file_sha256
+from winclip_lib.core.checkpoints import file_sha256
 
 __all__ = ["CSV_OPTIONS", "atomic_write_bytes", "atomic_write_text", "file_digest", "read_csv", "user_file_mode"]
 

@@ -9,7 +9,8 @@ For every (dataset, category) unit (:mod:`~winclip_lib.experiments.units`) :func
 3. writes the unit's rows as part files and then a completion marker (:mod:`~winclip_lib.experiments.results`).
 
 Then the part files of all units are gathered into the run folder (``cfg.out_dir``): ``metrics.csv``,
-``scores.csv``, ``summary.csv`` and ``run.json``.
+``scores.csv``, ``summary.csv`` and ``run.json`` (with ``weights``: which weights ran, proven by the checkpoint's
+SHA-256, :class:`~winclip_lib.core.checkpoints.WeightsVerdict`).
 
 **Resume.** A unit is done when its marker exists and its part files match the checksums in it; a re-run skips done
 units and rebuilds the same CSVs byte for byte, and an interrupted run resumes. The unit key hashes everything that
@@ -127,6 +128,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     Raises:
         DatasetError: a missing root, unknown category or broken dataset (before any encoding).
         WeightsUnavailableError: the weights are not available offline.
+        CheckpointError: a checkpoint file that cannot run (another architecture, truncated, a refused pickle).
         KeyboardInterrupt: after recording ``"status": "interrupted"`` in ``run.json``.
     """
     cfg.check_runnable()
@@ -156,6 +158,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
         "precision_choice": None if backbone.precision_choice is None else backbone.precision_choice.as_dict(),
         "device": str(backbone.device),
         "is_random": backbone.is_random,
+        "weights": None if backbone.weights is None else backbone.weights.as_dict(),
         "synthetic_data": {d: is_synthetic_root(root) for d, root in cfg.datasets.items()},
         "versions": _versions(),
         "feature_cache": {"dir": str(cache.dir), "spec": cache.spec.as_dict()},

@@ -100,7 +100,7 @@ def setup_notebook(settings: Mapping[str, Any] | None = None, *, figures_dir: st
         config, banner = result.config, run_label(result.info)
         print(f"run: {result.out_dir}")
     else:
-        banner = label_for(backbone.is_random, config.datasets)
+        banner = label_for(backbone.is_random, config.datasets, backbone.weights)
     print(backbone.describe())
     print(banner or "real weights on real data")
     figures = Path(figures_dir)
