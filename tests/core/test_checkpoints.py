@@ -3,6 +3,7 @@ environment), the SHA-256 verdict on the file that ran, and one line for a file 
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -443,3 +444,21 @@ def test_a_process_that_merely_imported_jupyter_is_not_a_notebook(monkeypatch):
     assert ck.as_entry_point("cli")(ck.entry_point)() == "cli"
     monkeypatch.setenv(ck.ENTRY_POINT_ENV, "make")  # make reproduce runs the command: make's variable is named
     assert ck.as_entry_point("cli")(ck.entry_point)() == "make"
+
+
+def test_predict_records_and_shows_which_weights_ran(files, data, tmp_path):
+    """``winclip predict --pretrained FILE``: run.json holds the verdict, the label carries it, and the page shows it
+    in a "weights" row; its DEMO box does not claim random weights for real (if unverified) ones."""
+    out = tmp_path / "pred"
+    images = data / "disc" / "test"
+    argv = ["predict", str(images), "--class-name", "disc", "--out", str(out), "--model", TINY_MODEL, "--pretrained",
+            str(files["safetensors"]), "--precision", "fp32", "--device", "cpu", "--cache-dir",
+            str(tmp_path / "cache"), "--no-progress"]
+    assert winclip_main(argv) == 0
+    info = json.loads((out / "run.json").read_text())
+    verdict = info["weights"]["verdict"]
+    assert info["weights"]["status"] == "unverified" and info["weights"]["sha256"] == ck.file_sha256(files["safetensors"])
+    assert info["label"] == "DEMO — synthetic data: not a reproduction; " + verdict
+    page = html.unescape((out / "report.html").read_text())
+    assert f"<tr><th>weights</th><td>{verdict}</td></tr>" in page
+    assert "come from random weights" not in page and "not those of the paper's model" in page

@@ -98,6 +98,7 @@ def run_info(run: PredictionRun) -> dict[str, Any]:
         "settings": settings,
         "precision_used": run.precision,
         "backbone": run.backbone,
+        "weights": run.weights,
         "is_random": run.is_random,
         "label": run.label,
         "encode_counts": run.encode_counts,

@@ -88,7 +88,8 @@ def page_context(run: PredictionRun, overlay_src: dict[str, str], histogram_src:
     settings = [
         ("class name", run.class_name), ("mode", run.mode),
         ("normal references", [str(p) for p in run.references]),
-        ("backbone", run.backbone), ("precision used", run.precision),
+        ("backbone", run.backbone),
+        ("weights", run.weights["verdict"] if run.weights else "none loaded"), ("precision used", run.precision),
         *((name, getattr(run.config, name)) for name in PREDICT_SETTINGS),
         ("images encoded / read from the cache", f"{counts.get('encoded', 0)} / {counts.get('hits', 0)}"),
         ("scoring time", f"{run.seconds:.1f} s" + (f" ({run.seconds / n:.3f} s per image)" if n else "")),
@@ -96,6 +97,9 @@ def page_context(run: PredictionRun, overlay_src: dict[str, str], histogram_src:
     return {
         "title": f"WinCLIP inspection: {run.class_name}" + (f" — {run.label}" if run.label else ""),
         "label": run.label,
+        "label_note": ("The scores and maps below come from random weights and say nothing about these images."
+                       if run.is_random else "The scores and maps below are not those of the paper's model on real "
+                       "parts." if run.label else None),
         "class_name": run.class_name,
         "n_scored": n,
         "mode": run.mode,

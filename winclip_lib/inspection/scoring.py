@@ -52,6 +52,8 @@ class PredictionRun:
         maps: (N, S, S) final anomaly maps at the model's input resolution.
         threshold: :class:`Threshold`. skipped: :class:`Skipped` files. excluded: references found among IMAGES.
         backbone: the backbone as loaded (``describe()``); is_random: random weights; label: the DEMO label or None.
+        weights: which weights ran (:meth:`~winclip_lib.core.checkpoints.WeightsVerdict.as_dict`; None when nothing
+            was loaded).
         precision: the precision actually used.
         encode_counts: the feature cache's counts (``encoded`` 0 on a re-run). seconds: wall time of the scoring.
         model, cache: the fitted model and the cache (for :func:`explain_image`; None when nothing was scored).
@@ -76,6 +78,7 @@ class PredictionRun:
     encode_counts: dict[str, int]
     seconds: float
     precision: str
+    weights: dict[str, Any] | None = None
     model: WinCLIP | None = field(default=None, repr=False)
     cache: FeatureCache | None = field(default=None, repr=False)
 
@@ -190,10 +193,10 @@ def predict_images(cfg: RunConfig, class_name: str, inputs: Inputs, threshold: f
         score=torch.cat(scores).numpy(), s0=torch.cat(s0s).numpy(),
         visual_max=torch.cat(vmax).numpy() if vmax else None, maps=torch.cat(maps).numpy(),
         threshold=choose_threshold(threshold, loo), skipped=list(inputs.skipped), excluded=list(inputs.excluded),
-        backbone=backbone.describe(), is_random=backbone.is_random, label=demo_label(backbone.is_random,
-                                                                                      inputs.synthetic),
+        backbone=backbone.describe(), is_random=backbone.is_random,
+        label=demo_label(backbone.is_random, inputs.synthetic, backbone.weights),
         encode_counts=cache.counts(), seconds=time.perf_counter() - started, precision=backbone.precision,
-        model=model, cache=cache,
+        weights=backbone.weights.as_dict(), model=model, cache=cache,
     )
 
 
