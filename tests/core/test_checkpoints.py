@@ -457,7 +457,8 @@ def test_predict_records_and_shows_which_weights_ran(files, data, tmp_path):
     assert winclip_main(argv) == 0
     info = json.loads((out / "run.json").read_text())
     verdict = info["weights"]["verdict"]
-    assert info["weights"]["status"] == "unverified" and info["weights"]["sha256"] == ck.file_sha256(files["safetensors"])
+    assert info["weights"]["status"] == "unverified"
+    assert info["weights"]["sha256"] == ck.file_sha256(files["safetensors"])
     assert info["label"] == "DEMO — synthetic data: not a reproduction; " + verdict
     page = html.unescape((out / "report.html").read_text())
     assert f"<tr><th>weights</th><td>{verdict}</td></tr>" in page
