@@ -357,6 +357,7 @@ def test_wrong_files_are_one_line_naming_the_file(files, tmp_path):
         load_backbone(TINY_MODEL, str(tmp_path / "refused.pt"), precision="fp32")
 
 
+@pytest.mark.slow  # the first case builds ViT-B-16-plus-240 to fit the tiny file into it
 def test_wrong_files_through_the_cli_exit_2_before_any_data_is_read(files, data, tmp_path, capsys):
     """The tiny model's checkpoint given to the paper's architecture, a truncated file and a refused pickle: exit 2,
     one line naming the file, and no run folder (nothing was encoded)."""
