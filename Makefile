@@ -24,11 +24,14 @@ $(STAMP): requirements.lock pyproject.toml
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 
-# The inspection page of `winclip predict` in a real browser: headless Chromium (installed with apt-get when absent)
-# opens the tiny model's demo report; every image must load. Screenshot: build/browser-check/screenshot.png.
+# Pages in a real browser, headless Chromium (installed with apt-get when absent): the inspection page of
+# `winclip predict` on the tiny model's demo (every image must load; build/browser-check/screenshot.png), and the
+# notebooks' HTML report of the tiny demo with the network off (every formula typeset as MathML, no raw TeX, nothing
+# fetched; build/browser-check-report/report_01_cpe.png).
 test-browser: setup
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(PY) -m tests.browser.check_inspection_report --out $(BUILD)/browser-check
+	$(PY) -m tests.browser.check_html_report --out $(BUILD)/browser-check-report
 
 lint: setup
 	$(VENV)/bin/ruff check .

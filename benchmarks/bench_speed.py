@@ -463,8 +463,9 @@ def format_ceiling(result: dict[str, Any]) -> list[str]:
         lines.append(f"  CPU {cpu['name']}: {cpu['threads']} torch threads of {cpu['cores']} cores; {flags} -> "
                      f"{'AMX' if cpu['amx'] else 'no AMX' if cpu['amx'] is not None else 'AMX unknown'} "
                      f"(torch CPU capability {cpu['torch_cpu_capability']})")
+        cap = f" (capped: ONEDNN_MAX_CPU_ISA={cpu['onednn_isa_cap']})" if cpu.get("onednn_isa_cap") else ""
         lines.append(f"  oneDNN {cpu.get('onednn_version') or ''} ISA: "
-                     f"{cpu.get('onednn_isa') or 'unknown (no oneDNN verbose output)'}; precisions this CPU runs: "
+                     f"{cpu.get('onednn_isa') or 'unknown (no oneDNN verbose output)'}{cap}; precisions this CPU runs: "
                      f"{', '.join(cpu.get('precisions') or ['unknown'])}")
     precisions = list(peak)
     low = [p for p in precisions if p != "fp32" and p in over]
@@ -549,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if unknown:
         raise SystemExit(f"--precisions: unknown {', '.join(unknown)}; choose from {', '.join(PRECISIONS)} (auto has "
                          "its own section of the table)")
-    precisions = runnable_precisions([p for p in PRECISIONS if p == "fp32" or p in requested], device)
+    wanted = [p for p in PRECISIONS if p == "fp32" or p in requested]
+    precisions = runnable_precisions(wanted, device)
     not_run = [p for p in requested if p not in precisions]
     baseline_windows = args.baseline_windows
     if args.quick and baseline_windows is None and args.model == DEFAULT_MODEL:
@@ -576,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             raise SystemExit(f"{args.model} takes {backbone.image_size} px; this benchmark feeds 240 px")
         if not ceiling:  # the same config at every precision: measure once, before the rows
             print("[bench] hardware ceiling: GEMM peak at the encoder's shapes ...", flush=True)
-            ceiling = hardware_ceiling(backbone, precisions, max_tokens)
+            ceiling = hardware_ceiling(backbone, wanted, max_tokens)  # it names what this device does not run
             print("[bench] precision auto: what it picks here ...", flush=True)
             choice = auto_choice(device)
         print(f"[bench] ours {precision} ...", flush=True)

@@ -30,6 +30,7 @@ __all__ = [
     "gemm_ceiling",
     "hardware_ceiling",
     "onednn_isa",
+    "onednn_isa_cap",
     "parse_onednn_isa",
     "parse_onednn_version",
     "runnable_precisions",
@@ -124,6 +125,12 @@ def onednn_isa(timeout: float = 120.0) -> dict[str, str | None] | None:
     return None if isa is None else {"isa": isa, "version": parse_onednn_version(text)}
 
 
+def onednn_isa_cap() -> str | None:
+    """The instruction set oneDNN is capped at (``ONEDNN_MAX_CPU_ISA``, or ``DNNL_MAX_CPU_ISA`` before oneDNN 3),
+    e.g. "AVX2"; None when uncapped. A cap only lowers what the CPU's flags allow, never raises it."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or None
+
+
 def runnable_precisions(precisions: Sequence[str], device: torch.device) -> list[str]:
     """The precisions of ``precisions`` that ``device`` runs: all on CUDA; on the CPU those of
     :func:`winclip_lib.core.precision.cpu_precisions`."""
@@ -193,6 +200,7 @@ def hardware_ceiling(backbone: Backbone, precisions: Sequence[str], max_tokens: 
             "amx": None if isa is None else isa["amx_tile"] and isa["amx_bf16"],
             "onednn_isa": None if onednn is None else onednn["isa"],
             "onednn_version": None if onednn is None else onednn["version"],
+            "onednn_isa_cap": onednn_isa_cap(),
             "torch_cpu_capability": getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)(),
             "precisions": cpu_precisions() if on_cpu else None,
         },

@@ -3,8 +3,9 @@ run, the hardware and precision-"auto" sections report what was measured. No tim
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -12,26 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks import bench_speed as bench
 from winclip_lib.core import encoder as encoder_module
 from winclip_lib.core import vit_blocks
 from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.core.encoder import encode_images, window_indices
-from winclip_lib.core.precision import PRECISIONS, cpu_precisions
+from winclip_lib.core.precision import PRECISIONS, SPEEDUP_THRESHOLD, cpu_model_and_flags, cpu_precisions
 
-_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_speed.py"
+REPO = Path(__file__).resolve().parents[2]
 PAPER_SCALES = (2, 3)
 TINY = {"width": 64, "layers": 2, "mlp_width": 256, "grid": 15, "patch_size": 16, "embed_dim": 32}
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("winclip_bench_speed", _BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
 flops, hardware, baseline, autop = bench.flops, bench.hardware, bench.baseline, bench.auto_precision
 
 # What oneDNN 3.x prints with ONEDNN_VERBOSE=1 before its first primitive (captured from a run of this benchmark).
@@ -360,7 +353,9 @@ def test_every_row_computes_the_fp32_maps_within_its_tolerance(tiny_run):
     rows = {r["name"]: r for r in result["rows"]}
     ours = {f"ours {p}" for p in cpu_precisions()}
     assert set(rows) == {"baseline fp32 (1 window/call)", "ours fp32 (default GEMM)", *ours}
-    assert result["meta"]["precisions"] == cpu_precisions() and result["meta"]["precisions_not_run"] == []
+    # the rows are those of the precisions this CPU runs; the others are named as not run, not silently dropped
+    assert result["meta"]["precisions"] == cpu_precisions()
+    assert result["meta"]["precisions_not_run"] == [p for p in PRECISIONS if p not in cpu_precisions()]
     assert rows["baseline fp32 (1 window/call)"]["measured"] == "all"  # full baseline: its maps are compared
     for name, r in rows.items():
         for key in ("zs_max_abs_map_diff", "zs_max_abs_score_diff", "fs_max_abs_map_diff", "fs_max_abs_score_diff"):
@@ -420,8 +415,13 @@ def test_auto_section_of_the_run(tiny_run):
     assert auto["auto_row"] == f"ours {auto['picked']}"
     assert auto["auto_encode_speedup_vs_fp32"] == pytest.approx(
         rows["ours fp32"]["encode_s_per_image"] / rows[auto["auto_row"]]["encode_s_per_image"])
-    for p in (p for p in cpu_precisions() if p != "fp32"):  # one sentence per low precision (and maybe a warning)
+    runs = cpu_precisions()
+    for p in (p for p in runs if p != "fp32"):  # one sentence per low precision (and maybe a warning)
         assert sum(v.startswith(f"{p} is ") for v in auto["verdicts"]) == 1, auto["verdicts"]
+    assert auto["not_run"] == [p for p in PRECISIONS if p not in runs]
+    tail = "auto keeps fp32" if auto["picked"] == "fp32" else f"auto picks {auto['picked']}"
+    for p in auto["not_run"]:  # what this CPU does not run is said so, and nothing is measured for it
+        assert f"{p} does not run on this CPU: {tail}" in auto["verdicts"] and p not in auto["probe_ratios"]
 
 
 def test_table_prints_every_row_and_section(tiny_run):
@@ -430,10 +430,81 @@ def test_table_prints_every_row_and_section(tiny_run):
     for r in result["rows"]:
         assert r["name"] in table
     assert "×base" in table and "×fp32" in table and "text ensemble" in table
-    assert "ceiling of each speed-up over fp32 from GEMMs alone" in table and "bf16 vs our fp32:" in table
+    runs = cpu_precisions()
+    # a low precision this CPU runs is compared with fp32; one it does not run is named as not run
+    assert ("ceiling of each speed-up over fp32 from GEMMs alone" in table) == (runs != ["fp32"])
+    for p in (p for p in PRECISIONS if p != "fp32"):
+        assert (f"{p} vs our fp32:" in table) == (p in runs)
+    not_run = [p for p in PRECISIONS if p not in runs]
+    assert (f"not run on this CPU: {', '.join(not_run)}" in table) == bool(not_run)
     auto = result["auto"]
     assert 'precision "auto"' in table and f"-> auto picks {auto['picked']}" in table
     assert f"auto = {auto['picked']}: encode {auto['auto_encode_speedup_vs_fp32']:.2f}x our fp32 row" in table
     assert all(v in table for v in auto["verdicts"])
-    if "fp16" in cpu_precisions():
-        assert "fp16 GFLOP/s" in table and "fp16/fp32" in table
+    assert ("fp16 GFLOP/s" in table and "fp16/fp32" in table) == ("fp16" in runs)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the project's other CPUs: oneDNN capped to a lower instruction set
+# --------------------------------------------------------------------------------------------------------------------
+#: The CPU flags of oneDNN's AVX512_CORE level (AVX-512 F, BW, VL, DQ).
+AVX512_CORE_FLAGS = {"avx512f", "avx512bw", "avx512vl", "avx512dq"}
+# Run in a fresh process (oneDNN reads its cap once): the tiny benchmark, then what the library decides and what
+# oneDNN itself builds, asked directly.
+UNDER_CAP = """
+import json, sys
+import torch
+from benchmarks import bench_speed as bench
+from winclip_lib.core import vit_blocks
+from winclip_lib.core.precision import PRECISIONS, cpu_precisions
+
+def onednn_builds(dtype):
+    x, w, b = torch.ones(4, 8, dtype=dtype), torch.ones(3, 8, dtype=dtype), torch.zeros(3, dtype=dtype)
+    try:
+        return bool(torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "").eq(8).all())
+    except RuntimeError:  # oneDNN has no kernel for it under this ISA
+        return False
+
+result = bench.main(["--model", sys.argv[1], "--images", "1", "--k", "1", "--baseline-images", "0",
+                     "--aupro-images", "0", "--no-default-gemm", "--out", sys.argv[2]])
+print(json.dumps({"cpu_precisions": cpu_precisions(), "table": bench.format_table(result),
+                  "onednn_builds": {p: onednn_builds(d) for p, d in PRECISIONS.items()},
+                  "use_onednn": {p: vit_blocks.uses_onednn(torch.ones(1, dtype=d)) for p, d in PRECISIONS.items()}}))
+"""
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not vit_blocks.onednn_linear_available(),
+                    reason="oneDNN's ISA caps are x86's")
+@pytest.mark.parametrize("cap", ["AVX2", "AVX512_CORE"])
+def test_under_an_isa_cap_every_decision_is_what_the_capped_cpu_runs(tmp_path, cap):
+    """The project's CPUs differ in what oneDNN runs: AVX2 only (fp32), AVX-512 without bf16 instructions (bf16
+    emulated, slower), AVX512_BF16 or AMX (bf16 native), AVX512_FP16 (fp16 too). ``ONEDNN_MAX_CPU_ISA`` emulates the
+    first two on this CPU (a cap lowers the ISA, never raises it). Under the cap, in a fresh process, the library's
+    precisions, the encoder's GEMM choice, the benchmark's rows, hardware section and "auto" must be what the capped
+    CPU runs — derived from the cap and /proc/cpuinfo, and asked of oneDNN directly — and auto keeps fp32 where low
+    precision is only emulated."""
+    runs = ["fp32", "bf16"] if cap == "AVX512_CORE" and AVX512_CORE_FLAGS <= set(cpu_model_and_flags()[1].split()) \
+        else ["fp32"]
+    not_run = [p for p in PRECISIONS if p not in runs]
+    env = {k: v for k, v in os.environ.items() if k != "DNNL_MAX_CPU_ISA"} | {"ONEDNN_MAX_CPU_ISA": cap}
+    out = tmp_path / "speed.json"
+    done = subprocess.run([sys.executable, "-c", UNDER_CAP, TINY_MODEL, str(out)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen, result = json.loads(done.stdout.splitlines()[-1]), json.loads(out.read_text())
+    # oneDNN itself, the library, and the encoder's GEMM choice
+    assert [p for p, ok in seen["onednn_builds"].items() if ok] == runs
+    assert seen["cpu_precisions"] == runs
+    assert seen["use_onednn"] == {"fp32": True, "bf16": "bf16" in runs, "fp16": False}
+    # the benchmark: its rows, its hardware section and its "auto" section
+    meta, cpu, gemm, auto = result["meta"], result["ceiling"]["cpu"], result["ceiling"]["gemm"], result["auto"]
+    assert meta["precisions"] == cpu["precisions"] == list(gemm["peak_gflops"]) == runs
+    assert meta["precisions_not_run"] == gemm["skipped"] == auto["not_run"] == not_run
+    assert [r["name"] for r in result["rows"]] == [f"ours {p}" for p in runs]
+    assert all(r["within_tolerance"] for r in result["rows"])
+    assert cpu["onednn_isa_cap"] == cap and f"(capped: ONEDNN_MAX_CPU_ISA={cap})" in seen["table"]
+    assert ("AVX-512" in cpu["onednn_isa"]) == ("bf16" in runs) and "bfloat16" not in cpu["onednn_isa"]
+    assert auto["source"] == "probe" and list(auto["probe_ratios"]) == runs
+    assert auto["picked"] == "fp32" and all(r < SPEEDUP_THRESHOLD for r in auto["probe_ratios"].values()), auto
+    assert [v for v in auto["verdicts"] if "does not run" in v] == [
+        f"{p} does not run on this CPU: auto keeps fp32" for p in not_run]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +120,10 @@ def page_websocket(port: int) -> str:
     return pages[0]["webSocketDebuggerUrl"]
 
 
-def inspect_page(binary: str, page: Path, screenshot: Path, width: int = 1200, height: int = 900
-                 ) -> dict[str, Any]:
-    """Open ``page`` headless, return its facts (:data:`PAGE_FACTS`) and write a screenshot of its top."""
+@contextlib.contextmanager
+def browser_page(binary: str, width: int = 1200, height: int = 900) -> Iterator[DevTools]:
+    """Headless Chromium on a fresh profile, its page (``Page`` events on, ``width`` x ``height``) over the DevTools
+    Protocol; the browser is closed on leaving."""
     with tempfile.TemporaryDirectory(prefix="winclip-chromium-") as tmp:
         proc, port = start_browser(binary, Path(tmp), width, height)
         try:
@@ -129,13 +132,7 @@ def inspect_page(binary: str, page: Path, screenshot: Path, width: int = 1200, h
                 tools.call("Page.enable")
                 tools.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
                            mobile=False)
-                tools.call("Page.navigate", url=page.resolve().as_uri())
-                tools.wait_event("Page.loadEventFired", timeout=60)
-                result = tools.call("Runtime.evaluate", expression=PAGE_FACTS, returnByValue=True)
-                facts = json.loads(result["result"]["value"])
-                shot = tools.call("Page.captureScreenshot", format="png")
-                screenshot.parent.mkdir(parents=True, exist_ok=True)
-                screenshot.write_bytes(base64.b64decode(shot["data"]))
+                yield tools
             finally:
                 tools.close()
         finally:
@@ -144,6 +141,19 @@ def inspect_page(binary: str, page: Path, screenshot: Path, width: int = 1200, h
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def inspect_page(binary: str, page: Path, screenshot: Path, width: int = 1200, height: int = 900
+                 ) -> dict[str, Any]:
+    """Open ``page`` headless, return its facts (:data:`PAGE_FACTS`) and write a screenshot of its top."""
+    with browser_page(binary, width, height) as tools:
+        tools.call("Page.navigate", url=page.resolve().as_uri())
+        tools.wait_event("Page.loadEventFired", timeout=60)
+        result = tools.call("Runtime.evaluate", expression=PAGE_FACTS, returnByValue=True)
+        facts = json.loads(result["result"]["value"])
+        shot = tools.call("Page.captureScreenshot", format="png")
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        screenshot.write_bytes(base64.b64decode(shot["data"]))
     return facts
 
 
@@ -157,6 +167,21 @@ def small_png(src: Path, dst: Path, max_width: int = 1200, colors: int = 256) ->
         im.quantize(colors=colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
             dst, optimize=True)
     return dst.stat().st_size
+
+
+def docs_copy(screenshot: Path, dst: Path | None) -> None:
+    """With ``dst``, write the small copy of ``screenshot`` for the docs (:func:`small_png`) there and say so."""
+    if dst:
+        size = small_png(screenshot, dst)
+        print(f"docs screenshot: {dst} ({size / 1024:.0f} KB)")
+
+
+def verdict(problems: list[str], ok: str) -> int:
+    """Print each problem (stderr) and the verdict; the exit status: 1 on a problem, else 0."""
+    for problem in problems:
+        print(f"FAIL: {problem}", file=sys.stderr)
+    print(ok if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,13 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"{facts['skipped_rows']} skipped rows, expected {info['n_skipped']}")
     if info.get("label") and not (facts["demo"] or "").startswith(info["label"]):
         problems.append(f"the DEMO label {info['label']!r} is not shown")
-    if args.docs_screenshot:
-        size = small_png(screenshot, args.docs_screenshot)
-        print(f"docs screenshot: {args.docs_screenshot} ({size / 1024:.0f} KB)")
-    for problem in problems:
-        print(f"FAIL: {problem}", file=sys.stderr)
-    print("OK: the page shows every image" if not problems else f"{len(problems)} problem(s)")
-    return 1 if problems else 0
+    docs_copy(screenshot, args.docs_screenshot)
+    return verdict(problems, "OK: the page shows every image")
 
 
 if __name__ == "__main__":

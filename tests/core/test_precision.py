@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -69,12 +66,18 @@ def test_auto_probes_once_per_machine_and_remembers(monkeypatch, tmp_path):
     assert again.ratios == {"fp32": 1.0, "bf16": 2.5}
 
 
-def test_the_probe_times_the_encoders_own_gemm_in_each_precision():
-    choice = P.probe_cpu(["fp32", "bf16"])
-    assert set(choice.ratios) == {"fp32", "bf16"} and choice.ratios["fp32"] == 1.0
+def test_the_probe_times_the_encoders_own_gemm_in_each_precision_this_cpu_runs():
+    """Exactly the precisions oneDNN runs here (``_is_mkldnn_*_supported``, which honour ``ONEDNN_MAX_CPU_ISA``;
+    tests/test_bench.py runs this under caps); a precision asked for explicitly is timed too."""
+    runs = P.cpu_precisions()
+    assert runs[0] == "fp32" and set(runs) <= set(P.PRECISIONS)
+    assert ("bf16" in runs) == torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert ("fp16" in runs) == torch.ops.mkldnn._is_mkldnn_fp16_supported()
+    choice = P.probe_cpu()
+    assert list(choice.ratios) == list(choice.gflops) == runs and choice.ratios["fp32"] == 1.0
     assert all(g > 0 for g in choice.gflops.values()) and choice.seconds > 0
     assert choice.precision == P.choose_precision(choice.ratios)
-    assert "fp32" in P.cpu_precisions()
+    assert list(P.probe_cpu(["bf16"], rounds=1).ratios) == ["fp32", "bf16"]
 
 
 def test_the_machine_key_changes_with_the_onednn_isa_cap_and_the_gemm_switch(monkeypatch):
@@ -85,22 +88,6 @@ def test_the_machine_key_changes_with_the_onednn_isa_cap_and_the_gemm_switch(mon
     capped = P.machine_key()
     monkeypatch.setenv("WINCLIP_ONEDNN", "0")
     assert len({plain, capped, P.machine_key()}) == 3  # a remembered choice is never reused under another cap
-
-
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="oneDNN's ISA names are x86's")
-def test_the_real_probe_keeps_fp32_where_low_precision_is_emulated():
-    """oneDNN capped at AVX-512 without its bf16/fp16 instructions (a no-op cap on an older CPU, which has none):
-    what bf16 and fp16 this CPU is said to run, runs emulated. The real probe, in a fresh process, must measure them
-    slower and keep fp32."""
-    code = ("import json; from winclip_lib.core.precision import probe_cpu; "
-            "print(json.dumps(probe_cpu().as_dict()))")
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
-                         check=True)
-    choice = json.loads(out.stdout.splitlines()[-1])
-    assert choice["precision"] == "fp32", choice
-    assert choice["ratios"]["fp32"] == 1.0
-    assert all(r < P.SPEEDUP_THRESHOLD for r in choice["ratios"].values()), choice
 
 
 def test_auto_resolves_to_a_real_precision_recorded_everywhere(tmp_path):

@@ -124,7 +124,11 @@ def choose_precision(ratios: Mapping[str, float], threshold: float = SPEEDUP_THR
 
 
 def cpu_precisions() -> list[str]:
-    """The precisions this CPU can run through the encoder: fp32 always, bf16 and fp16 where oneDNN supports them."""
+    """The precisions this CPU can run through the encoder: fp32 always, bf16 and fp16 where oneDNN supports them.
+
+    oneDNN answers for the instruction set it dispatches to, so a cap (``ONEDNN_MAX_CPU_ISA``) counts: capped at AVX2
+    a CPU runs fp32 only; at AVX512_CORE, bf16 too (emulated: no bf16 instructions). A cap lowers what the CPU's
+    flags allow, never raises it: fp16 needs fp16 instructions in the CPU itself (AVX512_FP16 on the Xeons with it)."""
     out = ["fp32"]
     mkldnn = torch.ops.mkldnn
     for name, check in (("bf16", "_is_mkldnn_bf16_supported"), ("fp16", "_is_mkldnn_fp16_supported")):
