@@ -49,18 +49,31 @@ class VisualMemory:
         )
 
 
-def nearest_distance(queries: torch.Tensor, memory: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def unit_queries(features: Features) -> Features:
+    """The query features few-shot scoring compares (windows and patch tokens) made unit-norm once, exactly as
+    :func:`nearest_distance` would normalise them, for :func:`few_shot_maps` with ``normalized=True`` — so a batch
+    scored against many memories is normalised once. The image embedding and the extras are kept as they are."""
+    def unit(t: torch.Tensor) -> torch.Tensor:
+        return F.normalize(t.float().reshape(-1, t.shape[-1]), dim=-1).reshape(t.shape)
+
+    return Features(features.image, {k: unit(w) for k, w in features.windows.items()}, unit(features.patches),
+                    features.grid, features.stride, dict(features.meta), dict(features.extra))
+
+
+def nearest_distance(queries: torch.Tensor, memory: torch.Tensor, chunk: int = 4096, normalized: bool = False
+                     ) -> torch.Tensor:
     """Eq. 2: min over the memory of (1 - cos) / 2, as chunked matrix products.
 
     Args:
-        queries: (..., C) query features (any norm).
+        queries: (..., C) query features (any norm; unit-norm already when ``normalized``).
         memory: (M, C) unit-norm reference features.
 
     Returns:
         (...) distances in [0, 1].
     """
     lead = queries.shape[:-1]
-    q = F.normalize(queries.float().reshape(-1, queries.shape[-1]), dim=-1).to(memory.device)
+    q = queries.float().reshape(-1, queries.shape[-1])
+    q = (q if normalized else F.normalize(q, dim=-1)).to(memory.device)
     best = torch.cat([(q[i : i + chunk] @ memory.T).amax(dim=1) for i in range(0, q.shape[0], chunk)])
     return ((1.0 - best) / 2.0).clamp_(0.0, 1.0).reshape(lead)
 
@@ -71,12 +84,14 @@ FEWSHOT_IMAGE_SCORES = ("mean", "map_max")
 
 
 def few_shot_maps(features: Features, memory: VisualMemory, memories: tuple[str, ...] = MEMORIES,
-                  visual_aggregation: str = "harmonic") -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
+                  visual_aggregation: str = "harmonic", normalized: bool = False
+                  ) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
     """Visual maps of a query batch against the reference memory.
 
     Args:
         memories: which memories take part: "windows" (one per scale) and/or "patches".
         visual_aggregation: window distances to patches, "harmonic" (eq. 1) or "mean".
+        normalized: the windows and patches of ``features`` are unit-norm already (:func:`unit_queries`).
 
     Returns:
         {"scale_maps": {k: (B, G, G)}, "patch_map": (B, G, G) or None, "map": (B, G, G) the mean of the maps
@@ -92,11 +107,12 @@ def few_shot_maps(features: Features, memory: VisualMemory, memories: tuple[str,
         if missing:
             raise ValueError(f"memory has no windows of scale(s) {sorted(missing)}; refit with the same scales")
         scale_maps = {
-            k: aggregate(nearest_distance(w, memory.windows[k]), g, k, features.stride, visual_aggregation)
+            k: aggregate(nearest_distance(w, memory.windows[k], normalized=normalized), g, k, features.stride,
+                         visual_aggregation)
             for k, w in sorted(features.windows.items())
         }
-    patch_map = nearest_distance(features.patches, memory.patches).reshape(-1, g, g) if "patches" in memories \
-        else None
+    patch_map = (nearest_distance(features.patches, memory.patches, normalized=normalized).reshape(-1, g, g)
+                 if "patches" in memories else None)
     parts = [*scale_maps.values(), *([] if patch_map is None else [patch_map])]
     visual = torch.stack(parts).mean(dim=0)
     return {"scale_maps": scale_maps, "patch_map": patch_map, "map": visual}

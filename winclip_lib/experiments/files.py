@@ -31,16 +31,19 @@ def user_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see the module docstring); parent folders are created."""
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see the module docstring); parent folders are created. ``durable=False``
+    skips the fsync: still atomic against a killed process, but a power loss may lose or tear the file (for files
+    whose readers check them, e.g. checksummed cache entries)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, user_file_mode())
         os.replace(tmp, path)
     except BaseException:

@@ -10,7 +10,8 @@ For every (dataset, category) unit (:mod:`~winclip_lib.experiments.units`) :func
 
 Then the part files of all units are gathered into the run folder (``cfg.out_dir``): ``metrics.csv``,
 ``scores.csv``, ``summary.csv`` and ``run.json`` (with ``weights``: which weights ran, proven by the checkpoint's
-SHA-256, :class:`~winclip_lib.core.checkpoints.WeightsVerdict`).
+SHA-256, :class:`~winclip_lib.core.checkpoints.WeightsVerdict`; and ``stages``: the seconds of each stage and the
+images per second, :mod:`~winclip_lib.experiments.stages`).
 
 **Resume.** A unit is done when its marker exists and its part files match the checksums in it; a re-run skips done
 units and rebuilds the same CSVs byte for byte, and an interrupted run resumes. The unit key hashes everything that
@@ -53,6 +54,7 @@ from winclip_lib.experiments.results import (
     write_tables,
     write_unit,
 )
+from winclip_lib.experiments.stages import StageTimes
 from winclip_lib.experiments.summary import summarize
 from winclip_lib.experiments.unit_eval import score_unit
 from winclip_lib.experiments.units import canonical_json, plan_units, unit_key
@@ -131,6 +133,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
         CheckpointError: a checkpoint file that cannot run (another architecture, truncated, a refused pickle).
         KeyboardInterrupt: after recording ``"status": "interrupted"`` in ``run.json``.
     """
+    started = time.perf_counter()
     cfg.check_runnable()
     units = plan_units(cfg)
     if backbone is None:
@@ -143,7 +146,8 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     for name in TABLES:
         (out_dir / name).unlink(missing_ok=True)  # final tables exist only for a complete run
 
-    cache = FeatureCache.from_config(cfg, backbone, progress=show)
+    times = StageTimes()
+    cache = FeatureCache.from_config(cfg, backbone, progress=show, times=times)
     text_cache = text_cache if text_cache is not None else TextEmbeddingCache()
     text_before = text_cache.encodes
     result_cfg = result_config(cfg, backbone)
@@ -161,7 +165,8 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
         "weights": None if backbone.weights is None else backbone.weights.as_dict(),
         "synthetic_data": {d: is_synthetic_root(root) for d, root in cfg.datasets.items()},
         "versions": _versions(),
-        "feature_cache": {"dir": str(cache.dir), "spec": cache.spec.as_dict()},
+        "feature_cache": {"dir": None if cache.dir is None else str(cache.dir), "spec": cache.spec.as_dict(),
+                          "batch_size": cache.batch_size, "workers": cache.workers},
         "result_config": result_cfg,
     }
     info["label"] = run_label(info)
@@ -170,7 +175,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     parts: list[dict[str, Path]] = []
     unit_log: list[dict[str, Any]] = []
     computed = 0
-    started = time.perf_counter()
+    images = 0
     units_bar = bar(units, enabled=show, desc="units", unit="unit")
     try:
         for unit in units_bar:
@@ -189,17 +194,24 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
             before = cache.counts()
             t0 = time.perf_counter()
             metrics, scores = score_unit(unit, cfg, backbone, cache, show, text_cache)
+            cache.end_unit()
+            images += entry["n_test"] + entry["n_references"]
             after = cache.counts()
             counts = {n: after[n] - before[n] for n in ("encoded", "hits", "extended", "invalid")}
             write_unit(paths, key, metrics, scores, {"dataset": unit.dataset, "category": unit.category, **counts})
             parts.append(paths)
             unit_log.append({**entry, "status": "computed", **counts, "seconds": round(time.perf_counter() - t0, 3)})
             computed += 1
+        cache.flush()
     except KeyboardInterrupt:
-        info.update({"status": "interrupted", "units": unit_log, "seconds": round(time.perf_counter() - started, 3)})
+        cache.close()
+        seconds = time.perf_counter() - started
+        info.update({"status": "interrupted", "units": unit_log, "seconds": round(seconds, 3),
+                     "stages": times.as_dict(seconds, images)})
         write_run_json(out_dir, info)
         raise
     finally:
+        cache.close()
         units_bar.close()
 
     metrics, scores = gather_parts(parts)
@@ -210,10 +222,11 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
         "units": unit_log,
         "encode_counts": {**cache.counts(), "distinct_images": sum(u["n_test"] + u["n_references"] for u in unit_log),
                           "text_encodes": text_cache.encodes - text_before},
-        "seconds": round(time.perf_counter() - started, 3),
     })
     if complete:
         write_tables(out_dir, {"metrics.csv": metrics, "scores.csv": scores, "summary.csv": summary}, info["label"])
+    seconds = time.perf_counter() - started
+    info.update({"seconds": round(seconds, 3), "stages": times.as_dict(seconds, images)})
     write_run_json(out_dir, info)
     return RunResult(metrics, scores, summary, info, out_dir)
 

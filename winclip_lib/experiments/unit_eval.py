@@ -10,6 +10,7 @@ metrics are computed (pixel metrics are NaN: not available).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,16 +19,16 @@ import torch
 from tqdm.auto import tqdm
 
 from winclip_lib.core.backbone import Backbone
-from winclip_lib.core.features import Features
 from winclip_lib.core.geometry import Geometry
-from winclip_lib.core.model import WinCLIP
+from winclip_lib.core.model import Queries, WinCLIP
 from winclip_lib.core.options import WinCLIPOptions
 from winclip_lib.core.prompts import TextEmbeddingCache
-from winclip_lib.datasets.catalog import DatasetError
+from winclip_lib.datasets.catalog import DatasetError, Sample
 from winclip_lib.datasets.masks import load_mask
 from winclip_lib.evaluation.metrics import IMAGE_METRIC_NAMES, METRIC_NAMES, evaluate_category, image_metrics
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.feature_cache import FeatureCache
+from winclip_lib.experiments.image_loader import ImageLoader
 from winclip_lib.experiments.summary import METRICS_COLUMNS, SCORES_COLUMNS
 from winclip_lib.experiments.units import Unit
 
@@ -41,15 +42,36 @@ def eval_geometry(cfg: RunConfig, input_size: int) -> Geometry:
     return Geometry(side, cfg.resize_mode)
 
 
-def eval_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str = "area"
-               ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-    """Ground-truth masks of the unit's test images — through ``geometry`` to (N, N) bool (``method`` resizing),
-    or for "mask" the covered region of each mask at its own resolution — and each mask's full (H, W)."""
-    full = [load_mask(s) for s in unit.test]
-    shapes = [m.shape for m in full]
+def _eval_mask(sample: Sample, geometry: Geometry, eval_resolution: str, method: str
+               ) -> tuple[np.ndarray, tuple[int, int]]:
+    full = load_mask(sample)
     if eval_resolution != "mask":
-        return [geometry.mask(m, method) for m in full], shapes
-    return [m[geometry.region(*m.shape)] for m in full], shapes
+        return geometry.mask(full, method), full.shape
+    return full[geometry.region(*full.shape)], full.shape
+
+
+def _start_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str, loader: ImageLoader | None
+                 ) -> Callable[[], tuple[list[np.ndarray], list[tuple[int, int]]]]:
+    """Start the masks of :func:`eval_masks` on the loader's threads; the function returned waits for them."""
+    if loader is None:
+        done = [_eval_mask(s, geometry, eval_resolution, method) for s in unit.test]
+        return lambda: ([m for m, _ in done], [shape for _, shape in done])
+    futures = [loader.submit("decode", _eval_mask, s, geometry, eval_resolution, method) for s in unit.test]
+
+    def collect() -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+        with loader.times.stage("decode"):
+            done = [f.result() for f in futures]
+        return [m for m, _ in done], [shape for _, shape in done]
+
+    return collect
+
+
+def eval_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str = "area",
+               loader: ImageLoader | None = None) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Ground-truth masks of the unit's test images — through ``geometry`` to (N, N) bool (``method`` resizing),
+    or for "mask" the covered region of each mask at its own resolution — and each mask's full (H, W). With a
+    ``loader``, the masks are decoded and resized on its threads."""
+    return _start_masks(unit, geometry, eval_resolution, method, loader)()
 
 
 def model_for(unit: Unit, cfg: RunConfig, backbone: Backbone, text_cache: TextEmbeddingCache | None = None
@@ -73,23 +95,23 @@ def _stack_same_shape(arrays: list[np.ndarray], what: str, unit: Unit) -> np.nda
     return np.stack(arrays)
 
 
-def _score(model: WinCLIP, test: Features, mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None,
-           chunk: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Image scores (N,) float64 and maps [(H_i, W_i) float32] of the test features, scored ``chunk`` at a time.
-    ``mask_shapes`` None: scores only."""
-    device = model.backbone.device
+def _score(model: WinCLIP, test: list[Queries], mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None
+           ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Image scores (N,) float64 and maps [(H_i, W_i) float32] of the test images, prepared in chunks
+    (:meth:`WinCLIP.prepare`). ``mask_shapes`` None: scores only."""
     scores: list[np.ndarray] = []
     maps: list[np.ndarray] = []
-    for i in range(0, len(test), chunk):
-        pred = model.predict_features(test[i : i + chunk].to(device))
+    i = 0
+    for chunk in test:
+        pred = model.predict_features(chunk, details=False)
         scores.append(pred.score.double().cpu().numpy())
-        if mask_shapes is None:
-            continue
-        for j in range(len(pred.score)):
-            m = pred.map[j : j + 1]
-            if tuple(m.shape[1:]) != mask_shapes[i + j]:
-                m = model.geometry.map_to_region(m, *full_shapes[i + j])
-            maps.append(m[0].float().cpu().numpy())
+        if mask_shapes is not None:
+            for j in range(len(pred.score)):
+                m = pred.map[j : j + 1]
+                if tuple(m.shape[1:]) != mask_shapes[i + j]:
+                    m = model.geometry.map_to_region(m, *full_shapes[i + j])
+                maps.append(m[0].float().cpu().numpy())
+        i += len(chunk)
     return np.concatenate(scores), maps
 
 
@@ -98,40 +120,57 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
                text_cache: TextEmbeddingCache | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Encode (through the cache) and score one unit for every (k, seed).
 
+    The masks are decoded on the cache's loader threads while the images are encoded; the test features are
+    prepared once (the zero-shot maps, the unit-norm queries) and scored against the references of every setting.
+    Each step's time goes to ``cache.times``. The cache's writes may still be running when this returns
+    (:meth:`FeatureCache.flush`).
+
     Returns:
         (metrics rows with :data:`~winclip_lib.experiments.summary.METRICS_COLUMNS`, per-image score rows with
         :data:`~winclip_lib.experiments.summary.SCORES_COLUMNS`).
     """
     name = f"{unit.dataset}/{unit.category}"
+    times = cache.times
     refs = unit.reference_union
-    feats = cache.features([s.image_path for s in unit.test] + [s.image_path for s in refs], desc=f"encode {name}")
-    test_feats = feats[: len(unit.test)]
+    masks_ready = None
+    if cfg.masks and unit.has_masks:
+        masks_ready = _start_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,
+                                   cfg.mask_resize, cache.loader)
+    feats = cache.features([s.image_path for s in unit.test] + [s.image_path for s in refs], desc=f"encode {name}",
+                           wait=False)
     ref_index = {s.image_path: len(unit.test) + i for i, s in enumerate(refs)}
 
     model = model_for(unit, cfg, backbone, text_cache)
+    with times.stage("text"):
+        model.text  # noqa: B018 - the class's prompts encoded now, so that their time is the text's
     labels = np.array([s.label for s in unit.test], dtype=np.int64)
     mask_shapes = full_shapes = mask_stack = None
-    if cfg.masks and unit.has_masks:
-        masks, full_shapes = eval_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,
-                                        cfg.mask_resize)
+    if masks_ready is not None:
+        masks, full_shapes = masks_ready()
         mask_stack = _stack_same_shape(masks, "masks", unit)
         mask_shapes = [m.shape for m in masks]
 
+    chunk = max(1, 4 * cache.batch_size)
+    with times.stage("scoring"):
+        test = [model.prepare(feats[i : min(i + chunk, len(unit.test))].to(backbone.device))
+                for i in range(0, len(unit.test), chunk)]
     metric_rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, Any]] = []
     images = [unit.relative(s.image_path) for s in unit.test]
     for k, seed in tqdm(unit.settings, desc=f"score {name}", unit="setting", disable=not progress, leave=False):
-        if k == 0:
-            model.reset()
-        else:
-            idx = torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
-            model.fit(feats[idx].to(backbone.device))
-        scores, maps = _score(model, test_feats, mask_shapes, full_shapes, chunk=max(1, 4 * cfg.batch_size))
-        if mask_stack is not None:
-            values = evaluate_category(labels, scores, mask_stack, np.stack(maps), aupro_method=cfg.aupro)
-        else:
-            values = {**image_metrics(labels, scores), **{m: float("nan") for m in METRIC_NAMES
-                                                          if m not in IMAGE_METRIC_NAMES}}
+        with times.stage("scoring"):
+            if k == 0:
+                model.reset()
+            else:
+                idx = torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
+                model.fit(feats[idx].to(backbone.device))
+            scores, maps = _score(model, test, mask_shapes, full_shapes)
+        with times.stage("metrics"):
+            if mask_stack is not None:
+                values = evaluate_category(labels, scores, mask_stack, np.stack(maps), aupro_method=cfg.aupro)
+            else:
+                values = {**image_metrics(labels, scores), **{m: float("nan") for m in METRIC_NAMES
+                                                              if m not in IMAGE_METRIC_NAMES}}
         metric_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed,
                          "metric": m, "value": float(values[m])} for m in METRIC_NAMES]
         score_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed, "image": img,

@@ -104,6 +104,7 @@ def run_info(run: PredictionRun) -> dict[str, Any]:
         "encode_counts": run.encode_counts,
         "seconds": round(run.seconds, 3),
         "seconds_per_image": round(run.seconds / n, 4) if n else None,
+        "stages": run.stages,
         "versions": {"winclip_lib": winclip_lib.__version__, "torch": torch.__version__,
                      "open_clip": open_clip.__version__},
     }

@@ -19,6 +19,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.stages import StageTimes, format_stages
 from winclip_lib.inspection.figures import plot_score_histogram, write_overlays
 from winclip_lib.inspection.inputs import collect_inputs
 from winclip_lib.inspection.outputs import DEFAULT_OUT, prepare_out_dir, write_outputs
@@ -71,14 +72,16 @@ def inspect_images(cfg: RunConfig, class_name: str, images: Sequence[str | Path]
     cfg.check_runnable()
     choose_threshold(threshold)
     out = Path(out_dir).expanduser()
-    inputs = collect_inputs(images, normal, out_dir=out, progress=progress)
+    times = StageTimes()
+    with times.stage("decode"):  # every input is read once to check it (in parallel)
+        inputs = collect_inputs(images, normal, out_dir=out, progress=progress)
     out = prepare_out_dir(out)
     n_normal = len(inputs.normal)
     say(f"inputs: {len(inputs.images)} image(s) to score, {n_normal} normal reference(s), {len(inputs.skipped)} "
         "file(s) skipped")
     if normal and not n_normal and inputs.images:
         say("no normal reference could be read: scoring zero-shot")
-    run = predict_images(cfg, class_name, inputs, threshold, backbone=backbone, progress=progress)
+    run = predict_images(cfg, class_name, inputs, threshold, backbone=backbone, progress=progress, times=times)
     if run.images:
         say(f"mode: {run.mode}" + (f": all {run.k} usable normal references" if run.k else ""))
         say(f"backbone: {run.backbone}")
@@ -86,6 +89,7 @@ def inspect_images(cfg: RunConfig, class_name: str, images: Sequence[str | Path]
         say(f"images encoded: {counts['encoded']}, read from the feature cache: {counts['hits']}")
         say(f"scored {len(run.images)} image(s) in {run.seconds:.1f} s ({run.seconds / len(run.images):.3f} s per "
             "image)")
+        say(format_stages(run.stages))
     say(f"threshold: {run.threshold.explanation}")
     files = write_outputs(run, out)
     overlays = write_overlays(run, out, progress) if run.images else {}
