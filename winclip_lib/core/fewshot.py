@@ -39,20 +39,24 @@ class VisualMemory:
     n_refs: int
 
     @staticmethod
-    def from_features(refs: Features) -> VisualMemory:
+    def from_features(refs: Features, normalized: bool = False) -> VisualMemory:
+        """The memories of reference features (``normalized``: their windows and patches are unit-norm already,
+        :func:`unit_features` — normalising is row by row, so the memory is the same either way)."""
         if len(refs) == 0:
             raise ValueError("few-shot memory needs at least one reference image (got 0)")
+        unit = (lambda t: t.float()) if normalized else (lambda t: F.normalize(t.float(), dim=-1))
         return VisualMemory(
-            {k: F.normalize(w.float().reshape(-1, w.shape[-1]), dim=-1) for k, w in refs.windows.items()},
-            F.normalize(refs.patches.float().reshape(-1, refs.patches.shape[-1]), dim=-1),
+            {k: unit(w.reshape(-1, w.shape[-1])) for k, w in refs.windows.items()},
+            unit(refs.patches.reshape(-1, refs.patches.shape[-1])),
             len(refs),
         )
 
 
-def unit_queries(features: Features) -> Features:
-    """The query features few-shot scoring compares (windows and patch tokens) made unit-norm once, exactly as
-    :func:`nearest_distance` would normalise them, for :func:`few_shot_maps` with ``normalized=True`` — so a batch
-    scored against many memories is normalised once. The image embedding and the extras are kept as they are."""
+def unit_features(features: Features) -> Features:
+    """The features few-shot scoring compares (windows and patch tokens) made unit-norm once, exactly as
+    :func:`nearest_distance` and :meth:`VisualMemory.from_features` would normalise them (row by row) — so queries
+    scored against many memories, or references drawn into many memories, are normalised once. The image embedding
+    and the extras are kept as they are."""
     def unit(t: torch.Tensor) -> torch.Tensor:
         return F.normalize(t.float().reshape(-1, t.shape[-1]), dim=-1).reshape(t.shape)
 
@@ -91,7 +95,7 @@ def few_shot_maps(features: Features, memory: VisualMemory, memories: tuple[str,
     Args:
         memories: which memories take part: "windows" (one per scale) and/or "patches".
         visual_aggregation: window distances to patches, "harmonic" (eq. 1) or "mean".
-        normalized: the windows and patches of ``features`` are unit-norm already (:func:`unit_queries`).
+        normalized: the windows and patches of ``features`` are unit-norm already (:func:`unit_features`).
 
     Returns:
         {"scale_maps": {k: (B, G, G)}, "patch_map": (B, G, G) or None, "map": (B, G, G) the mean of the maps

@@ -18,7 +18,7 @@ import torch
 from winclip_lib.core.backbone import Backbone, load_backbone
 from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, encode_images, resolve_batch_size
 from winclip_lib.core.features import Features
-from winclip_lib.core.fewshot import VisualMemory, few_shot_maps, fuse, unit_queries
+from winclip_lib.core.fewshot import VisualMemory, few_shot_maps, fuse, unit_features
 from winclip_lib.core.geometry import Geometry
 from winclip_lib.core.options import WinCLIPOptions
 from winclip_lib.core.preprocess import preprocess
@@ -62,7 +62,7 @@ class Queries:
 
     Attributes:
         features: the batch, with its windows and patch tokens unit-norm when ``unit_norm``
-            (:func:`~winclip_lib.core.fewshot.unit_queries`). zero_shot: the output of
+            (:func:`~winclip_lib.core.fewshot.unit_features`). zero_shot: the output of
             :func:`~winclip_lib.core.scoring.zero_shot_maps`. language: (B,) the zero-shot image score.
         text: the text embeddings they were made with.
     """
@@ -171,13 +171,15 @@ class WinCLIP:
         return Features.cat(parts)
 
     # -- few-shot --------------------------------------------------------------------------------------------
-    def fit(self, references) -> WinCLIP:
-        """Build the WinCLIP+ memories from k normal reference images (or their :class:`Features`)."""
+    def fit(self, references, normalized: bool = False) -> WinCLIP:
+        """Build the WinCLIP+ memories from k normal reference images (or their :class:`Features`; ``normalized``:
+        features made unit-norm by :func:`~winclip_lib.core.fewshot.unit_features`, the same memory)."""
         if not isinstance(references, Features):
             if isinstance(references, list | tuple) and len(references) == 0:
                 raise ValueError("fit needs at least one normal reference image (got 0)")
             references = self.encode(references)
-        self.memory = VisualMemory.from_features(references)
+            normalized = False
+        self.memory = VisualMemory.from_features(references, normalized)
         return self
 
     def reset(self) -> WinCLIP:
@@ -195,7 +197,7 @@ class WinCLIP:
                             image_term=o.image_term, zero_shot_map=o.zero_shot_map, dense_features=o.dense_features,
                             projection=self.backbone.visual.proj)
         language = zero_shot_image_score(zs, features, self.text, o.temperature, o.image_score)
-        return Queries(unit_queries(features) if unit_norm else features, zs, language, self.text, unit_norm)
+        return Queries(unit_features(features) if unit_norm else features, zs, language, self.text, unit_norm)
 
     def predict_features(self, features: Features | Queries, *, details: bool = True) -> Prediction:
         """Score encoded features (or a batch :meth:`prepare` made with this model's text): zero-shot, plus few-shot

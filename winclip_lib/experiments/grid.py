@@ -57,7 +57,7 @@ from winclip_lib.experiments.results import (
 from winclip_lib.experiments.stages import StageTimes
 from winclip_lib.experiments.summary import summarize
 from winclip_lib.experiments.unit_eval import score_unit
-from winclip_lib.experiments.units import canonical_json, plan_units, unit_key
+from winclip_lib.experiments.units import Unit, canonical_json, plan_units, unit_key
 
 __all__ = ["RUNNER_VERSION", "check_backbone", "identity_key", "load_run_backbone", "result_config", "run_grid",
            "run_identity", "run_or_load"]
@@ -108,6 +108,14 @@ def _versions() -> dict[str, str]:
     return {"winclip_lib": winclip_lib.__version__, "torch": torch.__version__,
             "open_clip": open_clip.__version__, "numpy": np.__version__, "pandas": pd.__version__,
             "python": platform.python_version()}
+
+
+def _next_images(units: list[Unit], keys: list[str], out_dir: Path) -> list[Path]:
+    """The images of the next unit that is not done yet (for the cache to prepare while a unit is scored)."""
+    for unit, key in zip(units, keys, strict=True):
+        if not unit_done(part_paths(out_dir, unit, key), key):
+            return [s.image_path for s in (*unit.test, *unit.reference_union)]
+    return []
 
 
 def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | None = None, *,
@@ -177,10 +185,11 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     computed = 0
     images = 0
     units_bar = bar(units, enabled=show, desc="units", unit="unit")
+    keys = [unit_key(unit, result_cfg) for unit in units]
     try:
-        for unit in units_bar:
+        for i, unit in enumerate(units_bar):
             units_bar.set_postfix_str(f"{unit.dataset}/{unit.category}")
-            key = unit_key(unit, result_cfg)
+            key = keys[i]
             paths = part_paths(out_dir, unit, key)
             entry = {"dataset": unit.dataset, "category": unit.category, "key": key, "n_test": len(unit.test),
                      "n_references": len(unit.reference_union)}
@@ -193,7 +202,8 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
                 continue
             before = cache.counts()
             t0 = time.perf_counter()
-            metrics, scores = score_unit(unit, cfg, backbone, cache, show, text_cache)
+            metrics, scores = score_unit(unit, cfg, backbone, cache, show, text_cache,
+                                         ahead=_next_images(units[i + 1 :], keys[i + 1 :], out_dir))
             cache.end_unit()
             images += entry["n_test"] + entry["n_references"]
             after = cache.counts()

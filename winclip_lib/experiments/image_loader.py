@@ -2,10 +2,17 @@
 
 A pool of threads decodes files (:func:`~winclip_lib.core.imageio.load_image`: OpenCV releases the GIL on PNGs) and
 applies the model's geometry (:class:`~winclip_lib.core.geometry.Geometry`: PIL's resampling also runs without the
-GIL), a few batches ahead of the encoder; the main thread only stacks and normalises each batch — exactly as
-:func:`~winclip_lib.core.preprocess.preprocess` does, so the input is bit-identical — and, on a GPU, copies it from
-pinned memory without blocking. The same pool serves the other per-file work of a run (content hashes, cache
-reads, masks) through :meth:`ImageLoader.map` and :meth:`ImageLoader.submit`.
+GIL); the main thread only stacks and normalises each batch — exactly as :func:`~winclip_lib.core.preprocess.
+preprocess` does, so the input is bit-identical — and, on a GPU, copies it from pinned memory without blocking. The
+same threads serve the other per-file work of a run (content hashes, cache reads) through :meth:`ImageLoader.map`.
+
+**When decoding overlaps encoding.** On a GPU the encoder leaves the CPU free: batches are decoded :data:`PREFETCH`
+ahead of the one being encoded. On the CPU the encoder's own threads use every core, and a decoder thread beside
+them stalls each of their parallel steps (measured on 2 cores: the encoder 3-10 times slower), so a batch is decoded
+— by all the threads at once — while the encoder waits, and nothing overlaps there. What does overlap on the CPU is
+:meth:`ImageLoader.background`: a second, small pool of threads at the lowest scheduling priority (nice 19, so they
+take only the cycles nothing else wants — e.g. while single-threaded metrics run), which decodes the next unit's
+images and the masks ahead of time.
 
 Time is charged to the run's :class:`~winclip_lib.experiments.stages.StageTimes`: the workers' time to the stage of
 their work (busy seconds), the main thread's waiting for a batch to ``decode`` (wall seconds).
@@ -14,6 +21,7 @@ their work (busy seconds), the main thread's waiting for a batch to ``decode`` (
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +41,15 @@ T = TypeVar("T")
 R = TypeVar("R")
 #: Batches decoded ahead of the one being encoded.
 PREFETCH = 2
+
+
+def _lowest_priority() -> None:
+    """Run the calling (new) thread at nice 19: it gets only the CPU time no other thread wants (Linux; elsewhere a
+    no-op)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
 
 
 def default_workers() -> int:
@@ -60,7 +77,10 @@ class ImageLoader:
         self.device = torch.device(device)
         self.workers = int(workers or default_workers())
         self.times = times if times is not None else StageTimes()
+        self.ahead = 0 if self.device.type == "cpu" else PREFETCH
+        self.background_workers = 1 if self.device.type == "cpu" else max(1, self.workers // 2)
         self._pool: ThreadPoolExecutor | None = None
+        self._background: ThreadPoolExecutor | None = None
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -68,12 +88,23 @@ class ImageLoader:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="winclip-decode")
         return self._pool
 
-    def submit(self, stage: str, fn: Callable[..., R], *args: Any) -> Future[R]:
-        """Run ``fn(*args)`` on the pool, its time charged to ``stage`` (busy)."""
+    def _job(self, stage: str, fn: Callable[..., R], *args: Any) -> Callable[[], R]:
         def job() -> R:
             with self.times.busy(stage):
                 return fn(*args)
-        return self.pool.submit(job)
+        return job
+
+    def submit(self, stage: str, fn: Callable[..., R], *args: Any) -> Future[R]:
+        """Run ``fn(*args)`` on the pool, its time charged to ``stage`` (busy)."""
+        return self.pool.submit(self._job(stage, fn, *args))
+
+    def background(self, stage: str, fn: Callable[..., R], *args: Any) -> Future[R]:
+        """Run ``fn(*args)`` on the low-priority pool (the module docstring), its time charged to ``stage``
+        (busy). Jobs run in the order given."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(self.background_workers, thread_name_prefix="winclip-ahead",
+                                                  initializer=_lowest_priority)
+        return self._background.submit(self._job(stage, fn, *args))
 
     def map(self, stage: str, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``[fn(x) for x in items]`` on the pool; the main thread's wait is charged to ``stage`` (wall), the
@@ -97,27 +128,44 @@ class ImageLoader:
             return x.pin_memory().to(self.device, non_blocking=True)
         return x
 
-    def batches(self, paths: Sequence[Path], batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
-        """(start, batch of ``paths[start : start + batch_size]``), in order, decoded :data:`PREFETCH` batches ahead
-        of the one yielded. A file that cannot be read raises :class:`~winclip_lib.core.imageio.ImageError` when its
-        batch is reached."""
+    def batches(self, paths: Sequence[Path], batch_size: int, ready: dict[Path, Future] | None = None
+                ) -> Iterator[tuple[int, torch.Tensor]]:
+        """(start, batch of ``paths[start : start + batch_size]``), in order, decoded :attr:`ahead` batches ahead of
+        the one yielded (the module docstring). ``ready``: decodes already started (:meth:`background`, a result of
+        None meaning "not decoded"), used instead of decoding again. A file that cannot be read raises
+        :class:`~winclip_lib.core.imageio.ImageError` when its batch is reached."""
+        ready = ready if ready is not None else {}
         starts = list(range(0, len(paths), batch_size))
-        in_flight: list[list[Future[np.ndarray]]] = []
+        in_flight: list[list[tuple[Path, Future[np.ndarray] | None]]] = []
+
+        def start(s: int) -> list[tuple[Path, Future[np.ndarray] | None]]:
+            jobs = []
+            for p in paths[s : s + batch_size]:
+                early = ready.pop(Path(p), None)
+                if early is not None and early.cancel():
+                    early = None  # not begun: decoded now, with every thread
+                jobs.append((p, early if early is not None else self.submit("decode", self.image, p)))
+            return jobs
+
         try:
-            for i, start in enumerate(starts):
-                while len(in_flight) <= PREFETCH and i + len(in_flight) < len(starts):
-                    s = starts[i + len(in_flight)]
-                    in_flight.append([self.submit("decode", self.image, p) for p in paths[s : s + batch_size]])
+            for i, s in enumerate(starts):
+                while len(in_flight) <= self.ahead and i + len(in_flight) < len(starts):
+                    in_flight.append(start(starts[i + len(in_flight)]))
                 with self.times.stage("decode"):
-                    x = self.batch([f.result() for f in in_flight.pop(0)])
-                yield start, x
+                    arrays = []
+                    for p, f in in_flight.pop(0):
+                        arr = f.result()
+                        arrays.append(arr if arr is not None else self.image(p))
+                    x = self.batch(arrays)
+                yield s, x
         finally:
-            for futures in in_flight:
-                for f in futures:
+            for jobs in in_flight:
+                for _, f in jobs:
                     f.cancel()
 
     def close(self) -> None:
         """Stop the threads (a later call starts them again)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for pool in (self._pool, self._background):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._background = None

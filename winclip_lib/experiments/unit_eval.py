@@ -10,7 +10,8 @@ metrics are computed (pixel metrics are NaN: not available).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from winclip_lib.core.backbone import Backbone
+from winclip_lib.core.fewshot import unit_features
 from winclip_lib.core.geometry import Geometry
 from winclip_lib.core.model import Queries, WinCLIP
 from winclip_lib.core.options import WinCLIPOptions
@@ -56,7 +58,7 @@ def _start_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: s
     if loader is None:
         done = [_eval_mask(s, geometry, eval_resolution, method) for s in unit.test]
         return lambda: ([m for m, _ in done], [shape for _, shape in done])
-    futures = [loader.submit("decode", _eval_mask, s, geometry, eval_resolution, method) for s in unit.test]
+    futures = [loader.background("decode", _eval_mask, s, geometry, eval_resolution, method) for s in unit.test]
 
     def collect() -> tuple[list[np.ndarray], list[tuple[int, int]]]:
         with loader.times.stage("decode"):
@@ -70,7 +72,7 @@ def eval_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str
                loader: ImageLoader | None = None) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
     """Ground-truth masks of the unit's test images — through ``geometry`` to (N, N) bool (``method`` resizing),
     or for "mask" the covered region of each mask at its own resolution — and each mask's full (H, W). With a
-    ``loader``, the masks are decoded and resized on its threads."""
+    ``loader``, the masks are decoded and resized on its background threads."""
     return _start_masks(unit, geometry, eval_resolution, method, loader)()
 
 
@@ -117,13 +119,15 @@ def _score(model: WinCLIP, test: list[Queries], mask_shapes: list[tuple[int, int
 
 @torch.inference_mode()
 def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCache, progress: bool = True,
-               text_cache: TextEmbeddingCache | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+               text_cache: TextEmbeddingCache | None = None, ahead: Sequence[Path] = ()
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Encode (through the cache) and score one unit for every (k, seed).
 
-    The masks are decoded on the cache's loader threads while the images are encoded; the test features are
-    prepared once (the zero-shot maps, the unit-norm queries) and scored against the references of every setting.
-    Each step's time goes to ``cache.times``. The cache's writes may still be running when this returns
-    (:meth:`FeatureCache.flush`).
+    The masks are decoded on the cache's background threads while the images are encoded, and once the images are
+    encoded the next unit's images (``ahead``) are prepared there too (:meth:`FeatureCache.prefetch`); the test
+    features are prepared once (the zero-shot maps, the unit-norm queries), the references made unit-norm once, and
+    every setting scored from them. Each step's time goes to ``cache.times``. The cache's writes may still be
+    running when this returns (:meth:`FeatureCache.flush`).
 
     Returns:
         (metrics rows with :data:`~winclip_lib.experiments.summary.METRICS_COLUMNS`, per-image score rows with
@@ -138,7 +142,8 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
                                    cfg.mask_resize, cache.loader)
     feats = cache.features([s.image_path for s in unit.test] + [s.image_path for s in refs], desc=f"encode {name}",
                            wait=False)
-    ref_index = {s.image_path: len(unit.test) + i for i, s in enumerate(refs)}
+    cache.prefetch(ahead)
+    ref_index = {s.image_path: i for i, s in enumerate(refs)}
 
     model = model_for(unit, cfg, backbone, text_cache)
     with times.stage("text"):
@@ -154,6 +159,7 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     with times.stage("scoring"):
         test = [model.prepare(feats[i : min(i + chunk, len(unit.test))].to(backbone.device))
                 for i in range(0, len(unit.test), chunk)]
+        unit_refs = unit_features(feats[len(unit.test) :].to(backbone.device)) if refs else None
     metric_rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, Any]] = []
     images = [unit.relative(s.image_path) for s in unit.test]
@@ -163,7 +169,7 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
                 model.reset()
             else:
                 idx = torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
-                model.fit(feats[idx].to(backbone.device))
+                model.fit(unit_refs[idx.to(backbone.device)], normalized=True)
             scores, maps = _score(model, test, mask_shapes, full_shapes)
         with times.stage("metrics"):
             if mask_stack is not None:
