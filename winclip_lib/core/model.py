@@ -18,7 +18,7 @@ import torch
 from winclip_lib.core.backbone import Backbone, load_backbone
 from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, encode_images, resolve_batch_size
 from winclip_lib.core.features import Features
-from winclip_lib.core.fewshot import VisualMemory, few_shot_maps, fuse, unit_features
+from winclip_lib.core.fewshot import ReferenceMaxima, VisualMemory, few_shot_maps, fuse, unit_features
 from winclip_lib.core.geometry import Geometry
 from winclip_lib.core.options import WinCLIPOptions
 from winclip_lib.core.preprocess import preprocess
@@ -64,7 +64,8 @@ class Queries:
         features: the batch, with its windows and patch tokens unit-norm when ``unit_norm``
             (:func:`~winclip_lib.core.fewshot.unit_features`). zero_shot: the output of
             :func:`~winclip_lib.core.scoring.zero_shot_maps`. language: (B,) the zero-shot image score.
-        text: the text embeddings they were made with.
+        text: the text embeddings they were made with. maxima: the best cosines against each candidate reference
+            (:class:`~winclip_lib.core.fewshot.ReferenceMaxima`), when prepared with references.
     """
 
     features: Features
@@ -72,6 +73,7 @@ class Queries:
     language: torch.Tensor
     text: torch.Tensor = field(repr=False)
     unit_norm: bool = True
+    maxima: ReferenceMaxima | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.features)
@@ -171,15 +173,13 @@ class WinCLIP:
         return Features.cat(parts)
 
     # -- few-shot --------------------------------------------------------------------------------------------
-    def fit(self, references, normalized: bool = False) -> WinCLIP:
-        """Build the WinCLIP+ memories from k normal reference images (or their :class:`Features`; ``normalized``:
-        features made unit-norm by :func:`~winclip_lib.core.fewshot.unit_features`, the same memory)."""
+    def fit(self, references) -> WinCLIP:
+        """Build the WinCLIP+ memories from k normal reference images (or their :class:`Features`)."""
         if not isinstance(references, Features):
             if isinstance(references, list | tuple) and len(references) == 0:
                 raise ValueError("fit needs at least one normal reference image (got 0)")
             references = self.encode(references)
-            normalized = False
-        self.memory = VisualMemory.from_features(references, normalized)
+        self.memory = VisualMemory.from_features(references)
         return self
 
     def reset(self) -> WinCLIP:
@@ -188,29 +188,42 @@ class WinCLIP:
         return self
 
     # -- scoring ---------------------------------------------------------------------------------------------
-    def prepare(self, features: Features, unit_norm: bool = True) -> Queries:
+    def prepare(self, features: Features, unit_norm: bool = True, references: Features | None = None) -> Queries:
         """What scoring ``features`` under any references shares: the zero-shot results and the unit-norm query
         features (:class:`Queries`), for :meth:`predict_features` to score it many times (after each :meth:`fit`).
-        ``unit_norm=False`` leaves the features as they are (for zero-shot scoring only)."""
+        ``unit_norm=False`` leaves the features as they are (for zero-shot scoring only). ``references``: candidate
+        references, unit-norm (:func:`~winclip_lib.core.fewshot.unit_features`), compared once with every query
+        (:class:`~winclip_lib.core.fewshot.ReferenceMaxima`), so that any draw of them is scored without a
+        :meth:`fit` (``predict_features(..., references=positions)``)."""
         o = self.options
         zs = zero_shot_maps(features, self.text, o.temperature, window_aggregation=o.window_aggregation,
                             image_term=o.image_term, zero_shot_map=o.zero_shot_map, dense_features=o.dense_features,
                             projection=self.backbone.visual.proj)
         language = zero_shot_image_score(zs, features, self.text, o.temperature, o.image_score)
-        return Queries(unit_features(features) if unit_norm else features, zs, language, self.text, unit_norm)
+        unit = unit_features(features) if unit_norm or references is not None else features
+        maxima = None if references is None else ReferenceMaxima.compute(unit, references, o.memories)
+        return Queries(unit, zs, language, self.text, unit_norm or references is not None, maxima)
 
-    def predict_features(self, features: Features | Queries, *, details: bool = True) -> Prediction:
+    def predict_features(self, features: Features | Queries, *, details: bool = True,
+                         references: torch.Tensor | None = None) -> Prediction:
         """Score encoded features (or a batch :meth:`prepare` made with this model's text): zero-shot, plus few-shot
-        when fitted. ``details=False`` leaves out the upsampled intermediate maps (``zero_shot_map``,
-        ``visual_map``), which only cost time when nobody looks at them."""
+        when fitted — or, for queries prepared with candidate references, few-shot with the candidates at the
+        positions ``references`` (a LongTensor; the same numbers as after fitting those references).
+        ``details=False`` leaves out the upsampled intermediate maps (``zero_shot_map``, ``visual_map``), which only
+        cost time when nobody looks at them."""
         o = self.options
         queries = features if isinstance(features, Queries) else self.prepare(features, self.memory is not None)
         if queries.text is not self.text:
             raise ValueError("these queries were prepared with other text embeddings: prepare them with this model")
+        if references is not None and queries.maxima is None:
+            raise ValueError("references given by position need queries prepared with the candidate references")
         zs, language = queries.zero_shot, queries.language
         s0, z = zs["image_score"], zs["map"]
         out = self.output_size
-        if self.memory is None:
+        if references is not None:
+            vis = queries.maxima.few_shot_maps(references.to(queries.maxima.device), o.visual_aggregation)
+            final, score = fuse(z, language, vis["map"], o.fusion, o.fewshot_image_score)
+        elif self.memory is None:
             final, score, vis = z, language, None
         else:
             vis = few_shot_maps(queries.features, self.memory, o.memories, o.visual_aggregation,

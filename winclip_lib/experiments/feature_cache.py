@@ -408,17 +408,17 @@ class FeatureCache:
         return None if self._has_entry(self.image_id(path)) else self.loader.image(path)
 
     def prefetch(self, paths: Sequence[str | Path]) -> None:
-        """Prepare the images of a later :meth:`features` call in the background (the loader's low-priority threads):
-        their content hashes and, for those without an entry, their decoded inputs (at most :data:`AHEAD_IMAGES`,
-        in order). What a call needs before it is ready is done by the call itself; an earlier prefetch that was not
-        used is dropped."""
+        """Prepare the images of a later :meth:`features` call ahead of time (:meth:`~winclip_lib.experiments.
+        image_loader.ImageLoader.ahead_job`: at once on a GPU, while cores are spare on the CPU): their content hashes
+        and, for those without an entry, their decoded inputs (at most :data:`AHEAD_IMAGES`, in order). What a call
+        needs before it is ready is done by the call itself; an earlier prefetch that was not used is dropped."""
         for f in self._ahead.values():
             f.cancel()
         self._ahead = {}
         for p in dict.fromkeys(Path(p) for p in paths):
             if len(self._ahead) >= AHEAD_IMAGES:
                 break
-            self._ahead[p] = self.loader.background("decode", self._prepare_ahead, p)
+            self._ahead[p] = self.loader.ahead_job("decode", self._prepare_ahead, p)
 
     def _write_spec(self) -> None:
         spec_file = self.dir / "spec.json"

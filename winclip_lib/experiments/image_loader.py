@@ -7,12 +7,13 @@ preprocess` does, so the input is bit-identical — and, on a GPU, copies it fro
 same threads serve the other per-file work of a run (content hashes, cache reads) through :meth:`ImageLoader.map`.
 
 **When decoding overlaps encoding.** On a GPU the encoder leaves the CPU free: batches are decoded :data:`PREFETCH`
-ahead of the one being encoded. On the CPU the encoder's own threads use every core, and a decoder thread beside
-them stalls each of their parallel steps (measured on 2 cores: the encoder 3-10 times slower), so a batch is decoded
-— by all the threads at once — while the encoder waits, and nothing overlaps there. What does overlap on the CPU is
-:meth:`ImageLoader.background`: a second, small pool of threads at the lowest scheduling priority (nice 19, so they
-take only the cycles nothing else wants — e.g. while single-threaded metrics run), which decodes the next unit's
-images and the masks ahead of time.
+ahead of the one being encoded. On the CPU the encoder's own threads use every core, and any other busy thread — a
+decoder beside them, even at the lowest scheduling priority, which then holds the GIL while it waits for a core —
+stalls each of their parallel steps (measured on 2 cores: the encoder 3 to 10 times slower), so there a batch is
+decoded by all the threads at once while the encoder waits. What overlaps on the CPU is :meth:`ImageLoader.ahead_job`
+work (the next unit's images), on a second, small pool whose jobs start only while the main thread leaves cores idle
+(:meth:`ImageLoader.spare_cores`, e.g. around single-threaded metrics) or waits for one of them; on a GPU they start
+at once.
 
 Time is charged to the run's :class:`~winclip_lib.experiments.stages.StageTimes`: the workers' time to the stage of
 their work (busy seconds), the main thread's waiting for a batch to ``decode`` (wall seconds).
@@ -20,10 +21,11 @@ their work (busy seconds), the main thread's waiting for a batch to ``decode`` (
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,15 +43,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 #: Batches decoded ahead of the one being encoded.
 PREFETCH = 2
-
-
-def _lowest_priority() -> None:
-    """Run the calling (new) thread at nice 19: it gets only the CPU time no other thread wants (Linux; elsewhere a
-    no-op)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):
-        pass
 
 
 def default_workers() -> int:
@@ -77,10 +70,17 @@ class ImageLoader:
         self.device = torch.device(device)
         self.workers = int(workers or default_workers())
         self.times = times if times is not None else StageTimes()
-        self.ahead = 0 if self.device.type == "cpu" else PREFETCH
-        self.background_workers = 1 if self.device.type == "cpu" else max(1, self.workers // 2)
+        cpu = self.device.type == "cpu"
+        self.ahead = 0 if cpu else PREFETCH
+        self.background_workers = 1 if cpu else max(1, self.workers // 2)
         self._pool: ThreadPoolExecutor | None = None
         self._background: ThreadPoolExecutor | None = None
+        self._spare = threading.Event()  # set: ahead jobs may start
+        self._hold = 0 if cpu else 1  # spare_cores / waits in progress (always one on a GPU)
+        self._hold_lock = threading.Lock()
+        self._closing = False
+        if not cpu:
+            self._spare.set()
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -98,13 +98,39 @@ class ImageLoader:
         """Run ``fn(*args)`` on the pool, its time charged to ``stage`` (busy)."""
         return self.pool.submit(self._job(stage, fn, *args))
 
-    def background(self, stage: str, fn: Callable[..., R], *args: Any) -> Future[R]:
-        """Run ``fn(*args)`` on the low-priority pool (the module docstring), its time charged to ``stage``
-        (busy). Jobs run in the order given."""
+    def ahead_job(self, stage: str, fn: Callable[..., R], *args: Any) -> Future[R]:
+        """Run ``fn(*args)`` on the pool of work done ahead (the module docstring) once cores are spare, its time
+        charged to ``stage`` (busy). Jobs start in the order given; wait for one with :meth:`result`."""
         if self._background is None:
-            self._background = ThreadPoolExecutor(self.background_workers, thread_name_prefix="winclip-ahead",
-                                                  initializer=_lowest_priority)
-        return self._background.submit(self._job(stage, fn, *args))
+            self._background = ThreadPoolExecutor(self.background_workers, thread_name_prefix="winclip-ahead")
+        job = self._job(stage, fn, *args)
+
+        def gated() -> R:
+            self._spare.wait()
+            if self._closing:
+                raise CancelledError
+            return job()
+
+        return self._background.submit(gated)
+
+    @contextlib.contextmanager
+    def spare_cores(self) -> Iterator[None]:
+        """While inside, :meth:`ahead_job` work may start (the main thread leaves cores idle)."""
+        with self._hold_lock:
+            self._hold += 1
+            self._spare.set()
+        try:
+            yield
+        finally:
+            with self._hold_lock:
+                self._hold -= 1
+                if self._hold == 0:
+                    self._spare.clear()
+
+    def result(self, future: Future[R]) -> R:
+        """The result of a job, cores left spare while waiting for it (an :meth:`ahead_job` may wait for them)."""
+        with self.spare_cores():
+            return future.result()
 
     def map(self, stage: str, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``[fn(x) for x in items]`` on the pool; the main thread's wait is charged to ``stage`` (wall), the
@@ -131,7 +157,7 @@ class ImageLoader:
     def batches(self, paths: Sequence[Path], batch_size: int, ready: dict[Path, Future] | None = None
                 ) -> Iterator[tuple[int, torch.Tensor]]:
         """(start, batch of ``paths[start : start + batch_size]``), in order, decoded :attr:`ahead` batches ahead of
-        the one yielded (the module docstring). ``ready``: decodes already started (:meth:`background`, a result of
+        the one yielded (the module docstring). ``ready``: decodes already started (:meth:`ahead_job`, a result of
         None meaning "not decoded"), used instead of decoding again. A file that cannot be read raises
         :class:`~winclip_lib.core.imageio.ImageError` when its batch is reached."""
         ready = ready if ready is not None else {}
@@ -154,7 +180,7 @@ class ImageLoader:
                 with self.times.stage("decode"):
                     arrays = []
                     for p, f in in_flight.pop(0):
-                        arr = f.result()
+                        arr = self.result(f)
                         arrays.append(arr if arr is not None else self.image(p))
                     x = self.batch(arrays)
                 yield s, x
@@ -164,8 +190,20 @@ class ImageLoader:
                     f.cancel()
 
     def close(self) -> None:
-        """Stop the threads (a later call starts them again)."""
-        for pool in (self._pool, self._background):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = self._background = None
+        """Stop the threads (a later call starts them again). Jobs not begun are cancelled, and so is an
+        :meth:`ahead_job` still waiting for spare cores."""
+        pools = [p for p in (self._pool, self._background) if p is not None]
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        with self._hold_lock:
+            self._closing = True
+            self._spare.set()
+        try:
+            for pool in pools:
+                pool.shutdown(wait=True)
+        finally:
+            self._pool = self._background = None
+            with self._hold_lock:
+                self._closing = False
+                if self._hold == 0:
+                    self._spare.clear()

@@ -58,11 +58,11 @@ def _start_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: s
     if loader is None:
         done = [_eval_mask(s, geometry, eval_resolution, method) for s in unit.test]
         return lambda: ([m for m, _ in done], [shape for _, shape in done])
-    futures = [loader.background("decode", _eval_mask, s, geometry, eval_resolution, method) for s in unit.test]
+    futures = [loader.submit("decode", _eval_mask, s, geometry, eval_resolution, method) for s in unit.test]
 
     def collect() -> tuple[list[np.ndarray], list[tuple[int, int]]]:
         with loader.times.stage("decode"):
-            done = [f.result() for f in futures]
+            done = [loader.result(f) for f in futures]
         return [m for m, _ in done], [shape for _, shape in done]
 
     return collect
@@ -72,7 +72,7 @@ def eval_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str
                loader: ImageLoader | None = None) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
     """Ground-truth masks of the unit's test images — through ``geometry`` to (N, N) bool (``method`` resizing),
     or for "mask" the covered region of each mask at its own resolution — and each mask's full (H, W). With a
-    ``loader``, the masks are decoded and resized on its background threads."""
+    ``loader``, the masks are decoded and resized on its threads."""
     return _start_masks(unit, geometry, eval_resolution, method, loader)()
 
 
@@ -97,15 +97,16 @@ def _stack_same_shape(arrays: list[np.ndarray], what: str, unit: Unit) -> np.nda
     return np.stack(arrays)
 
 
-def _score(model: WinCLIP, test: list[Queries], mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None
-           ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Image scores (N,) float64 and maps [(H_i, W_i) float32] of the test images, prepared in chunks
-    (:meth:`WinCLIP.prepare`). ``mask_shapes`` None: scores only."""
+def _score(model: WinCLIP, test: list[Queries], mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None,
+           references: torch.Tensor | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Image scores (N,) float64 and maps [(H_i, W_i) float32] of the test images, prepared in chunks with the
+    unit's references (:meth:`WinCLIP.prepare`), few-shot with the references at the positions ``references`` (None:
+    zero-shot). ``mask_shapes`` None: scores only."""
     scores: list[np.ndarray] = []
     maps: list[np.ndarray] = []
     i = 0
     for chunk in test:
-        pred = model.predict_features(chunk, details=False)
+        pred = model.predict_features(chunk, details=False, references=references)
         scores.append(pred.score.double().cpu().numpy())
         if mask_shapes is not None:
             for j in range(len(pred.score)):
@@ -123,11 +124,14 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Encode (through the cache) and score one unit for every (k, seed).
 
-    The masks are decoded on the cache's background threads while the images are encoded, and once the images are
-    encoded the next unit's images (``ahead``) are prepared there too (:meth:`FeatureCache.prefetch`); the test
-    features are prepared once (the zero-shot maps, the unit-norm queries), the references made unit-norm once, and
-    every setting scored from them. Each step's time goes to ``cache.times``. The cache's writes may still be
-    running when this returns (:meth:`FeatureCache.flush`).
+    The masks are decoded on the cache's loader threads (while the images are encoded on a GPU; after them on the
+    CPU, where decoding beside the encoder slows it), and once the images are encoded the next unit's images
+    (``ahead``) are prepared ahead (:meth:`FeatureCache.prefetch`; on the CPU while the metrics, single-threaded,
+    leave a core spare); the test features are prepared once with the unit's references (the zero-shot maps, the
+    best cosine of every query against each reference: :class:`~winclip_lib.core.fewshot.ReferenceMaxima`), and
+    every setting is scored from them, its draw of references picked by position. Each step's time goes to
+    ``cache.times``.
+    The cache's writes may still be running when this returns (:meth:`FeatureCache.flush`).
 
     Returns:
         (metrics rows with :data:`~winclip_lib.experiments.summary.METRICS_COLUMNS`, per-image score rows with
@@ -137,11 +141,15 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     times = cache.times
     refs = unit.reference_union
     masks_ready = None
-    if cfg.masks and unit.has_masks:
-        masks_ready = _start_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,
-                                   cfg.mask_resize, cache.loader)
+    start_masks = (lambda: _start_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,  # noqa: E731
+                                        cfg.mask_resize, cache.loader)) if cfg.masks and unit.has_masks else None
+    if start_masks is not None and cache.loader.ahead:
+        masks_ready = start_masks()  # beside the encoder: it runs on the GPU
     feats = cache.features([s.image_path for s in unit.test] + [s.image_path for s in refs], desc=f"encode {name}",
                            wait=False)
+    if start_masks is not None and masks_ready is None:
+        decoded = start_masks()()  # now, with every core
+        masks_ready = lambda: decoded  # noqa: E731
     cache.prefetch(ahead)
     ref_index = {s.image_path: i for i, s in enumerate(refs)}
 
@@ -157,21 +165,17 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
 
     chunk = max(1, 4 * cache.batch_size)
     with times.stage("scoring"):
-        test = [model.prepare(feats[i : min(i + chunk, len(unit.test))].to(backbone.device))
-                for i in range(0, len(unit.test), chunk)]
         unit_refs = unit_features(feats[len(unit.test) :].to(backbone.device)) if refs else None
+        test = [model.prepare(feats[i : min(i + chunk, len(unit.test))].to(backbone.device), unit_norm=bool(refs),
+                              references=unit_refs) for i in range(0, len(unit.test), chunk)]
     metric_rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, Any]] = []
     images = [unit.relative(s.image_path) for s in unit.test]
     for k, seed in tqdm(unit.settings, desc=f"score {name}", unit="setting", disable=not progress, leave=False):
         with times.stage("scoring"):
-            if k == 0:
-                model.reset()
-            else:
-                idx = torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
-                model.fit(unit_refs[idx.to(backbone.device)], normalized=True)
-            scores, maps = _score(model, test, mask_shapes, full_shapes)
-        with times.stage("metrics"):
+            drawn = None if k == 0 else torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
+            scores, maps = _score(model, test, mask_shapes, full_shapes, drawn)
+        with times.stage("metrics"), cache.loader.spare_cores():
             if mask_stack is not None:
                 values = evaluate_category(labels, scores, mask_stack, np.stack(maps), aupro_method=cfg.aupro)
             else:
