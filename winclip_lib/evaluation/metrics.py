@@ -30,11 +30,11 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from winclip_lib.core.choices import check_choice
+from winclip_lib.evaluation.regions import label_regions
 
 __all__ = [
     "METRIC_NAMES",
@@ -47,6 +47,7 @@ __all__ = [
     "aupro",
     "aupro_sampled",
     "pro_curve",
+    "sampled_pro_area",
     "evaluate_category",
     "mean_metrics",
     "f1_max",
@@ -154,22 +155,6 @@ def image_metrics(labels: Any, scores: Any) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------ pixel metrics
 
 
-def _region_labels(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """8-connected regions of every mask, numbered across the category: labels (N, H, W) int32 (0 = defect-free,
-    region r of the category = r) and sizes (R + 1,) int64 with sizes[0] unused."""
-    labels = np.zeros(masks.shape, dtype=np.int32)
-    sizes = [np.zeros(1, dtype=np.int64)]
-    offset = 0
-    for i, m in enumerate(masks):
-        if not m.any():
-            continue
-        n, lab = cv2.connectedComponents(m.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-        sizes.append(np.bincount(lab.ravel(), minlength=n)[1:].astype(np.int64))
-        labels[i] = np.where(lab > 0, lab + offset, 0)
-        offset += n - 1
-    return labels, np.concatenate(sizes)
-
-
 class _SortedPixels:
     """Pixels of a category sorted once by descending score; cumulative counts at every distinct threshold.
 
@@ -223,7 +208,7 @@ def pixel_metrics(masks: Any, maps: Any) -> dict[str, float]:
 def _pro_curve_from(sp: _SortedPixels) -> tuple[np.ndarray, np.ndarray] | None:
     if sp.n_pos == 0 or sp.n_neg == 0:
         return None
-    labels, sizes = _region_labels(sp.masks)
+    labels, sizes = label_regions(sp.masks)
     n_regions = len(sizes) - 1
     # weight 1 / |region| of each defect pixel, in descending score order; only defect pixels are gathered
     region_of = labels.reshape(-1)[sp.order[np.flatnonzero(sp.positive)]]
@@ -293,10 +278,8 @@ def aupro_sampled(masks: Any, maps: Any, steps: int = 200, fpr_limit: float = 0.
     minimum and maximum, and the area under PRO over the rescaled FPR is the trapezoid rule's. Unlike :func:`aupro`
     the curve is sampled and its FPR axis stretched, so the two differ (the tests show by how much).
     """
-    from sklearn.metrics import auc
-
     m, s = _check_pixels(masks, maps)
-    labels, sizes = _region_labels(m)
+    labels, sizes = label_regions(m)
     n_regions, n_neg = len(sizes) - 1, int((~m).sum())
     if n_regions == 0 or n_neg == 0:
         return _nan_warning("pixel_aupro", "no defect region" if n_regions == 0 else "no defect-free pixel")
@@ -312,7 +295,15 @@ def aupro_sampled(masks: Any, maps: Any, steps: int = 200, fpr_limit: float = 0.
         fprs.append((n_neg - np.searchsorted(neg_scores, t, side="right")) / n_neg)
         hits = np.bincount(pos_regions[pos_scores > t], minlength=n_regions + 1)[1:]
         pros.append(float(np.mean(hits / sizes[1:])))
-    fpr, pro = np.asarray(fprs), np.asarray(pros)
+    return sampled_pro_area(np.asarray(fprs), np.asarray(pros), fpr_limit)
+
+
+def sampled_pro_area(fpr: np.ndarray, pro: np.ndarray, fpr_limit: float = 0.3) -> float:
+    """The last step of :func:`aupro_sampled`: from (fpr, pro) at the sampled thresholds (T,) each, the points with
+    FPR below ``fpr_limit``, their FPRs rescaled to [0, 1], the trapezoid area (scikit-learn's ``auc``); NaN with a
+    :class:`MetricWarning` when fewer than two distinct FPRs remain."""
+    from sklearn.metrics import auc
+
     keep = fpr < fpr_limit
     if keep.sum() < 2 or fpr[keep].max() == fpr[keep].min():
         return _nan_warning("pixel_aupro", "fewer than two distinct thresholds below the FPR limit")
