@@ -11,8 +11,6 @@ half the images and smooth float32 maps that respond to them (``bench_aupro.synt
   :func:`winclip_lib.evaluation.metrics.evaluate_category` (argsort of every pixel; regions labelled each time);
 - ``device``: :func:`winclip_lib.evaluation.device_metrics.category_metrics` on the maps tensor (on ``--device``)
   against :class:`~winclip_lib.evaluation.device_metrics.PixelTargets` prepared once per category;
-- ``device, one sort run`` (CPU with several threads): the same with the sort in one piece, to show what sorting in
-  one run per thread is worth here.
 
 Each row for the exact AUPRO and the 200-threshold variant (presets). Per category: ``--settings`` evaluations (the
 default grid: 1 zero-shot + 3 shots x 5 seeds = 16) plus, for the device rows, the one preparation of the masks; the
@@ -63,13 +61,10 @@ def bench_category(n_images: int, size: int, settings: int, rounds: int, device:
     _sync(device)
     prepare = time.perf_counter() - t0
 
-    rows = {"reference": None, "device": None}
-    if device.type == "cpu" and torch.get_num_threads() > 1:
-        rows["device, one sort run"] = None
+    rows = ("reference", "device")
     times: dict[tuple[str, str], list[float]] = {(r, m): [] for r in rows for m in M.AUPRO_METHODS}
     cpu_times: dict[tuple[str, str], list[float]] = {(r, m): [] for r in rows for m in M.AUPRO_METHODS}
     worst = 0.0
-    parallel_min = D.PARALLEL_SORT_MIN
     for r in range(rounds):
         for method in M.AUPRO_METHODS:
             v = r % len(variants)
@@ -80,12 +75,10 @@ def bench_category(n_images: int, size: int, settings: int, rounds: int, device:
                     values[row] = M.evaluate_category(labels, scores[v], masks, np.stack(per_image[v]),
                                                       aupro_method=method)
                 else:
-                    D.PARALLEL_SORT_MIN = parallel_min if row == "device" else 1 << 62
                     values[row] = D.category_metrics(labels, scores[v], on_device[v], targets, aupro_method=method)
                     _sync(device)
                 times[row, method].append(time.perf_counter() - t0)
                 cpu_times[row, method].append(time.process_time() - c0)
-            D.PARALLEL_SORT_MIN = parallel_min
             ref = values["reference"]
             for got in values.values():
                 worst = max([worst, *(abs(got[k] - ref[k]) for k in M.METRIC_NAMES)])

@@ -93,6 +93,34 @@ def test_larger_category_with_many_regions_and_ties(ops):
         assert_same(ref, dev)
 
 
+@pytest.mark.parametrize("fpr_limit", [0.3, 0.05, 0.5, 0.9])
+def test_defects_scored_low(ops, fpr_limit):
+    """Maps that miss the defects (they score lowest): the threshold where the curve crosses the limit lies just
+    below the top scores, with hardly any defect pixel above it."""
+    masks, maps = category(12, n=10, h=24, w=20)
+    maps = maps - 3.0 * masks
+    for method in M.AUPRO_METHODS:
+        ref, dev, _, _ = both(masks.any(axis=(1, 2)), maps.max(axis=(1, 2)), masks, maps, fpr_limit, method, ops)
+        assert_same(ref, dev)
+
+
+def test_many_tiny_categories(ops):
+    """200 tiny random categories (a few pixels, few score levels, defects scored high, low or anywhere, random FPR
+    limits): every corner of the exact curve near the limit, against the reference."""
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.MetricWarning)
+        for _ in range(200):
+            masks = rng.random((2, 3, 4)) < rng.uniform(0.05, 0.6)
+            maps = rng.integers(0, rng.integers(2, 9), masks.shape) + rng.choice([-2, 0, 2]) * masks
+            maps = maps.astype(np.float32)
+            fpr_limit = float(rng.choice([rng.uniform(0.01, 1.0), 0.25, 0.5, 1.0]))
+            ref = M.evaluate_category(masks.any(axis=(1, 2)), maps.max(axis=(1, 2)), masks, maps, fpr_limit)
+            dev = D.category_metrics(masks.any(axis=(1, 2)), maps.max(axis=(1, 2)), maps,
+                                     D.PixelTargets.from_masks(masks, ops=ops), fpr_limit)
+            assert_same(ref, dev)
+
+
 def test_limit_between_and_on_curve_points(ops):
     """One region of 4 pixels, 10 defect-free pixels: curve points (0, .25), (.2, .5), (.4, 1); the limit 0.3
     interpolates, 0.2 and 0.4 fall on points."""
@@ -269,27 +297,3 @@ def test_errors_name_the_problem():
         D.aupro(maps, t, 0.0)
     with pytest.raises(ValueError, match="unknown AUPRO method"):
         D.category_metrics(labels, labels, maps, t, aupro_method="fast")
-
-
-# ------------------------------------------------------------------------------------ sorting in runs
-
-
-@pytest.mark.parametrize("levels", [None, 2, 6])
-def test_sorting_in_parallel_runs_gives_the_same_numbers(monkeypatch, levels):
-    """The CPU sorts large inputs in one run per torch thread; forced on a small category (with ties across the
-    runs' cut), every metric is unchanged."""
-    masks, maps = category(11, n=10, h=30, w=20, levels=levels)
-    labels = masks.any(axis=(1, 2))
-    settings = [(m, lim) for m in M.AUPRO_METHODS for lim in (0.3, 1.0)]  # 1.0: the whole curve
-    one = {s: both(labels, maps.max(axis=(1, 2)), masks, maps, s[1], s[0])[1] for s in settings}
-    monkeypatch.setattr(D, "PARALLEL_SORT_MIN", 1)
-    threads = torch.get_num_threads()
-    try:
-        for n in (2, 3, 7):
-            torch.set_num_threads(n)
-            for m, lim in settings:
-                ref, dev, _, _ = both(labels, maps.max(axis=(1, 2)), masks, maps, lim, m)
-                assert_same(ref, dev)
-                assert_same(one[m, lim], dev)
-    finally:
-        torch.set_num_threads(threads)

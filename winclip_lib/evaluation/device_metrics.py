@@ -1,4 +1,4 @@
-"""The metrics of one category computed with torch on the run's device, from masks prepared once.
+"""The metrics of one category computed on the run's device from masks prepared once: torch on a GPU, numpy on the CPU.
 
 The definitions are those of :mod:`winclip_lib.evaluation.metrics` — image and pixel AUROC, AP, F1-max, the exact
 AUPRO and the 200-threshold variant — and so are the values: the tests hold these functions equal to that numpy
@@ -16,17 +16,18 @@ implementation (the reference) to 1e-9 on random, tie-heavy and degenerate input
     Mann-Whitney count 2 #(defect > defect-free) + #(ties) over 2 P N, in exact integers (the trapezoid over the
     ROC points, the same number); AP sums the precision at each u times the recall step; F1-max is the largest
     2 TP / (TP + FP + P).
-  - the exact PRO curve is needed only up to the FPR limit: the top of the sorted scores holding the
-    ``floor(limit * N) + 2`` highest defect-free pixels and every defect pixel gives its distinct thresholds, their
-    false positives, and (by binary search among the sorted defect scores and a suffix sum of their region weights)
-    the summed overlap above each — the curve points of the reference up to the first beyond the limit, integrated
-    the same way.
+  - the exact AUPRO is summed by defect pixel, the way AUROC is: between consecutive thresholds only the
+    defect-free pixels move the FPR, each by 1/N, under the mean of the PRO just above and at its score; exchanging
+    the sums, each defect pixel adds its region weight times the defect-free pixels below it plus those at or below
+    it — counted among those above the threshold where the curve crosses the FPR limit, which is found among the
+    ~P sorted scores at that rank. The one crossing segment is interpolated as the reference does. No per-threshold
+    array is built: the work after the sort is O(P log T).
   - the 200-threshold variant counts at its thresholds by binary search in the same arrays.
 
 On a CUDA device every step runs there with torch (a few scalars come back per evaluation); on the CPU the same code
-runs on numpy's kernels (:mod:`~winclip_lib.evaluation.kernels` says why), the sort of all pixels in one run per
-torch thread. Scores keep their precision: float32 maps are sorted as float32 (bfloat16 / float16 become float32,
-integers float64, exactly), and the float64 thresholds of the 200-step grid are compared exactly.
+runs on numpy's kernels (:mod:`~winclip_lib.evaluation.kernels` says why). Scores keep their precision: float32 maps
+are sorted as float32 (bfloat16 / float16 become float32, integers float64, exactly), and the float64 thresholds of
+the 200-step grid are compared exactly.
 
 Inputs: masks and maps may be (N, H, W) arrays / tensors, or sequences of (H_i, W_i) ones whose sizes differ between
 images (pixels are pooled over the category either way).
@@ -103,17 +104,22 @@ def _binary_mask(m: Any, name: str = "masks") -> np.ndarray:
     raise ValueError(f"{name} must be binary (bool or 0/1), got dtype {a.dtype}")
 
 
-def _per_image(x: Any, name: str) -> tuple[list[Any], tuple[int, ...] | None]:
-    """Split an (N, H, W) array / tensor into its N images (and give its shape), or check a sequence of 2-D ones."""
+def _stacked_shape(x: Any, name: str) -> tuple[int, ...] | None:
+    """(N, H, W) of an array / tensor of N images, or None for a sequence of (H_i, W_i) ones."""
     if isinstance(x, (np.ndarray, torch.Tensor)):
         if x.ndim != 3:
             raise ValueError(f"masks and maps must be (N, H, W), got {name} of shape {tuple(x.shape)}")
-        return list(x), tuple(x.shape)
+        return tuple(x.shape)
+    return None
+
+
+def _per_image(x: Any, name: str) -> list[Any]:
+    """The images of an (N, H, W) array / tensor or of a sequence of (H_i, W_i) ones, checked to be 2-D."""
     items = list(x)
     for i, m in enumerate(items):
         if np.ndim(m) != 2:
             raise ValueError(f"{name}[{i}] must be (H, W), got shape {tuple(np.shape(m))}")
-    return items, None
+    return items
 
 
 # ------------------------------------------------------------------------------------------ prepared masks
@@ -149,8 +155,8 @@ class PixelTargets:
         kernels ``ops`` (default: the device's). Region labelling (OpenCV) runs here, once."""
         if device is None:
             device = masks.device if isinstance(masks, torch.Tensor) else "cpu"
-        per_image, stacked = _per_image(masks, "masks")
-        binary = [_binary_mask(m) for m in per_image]
+        stacked = _stacked_shape(masks, "masks")
+        binary = [_binary_mask(m) for m in _per_image(masks, "masks")]
         labels, sizes = label_regions(binary)
         defect = np.flatnonzero(labels)
         weight = 1.0 / sizes[labels[defect]]
@@ -187,12 +193,13 @@ class PixelTargets:
     def flat_scores(self, maps: Any) -> torch.Tensor:
         """The maps (same shapes as the masks: (N, H, W), or a sequence of (H_i, W_i)) as one flat (T,) tensor on the
         device, in the masks' pixel order."""
-        per_image, stacked = _per_image(maps, "maps")
+        stacked = _stacked_shape(maps, "maps")
         if stacked is not None and self.stacked_shape is not None:
             if stacked != self.stacked_shape:
                 raise ValueError(f"masks and maps must have the same shape, got masks {self.stacked_shape} and "
                                  f"maps {stacked}")
             return _as_scores(maps, "maps", self.device).reshape(-1)
+        per_image = _per_image(maps, "maps")
         shapes = [tuple(np.shape(m)) for m in per_image]
         if len(shapes) != self.n_images or any(s != t for s, t in zip(shapes, self.shapes, strict=False)):
             bad = next((i for i, (s, t) in enumerate(zip(shapes, self.shapes, strict=False)) if s != t), None)
@@ -201,83 +208,72 @@ class PixelTargets:
             raise ValueError(f"masks and maps must have the same shape, got {where}")
         if not per_image:
             return torch.zeros(0, dtype=torch.float64, device=self.device)
-        flat = [_as_scores(m, "maps", self.device).reshape(-1) for m in per_image]
-        dtype = torch.promote_types(*{f.dtype for f in flat}) if len({f.dtype for f in flat}) > 1 else flat[0].dtype
+        flat = [_as_scores(m, "maps", self.device).reshape(-1) for m in per_image]  # float32 or float64 each
+        dtype = torch.float64 if any(f.dtype == torch.float64 for f in flat) else torch.float32
         return torch.cat([f.to(dtype) for f in flat])
 
 
 # ------------------------------------------------------------------------------------------------- sorting
 
-#: Scores sorted in one run per torch thread on the CPU from this many on (below, in one run).
-PARALLEL_SORT_MIN = 1 << 20
+@dataclass(frozen=True)
+class _Ranks:
+    """Where the positives stand among the negatives, by distinct positive score u (M,) ascending: ``count`` the
+    positives at u, ``first`` those below u, ``neg_lt`` / ``neg_le`` the negatives below / at or below u."""
+
+    count: Any
+    first: Any
+    neg_lt: Any
+    neg_le: Any
+    n_pos: int
+    n_neg: int
 
 
 class _SortedScores:
     """One evaluation's scores, sorted once, shared by every pixel metric (arrays of ``targets.ops``).
 
-    ``runs``: every pixel's score in one or more ascending runs. ``defect``: (P,) the defect pixels' scores
-    ascending. ``overlap_from``: (P + 1,) float64, ``overlap_from[i]`` the summed region weights of the defect pixels
-    ``i .. P-1`` of ``defect`` (0 at P) — R times the PRO at a threshold with ``i`` defect pixels below it.
+    ``all``: (T,) every pixel's score ascending. ``defect``: (P,) the defect pixels' scores ascending; ``weight``
+    (P,) their region weights 1 / |region| in that order; ``overlap_from`` (P + 1,) float64, element i the summed
+    weights of ``defect[i:]`` (0 at P) — R times the PRO at a threshold with i defect pixels below it. ``ranks``:
+    the defect pixels among the defect-free ones (:class:`_Ranks`).
     """
 
     def __init__(self, scores: torch.Tensor, targets: PixelTargets) -> None:
         ops = self.ops = targets.ops
         x = ops.asarray(scores)
-        n_runs = torch.get_num_threads() if scores.device.type == "cpu" and len(x) >= PARALLEL_SORT_MIN else 1
-        self.runs = ops.sorted_runs(x, n_runs)
-        if any(ops.count_nan(r[-1:]) for r in self.runs):
-            raise ValueError(f"maps holds {ops.count_nan(x)} NaN values")
+        self.all = ops.sort(x)
+        if len(x) and ops.count_nan(self.all[-1:]):
+            raise ValueError(f"maps holds {ops.count_nan(self.all)} NaN values")
         self.defect, order = ops.sort_with_order(x[ops.asarray(targets.defect_index)])
-        self.overlap_from = ops.suffix_sums(ops.asarray(targets.defect_weight)[order])
+        self.weight = ops.asarray(targets.defect_weight)[order]
+        self.overlap_from = ops.suffix_sums(self.weight)
         self.n_pixels, self.n_pos = len(x), len(self.defect)
         self.n_neg = self.n_pixels - self.n_pos
         self.n_regions = targets.n_regions
         self.dtype = scores.dtype
+        u, count = ops.run_lengths(self.defect)
+        first = count.cumsum(0) - count
+        self.ranks = _Ranks(count, first, ops.searchsorted(self.all, u) - first,
+                            ops.searchsorted(self.all, u, right=True) - first - count, self.n_pos, self.n_neg)
 
-    def count_below(self, values: Any, right: bool = False) -> Any:
-        """Pixels with score < each of ``values`` (<= with ``right``)."""
-        counts = [self.ops.searchsorted(r, values, right) for r in self.runs]
-        return sum(counts[1:], counts[0])
-
-    def extremes(self) -> tuple[float, float]:
-        """The lowest and highest score (T > 0)."""
-        return min(float(r[0]) for r in self.runs if len(r)), max(float(r[-1]) for r in self.runs if len(r))
-
-    def top(self, n: int) -> Any:
-        """The highest scores ascending: at least ``n`` of them (all when n >= T) and every score tied with the lowest
-        one taken."""
+    def normal_below(self, values: Any, right: bool = False) -> Any:
+        """Defect-free pixels with score < each of ``values`` (<= with ``right``)."""
         ops = self.ops
-        if n >= self.n_pixels:
-            return ops.merge(self.runs)
-        candidates = ops.merge([r[-n:] for r in self.runs])  # every run's n highest hold the n highest of all
-        cut = candidates[len(candidates) - n :][:1]  # the n-th highest score
-        below = [int(ops.searchsorted(r, cut)[0]) for r in self.runs]
-        if all(len(r) - b <= n for r, b in zip(self.runs, below, strict=True)):  # every run's ties are in
-            return candidates[int(ops.searchsorted(candidates, cut)[0]) :]
-        return ops.merge([r[b:] for r, b in zip(self.runs, below, strict=True)])
+        return ops.searchsorted(self.all, values, right) - ops.searchsorted(self.defect, values, right)
 
 
 # ------------------------------------------------------------------------------------- AUROC, AP, F1-max
 
 
-def _ranking(ops: ArrayOps, pos_sorted: Any, n_neg: int, neg_below: Any) -> tuple[float, float, float]:
-    """AUROC (NaN without negatives), AP and F1-max of P > 0 positives sorted ascending, against N negatives.
-
-    ``neg_below(u, first, count)`` gives (#negatives < u, #negatives <= u) for the distinct positive scores u (M,)
-    ascending, ``first`` (M,) the positives below each and ``count`` (M,) the positives equal to each.
-    """
-    n_pos = len(pos_sorted)
-    u, count = ops.run_lengths(pos_sorted)
-    first = count.cumsum(0) - count
-    neg_lt, neg_le = neg_below(u, first, count)
+def _ranking(ops: ArrayOps, r: _Ranks) -> tuple[float, float, float]:
+    """AUROC (NaN without negatives), AP and F1-max of P > 0 positives against N negatives."""
     auroc = float("nan")
-    if n_neg:
-        twice_area = int((count * (neg_lt + neg_le)).sum())  # 2 #(pos > neg) + #(pos = neg), exact
-        auroc = twice_area / (2 * n_pos * n_neg)
-    tp = ops.float64(n_pos - first)  # positives >= u
-    fp = ops.float64(n_neg - neg_lt)  # negatives >= u
-    ap = float((ops.float64(count) * (tp / (tp + fp))).sum()) / n_pos
-    f1 = float((2.0 * tp / (tp + fp + n_pos)).max())
+    if r.n_neg:
+        twice_area = int((r.count * (r.neg_lt + r.neg_le)).sum())  # 2 #(pos > neg) + #(pos = neg), exact
+        auroc = twice_area / (2 * r.n_pos * r.n_neg)
+    tp = ops.float64(r.n_pos - r.first)  # positives >= u
+    fp = ops.float64(r.n_neg - r.neg_lt)  # negatives >= u
+    ap = float((ops.float64(r.count) * (tp / (tp + fp))).sum()) / r.n_pos
+    f1 = float((2.0 * tp / (tp + fp + r.n_pos)).max())
     return auroc, ap, f1
 
 
@@ -296,12 +292,11 @@ def image_metrics(labels: Any, scores: Any) -> dict[str, float]:
         nan = _nan(IMAGE_METRIC_NAMES, f"no anomalous image among {len(y)}")
         return dict.fromkeys(IMAGE_METRIC_NAMES, nan)
     ops = ops_for(s.device)
-    neg = ops.sort(ops.asarray(s[~y]))
-
-    def neg_below(u: Any, first: Any, count: Any) -> tuple[Any, Any]:
-        return ops.searchsorted(neg, u), ops.searchsorted(neg, u, right=True)
-
-    auroc, ap, f1 = _ranking(ops, ops.sort(ops.asarray(s[y])), len(neg), neg_below)
+    pos, neg = ops.sort(ops.asarray(s[y])), ops.sort(ops.asarray(s[~y]))
+    u, count = ops.run_lengths(pos)
+    ranks = _Ranks(count, count.cumsum(0) - count, ops.searchsorted(neg, u), ops.searchsorted(neg, u, right=True),
+                   n_pos, len(neg))
+    auroc, ap, f1 = _ranking(ops, ranks)
     if len(neg) == 0:
         auroc = _nan("image_auroc", "no normal image")
     return {"image_auroc": auroc, "image_ap": ap, "image_f1_max": f1}
@@ -311,11 +306,7 @@ def _pixel_metrics(ss: _SortedScores) -> dict[str, float]:
     if ss.n_pos == 0:
         nan = _nan(PIXEL_METRIC_NAMES[:3], "no defect pixel in the category's masks")
         return dict.fromkeys(PIXEL_METRIC_NAMES[:3], nan)
-
-    def neg_below(u: Any, first: Any, count: Any) -> tuple[Any, Any]:
-        return ss.count_below(u) - first, ss.count_below(u, right=True) - first - count
-
-    auroc, ap, f1 = _ranking(ss.ops, ss.defect, ss.n_neg, neg_below)
+    auroc, ap, f1 = _ranking(ss.ops, ss.ranks)
     if ss.n_neg == 0:
         auroc = _nan("pixel_auroc", "no defect-free pixel")
     return {"pixel_auroc": auroc, "pixel_ap": ap, "pixel_f1_max": f1}
@@ -330,46 +321,46 @@ def pixel_metrics(maps: Any, targets: PixelTargets) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------------- AUPRO
 
 
-def _area_to(x: Any, y: Any, x_max: float) -> float:
-    """Area under a curve for x in [0, x_max], its points given from the highest x to the lowest (x non-increasing),
-    interpolating linearly at x_max when it is not a curve point — the reference's trapezoid (the MVTec AD evaluation
-    code's) on the same points, read backwards."""
-    first = int((x > x_max).sum())  # the points with x <= x_max are the last ones
-    correction = 0.0
-    if float(x[first]) != x_max:  # x[first] is the largest x <= x_max
-        if first == 0:
-            raise ValueError(f"fpr_limit {x_max} lies outside the curve's FPR range [{float(x[-1])}, {float(x[0])}]")
-        x1, x0 = x[first - 1 : first + 1].tolist()
-        y1, y0 = y[first - 1 : first + 1].tolist()
-        y_interp = y0 + (y1 - y0) * (x_max - x0) / (x1 - x0)
-        correction = 0.5 * (y_interp + y0) * (x_max - x0)
-    x, y = x[first:], y[first:]
-    return float((0.5 * (y[:-1] + y[1:]) * (x[:-1] - x[1:])).sum()) + correction
-
-
 def _aupro_exact(ss: _SortedScores, fpr_limit: float) -> float:
+    """The reference's trapezoid area under the PRO curve to ``fpr_limit``, summed by defect pixel.
+
+    The curve has a point at every distinct score v (descending): FPR(v) = #defect-free >= v / N, PRO(v) = the summed
+    weights of the defect pixels >= v over R. Only the defect-free pixels move FPR, so the area is a sum over them:
+    each one n adds 1/N times the mean of PRO just above and at its score, i.e. (sum of w_p over the defect pixels
+    p > n, plus over p >= n) / 2 N R. Exchanging the sums, each defect pixel p adds w_p / 2 N R times the number of
+    defect-free pixels below it plus those at or below it — counted among the defect-free pixels above the threshold
+    v* whose segment crosses the limit (all of them when none does); the crossing segment, from (FPR(> v*), PRO(> v*))
+    to (FPR(v*), PRO(v*)), is interpolated at the limit as the reference does.
+    """
     if ss.n_pos == 0:
         return _nan("pixel_aupro", "no defect pixel in the category's masks")
     if ss.n_neg == 0:
         return _nan("pixel_aupro", "no defect-free pixel")
-    n_pos, n_neg = ss.n_pos, ss.n_neg
-    # the top of the sorted scores that holds every threshold up to the first with FPR > fpr_limit: at least
-    # floor(limit N) + 2 defect-free pixels at or above its lowest value, whole tie groups
-    top = ss.top(math.floor(fpr_limit * n_neg) + 2 + n_pos)
-    ops = ss.ops
-    values, count = ops.run_lengths(top)  # the thresholds, ascending
-    at_or_above = len(top) - (count.cumsum(0) - count)  # pixels >= each threshold
-    # defect pixels below each threshold: those whose score is below threshold k are the ones with at most k
-    # thresholds at or under their score (counted, not searched: P searches among K thresholds, not K among P)
-    slot = ops.searchsorted(values, ss.defect, right=True)
-    defect_below = ops.bincount(slot, minlength=len(values) + 1).cumsum(0)[: len(values)]
-    false_pos = at_or_above - (n_pos - defect_below)
-    # the reference's curve from its last point read backwards: FPR and PRO at each threshold, then its first
-    # point (0, 0); its (1, 1) after the lowest threshold would add nothing (the lowest has FPR 1)
-    zero = ops.from_numpy(np.zeros(1))
-    fpr = ops.concat([ops.minimum(ops.float64(false_pos) / n_neg, 1.0), zero])
-    pro = ops.concat([ops.minimum(ss.overlap_from[defect_below] / ss.n_regions, 1.0), zero])
-    return _area_to(fpr, pro, fpr_limit) / fpr_limit
+    ops, r = ss.ops, ss.ranks
+    n_all, n_pos, n_neg, n_regions = ss.n_pixels, ss.n_pos, ss.n_neg, ss.n_regions
+    # v*, the highest score with FPR > limit, lies among the sorted scores from floor(limit N) + P + 3 below the top
+    # (at least that many defect-free pixels at or above it) to floor(limit N) - 1 below it
+    m = math.floor(fpr_limit * n_neg)
+    window = ss.all[max(0, n_all - m - n_pos - 3) : max(0, n_all - m + 2)]
+    at_or_above = n_neg - ss.normal_below(window)  # FPR x N at each, falling
+    n_over = int((ops.float64(at_or_above) / n_neg > fpr_limit).sum())
+    correction, below_star = 0.0, 0
+    if n_over:
+        v_star = window[n_over - 1 : n_over]
+        fp_at = int(at_or_above[n_over - 1])
+        fp_above = n_neg - int(ss.normal_below(v_star, right=True)[0])  # the point before: scores > v*
+        below_star = n_neg - fp_above  # defect-free pixels <= v*: outside the full segments
+        x0, x1 = fp_above / n_neg, fp_at / n_neg
+        if x0 != fpr_limit:
+            y0 = min(float(ss.overlap_from[int(ops.searchsorted(ss.defect, v_star, right=True)[0])]) / n_regions, 1.0)
+            y1 = min(float(ss.overlap_from[int(ops.searchsorted(ss.defect, v_star)[0])]) / n_regions, 1.0)
+            y_interp = y0 + (y1 - y0) * (fpr_limit - x0) / (x1 - x0)
+            correction = 0.5 * (y_interp + y0) * (fpr_limit - x0)
+    # per distinct defect score u: the defect-free pixels in (v*, u) plus those in (v*, u]; then per defect pixel
+    lt, le = r.neg_lt - below_star, r.neg_le - below_star
+    pairs = lt * (lt > 0) + le * (le > 0)
+    area = 0.5 * float((ops.float64(ops.repeat(pairs, r.count)) * ss.weight).sum()) / (n_neg * n_regions)
+    return (area + correction) / fpr_limit
 
 
 def _at_or_below(t: np.ndarray, dtype: torch.dtype) -> np.ndarray:
@@ -386,16 +377,13 @@ def _at_or_below(t: np.ndarray, dtype: torch.dtype) -> np.ndarray:
 def _aupro_sampled(ss: _SortedScores, steps: int, fpr_limit: float) -> float:
     if ss.n_regions == 0 or ss.n_neg == 0:
         return _nan("pixel_aupro", "no defect region" if ss.n_regions == 0 else "no defect-free pixel")
-    lo, hi = ss.extremes()
+    lo, hi = float(ss.all[0]), float(ss.all[-1])
     if hi <= lo:
         return _nan("pixel_aupro", "the maps are constant")
-    t = np.arange(lo, hi, (hi - lo) / steps)
     ops = ss.ops
-    t_dev = ops.from_numpy(_at_or_below(t, ss.dtype))
-    all_le, defect_le = ss.count_below(t_dev, right=True), ops.searchsorted(ss.defect, t_dev, right=True)
-    false_pos = (ss.n_pixels - all_le) - (ss.n_pos - defect_le)  # defect-free pixels > t
-    fpr = ops.to_numpy(false_pos) / ss.n_neg
-    pro = ops.to_numpy(ss.overlap_from[defect_le] / ss.n_regions)
+    t = ops.from_numpy(_at_or_below(np.arange(lo, hi, (hi - lo) / steps), ss.dtype))
+    fpr = ops.to_numpy(ss.n_neg - ss.normal_below(t, right=True)) / ss.n_neg  # defect-free pixels > t
+    pro = ops.to_numpy(ss.overlap_from[ops.searchsorted(ss.defect, t, right=True)] / ss.n_regions)
     return sampled_pro_area(fpr, pro, fpr_limit)
 
 

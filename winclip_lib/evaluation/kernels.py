@@ -5,13 +5,12 @@ indexing, ``cumsum(0)``, ``sum()`` and ``max()`` that numpy arrays and torch ten
 torch's. On the CPU they are numpy's, on zero-copy views of the CPU tensors: numpy's sort, binary search and run
 lengths measured 2-4x faster than torch's on the 2-core AMD EPYC, and numpy runs each element-wise step on the
 calling thread — torch's thread pool, when other processes hold the cores, waited for its threads on each of the
-evaluation's ~50 small steps and took several times longer. The CPU's threads are used where they pay: the sort of
-all pixels, in one run per thread (:meth:`ArrayOps.sorted_runs`; numpy releases the GIL while it sorts).
+evaluation's small steps and took several times longer. (Sorting all pixels in one piece per thread, the pieces
+merged by numpy's timsort, was slower there too, so the CPU sorts in one piece; the sort is most of the time.)
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -43,14 +42,6 @@ class ArrayOps:
         """(values ascending, their indices in ``x``)."""
         raise NotImplementedError
 
-    def sorted_runs(self, x: Array, n_runs: int) -> list[Array]:
-        """``x`` in ``n_runs`` (or fewer) ascending runs that together hold every value once."""
-        return [self.sort(x)]
-
-    def merge(self, runs: list[Array]) -> Array:
-        """Ascending runs merged into one ascending array."""
-        return runs[0] if len(runs) == 1 else self.sort(self.concat(runs))
-
     def searchsorted(self, sorted_seq: Array, values: Array, right: bool = False) -> Array:
         """For each value, the elements of ``sorted_seq`` below it (at or below it with ``right``)."""
         raise NotImplementedError
@@ -59,16 +50,11 @@ class ArrayOps:
         """(distinct values, how many times each occurs) of a sorted array, ascending."""
         raise NotImplementedError
 
-    def bincount(self, x: Array, minlength: int) -> Array:
-        raise NotImplementedError
-
-    def concat(self, xs: list[Array]) -> Array:
+    def repeat(self, x: Array, counts: Array) -> Array:
+        """Element i of ``x`` repeated ``counts[i]`` times."""
         raise NotImplementedError
 
     def float64(self, x: Array) -> Array:
-        raise NotImplementedError
-
-    def minimum(self, x: Array, bound: float) -> Array:
         raise NotImplementedError
 
     def suffix_sums(self, w: Array) -> Array:
@@ -98,16 +84,6 @@ class NumpyOps(ArrayOps):
         order = np.argsort(x)
         return x[order], order
 
-    def sorted_runs(self, x: np.ndarray, n_runs: int) -> list[np.ndarray]:
-        if n_runs <= 1:
-            return [np.sort(x)]
-        with ThreadPoolExecutor(n_runs) as pool:  # numpy's sort runs without the GIL
-            return list(pool.map(np.sort, np.array_split(x, n_runs)))
-
-    def merge(self, runs: list[np.ndarray]) -> np.ndarray:
-        # numpy's stable sort (timsort for floats) finds the runs and merges them: linear per run
-        return runs[0] if len(runs) == 1 else np.sort(np.concatenate(runs), kind="stable")
-
     def searchsorted(self, sorted_seq: np.ndarray, values: np.ndarray, right: bool = False) -> np.ndarray:
         return np.searchsorted(sorted_seq, values, side="right" if right else "left").astype(np.int64, copy=False)
 
@@ -117,17 +93,11 @@ class NumpyOps(ArrayOps):
         starts = np.flatnonzero(np.concatenate(([True], x[1:] != x[:-1])))
         return x[starts], np.diff(np.append(starts, len(x))).astype(np.int64, copy=False)
 
-    def bincount(self, x: np.ndarray, minlength: int) -> np.ndarray:
-        return np.bincount(x, minlength=minlength).astype(np.int64, copy=False)
-
-    def concat(self, xs: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(xs)
+    def repeat(self, x: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        return np.repeat(x, counts)
 
     def float64(self, x: np.ndarray) -> np.ndarray:
         return x.astype(np.float64)
-
-    def minimum(self, x: np.ndarray, bound: float) -> np.ndarray:
-        return np.minimum(x, bound)
 
     def suffix_sums(self, w: np.ndarray) -> np.ndarray:
         return np.append(np.cumsum(w[::-1])[::-1], 0.0)
@@ -164,17 +134,11 @@ class TorchOps(ArrayOps):
     def run_lengths(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.unique_consecutive(x, return_counts=True)
 
-    def bincount(self, x: torch.Tensor, minlength: int) -> torch.Tensor:
-        return torch.bincount(x, minlength=minlength)
-
-    def concat(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat(xs)
+    def repeat(self, x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        return torch.repeat_interleave(x, counts)
 
     def float64(self, x: torch.Tensor) -> torch.Tensor:
         return x.double()
-
-    def minimum(self, x: torch.Tensor, bound: float) -> torch.Tensor:
-        return x.clamp(max=bound)
 
     def suffix_sums(self, w: torch.Tensor) -> torch.Tensor:
         return torch.cat([w.flip(0).cumsum(0).flip(0), w.new_zeros(1)])
