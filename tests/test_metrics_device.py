@@ -4,7 +4,10 @@ kernels (numpy) and with the GPU's (torch, run here on the CPU; tests/test_gpu.p
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -297,3 +300,16 @@ def test_errors_name_the_problem():
         D.aupro(maps, t, 0.0)
     with pytest.raises(ValueError, match="unknown AUPRO method"):
         D.category_metrics(labels, labels, maps, t, aupro_method="fast")
+
+
+def test_the_benchmark_compares_both_on_the_same_maps(tmp_path):
+    """benchmarks/bench_metrics.py (run small): both rows for both AUPRO methods, the same metrics to 1e-9."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_metrics.py"
+    spec = importlib.util.spec_from_file_location("winclip_bench_metrics", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--images", "6", "--size", "48", "--rounds", "2", "--json", str(tmp_path / "m.json")]) == 0
+    (result,) = json.loads((tmp_path / "m.json").read_text())["results"]
+    assert result["pixels"] == 6 * 48 * 48 and result["regions"] > 0 and result["max_abs_diff"] <= TOL
+    assert set(result["rows"]) == {f"{row} | {m}" for row in ("reference", "device") for m in M.AUPRO_METHODS}
+    assert all(len(r["all_seconds"]) == 2 and r["ratio"] > 0 for r in result["rows"].values())
