@@ -17,6 +17,10 @@ Definitions (all values are fractions in 0..1):
   :func:`aupro_sampled` is the variant the AnomalyCLIP authors' WinCLIP code (and caoyunkang/WinClip) computes:
   200 evenly spaced thresholds, the points with FPR below the limit, their FPRs rescaled to [0, 1].
 
+This module is the numpy reference, written for reading: the grid computes the same metrics with
+:mod:`winclip_lib.evaluation.device_metrics` (masks prepared once per category, one value sort per evaluation, on the
+run's device), which the tests hold equal to these functions to 1e-9.
+
 Degenerate categories: when the category has no anomalous images (or no defect pixels), every metric that needs
 positives (AUROC, AP, F1-max, AUPRO) is NaN; when it has no normal images (or no defect-free pixels), AUROC and
 AUPRO are NaN while AP and F1-max are computed (trivially 1). Each NaN comes with a :class:`MetricWarning`; nothing
