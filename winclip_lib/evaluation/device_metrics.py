@@ -52,6 +52,7 @@ from winclip_lib.evaluation.metrics import (
     METRIC_NAMES,
     PIXEL_METRIC_NAMES,
     MetricWarning,
+    as_labels,
     sampled_pro_area,
 )
 from winclip_lib.evaluation.regions import label_regions
@@ -88,20 +89,6 @@ def _as_scores(x: Any, name: str, device: torch.device | None = None) -> torch.T
             raise ValueError(f"{name} must be real numbers, got dtype {t.dtype}")
         t = t.double()
     return t.to(device) if device is not None else t
-
-
-def _binary_mask(m: Any, name: str = "masks") -> np.ndarray:
-    """A mask as numpy bool: bool, integer (non-zero = 1) or float holding only 0 / 1."""
-    a = m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
-    if a.dtype == bool:
-        return a
-    if np.issubdtype(a.dtype, np.integer):
-        return a != 0
-    if np.issubdtype(a.dtype, np.floating):
-        if not np.isin(a, (0.0, 1.0)).all():
-            raise ValueError(f"{name} must be binary (bool, integers, or floats 0/1); got other float values")
-        return a != 0
-    raise ValueError(f"{name} must be binary (bool or 0/1), got dtype {a.dtype}")
 
 
 def _stacked_shape(x: Any, name: str) -> tuple[int, ...] | None:
@@ -156,7 +143,7 @@ class PixelTargets:
         if device is None:
             device = masks.device if isinstance(masks, torch.Tensor) else "cpu"
         stacked = _stacked_shape(masks, "masks")
-        binary = [_binary_mask(m) for m in _per_image(masks, "masks")]
+        binary = [as_labels(m, "masks") for m in _per_image(masks, "masks")]
         labels, sizes = label_regions(binary)
         defect = np.flatnonzero(labels)
         weight = 1.0 / sizes[labels[defect]]
@@ -281,7 +268,7 @@ def image_metrics(labels: Any, scores: Any) -> dict[str, float]:
     """Image AUROC, AP and F1-max of one category. labels (N,) 0/1, scores (N,) float (higher = anomalous); on the
     scores' device. Same values and NaN rules as :func:`winclip_lib.evaluation.metrics.image_metrics`."""
     s = _as_scores(scores, "scores").reshape(-1)
-    y = torch.from_numpy(_binary_mask(labels, "labels").reshape(-1)).to(s.device)
+    y = torch.from_numpy(as_labels(labels, "labels").reshape(-1)).to(s.device)
     if y.shape != s.shape:
         raise ValueError(f"labels and scores must have the same length, got {tuple(y.shape)} and {tuple(s.shape)}")
     n_nan = int(torch.isnan(s).sum())
@@ -415,7 +402,7 @@ def category_metrics(labels: Any, image_scores: Any, maps: Any, targets: PixelTa
     check_choice("AUPRO method", aupro_method, AUPRO_METHODS)
     _check_fpr_limit(fpr_limit)
     scores = targets.flat_scores(maps)
-    n_labels = _binary_mask(labels, "labels").size
+    n_labels = as_labels(labels, "labels").size
     if n_labels != targets.n_images:
         shape = targets.stacked_shape or f"{targets.n_images} masks"
         raise ValueError(f"labels has {n_labels} entries but masks/maps hold {targets.n_images} images "

@@ -55,6 +55,7 @@ __all__ = [
     "evaluate_category",
     "mean_metrics",
     "f1_max",
+    "as_labels",
 ]
 
 IMAGE_METRIC_NAMES = ("image_auroc", "image_ap", "image_f1_max")
@@ -81,7 +82,7 @@ def _as_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _as_labels(x: Any, name: str) -> np.ndarray:
+def as_labels(x: Any, name: str) -> np.ndarray:
     """Binary labels of any shape as bool: bool, integer (non-zero = 1) or float arrays holding only 0/1."""
     a = _as_numpy(x)
     if a.dtype == bool:
@@ -108,7 +109,7 @@ def _as_scores(x: Any, name: str) -> np.ndarray:
 
 
 def _check_pixels(masks: Any, maps: Any) -> tuple[np.ndarray, np.ndarray]:
-    m = _as_labels(masks, "masks")
+    m = as_labels(masks, "masks")
     s = _as_scores(maps, "maps")
     if m.shape != s.shape:
         raise ValueError(f"masks and maps must have the same shape, got masks {m.shape} and maps {s.shape}")
@@ -129,7 +130,7 @@ def _nan_warning(what: str | Sequence[str], why: str) -> float:
 
 def f1_max(labels: Any, scores: Any) -> float:
     """Maximum of 2PR / (P + R) over scikit-learn's precision-recall curve (0/0 counts as 0)."""
-    precision, recall, _ = precision_recall_curve(_as_labels(labels, "labels"), _as_scores(scores, "scores"))
+    precision, recall, _ = precision_recall_curve(as_labels(labels, "labels"), _as_scores(scores, "scores"))
     return float(_f1(precision, recall).max())
 
 
@@ -140,7 +141,7 @@ def _f1(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
 
 def image_metrics(labels: Any, scores: Any) -> dict[str, float]:
     """Image AUROC, AP and F1-max of one category. labels (N,) 0/1, scores (N,) float (higher = anomalous)."""
-    y = _as_labels(labels, "labels").reshape(-1)
+    y = as_labels(labels, "labels").reshape(-1)
     s = _as_scores(scores, "scores").reshape(-1)
     if y.shape != s.shape:
         raise ValueError(f"labels and scores must have the same length, got {y.shape} and {s.shape}")
@@ -330,7 +331,7 @@ def evaluate_category(
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
     m, s = _check_pixels(masks, maps)
-    y = _as_labels(labels, "labels").reshape(-1)
+    y = as_labels(labels, "labels").reshape(-1)
     if len(y) != m.shape[0]:
         raise ValueError(f"labels has {len(y)} entries but masks/maps hold {m.shape[0]} images (shape {m.shape})")
     out = image_metrics(y, image_scores)
