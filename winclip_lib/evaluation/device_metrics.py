@@ -202,6 +202,7 @@ class PixelTargets:
 
 # ------------------------------------------------------------------------------------------------- sorting
 
+
 @dataclass(frozen=True)
 class _Ranks:
     """Where the positives stand among the negatives, by distinct positive score u (M,) ascending: ``count`` the
@@ -325,8 +326,9 @@ def _aupro_exact(ss: _SortedScores, fpr_limit: float) -> float:
         return _nan("pixel_aupro", "no defect-free pixel")
     ops, r = ss.ops, ss.ranks
     n_all, n_pos, n_neg, n_regions = ss.n_pixels, ss.n_pos, ss.n_neg, ss.n_regions
-    # v*, the highest score with FPR > limit, lies among the sorted scores from floor(limit N) + P + 3 below the top
-    # (at least that many defect-free pixels at or above it) to floor(limit N) - 1 below it
+    # v*, the highest score with FPR > limit, is among the sorted scores at ranks m + P + 3 .. m - 1 from the top
+    # (m = floor(limit N)): the lowest of them has more than m + 2 defect-free pixels at or above it, and a score
+    # with more than limit N of them at or above has its first place at least m + 1 from the top
     m = math.floor(fpr_limit * n_neg)
     window = ss.all[max(0, n_all - m - n_pos - 3) : max(0, n_all - m + 2)]
     at_or_above = n_neg - ss.normal_below(window)  # FPR x N at each, falling
