@@ -9,7 +9,9 @@ Every missing or unreadable file is named (images and masks are fully decoded un
 against their image's size). Expected counts come from ``winclip_lib.datasets.counts.EXPECTED_COUNTS``, or from the
 manifest of a synthetic set; DAGM's published split sizes from ``EXPECTED_IMAGE_TOTALS``. Datasets without published
 per-category counts (DTD-Synthetic, MVTec AD 2, Real-IAD, your own folder) get their layout and files checked, and
-the report says that no counts were checked. Exit code 0 when everything matches, 1 on any problem.
+the report says that no counts were checked. Masks that are there but look wrong are listed as warnings (they do
+not change the exit code): an anomalous test image whose mask marks no pixel (when the files are decoded), a mask
+beside a good test image. Exit code 0 when everything matches, 1 on any problem.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from winclip_lib.datasets.counts import EXPECTED_COUNTS, EXPECTED_IMAGE_TOTALS, 
 from winclip_lib.datasets.formats import FORMATS
 from winclip_lib.datasets.layout import detect_layout, layout_hint, list_categories
 from winclip_lib.datasets.masks import load_mask
-from winclip_lib.datasets.scan import scan_split
+from winclip_lib.datasets.scan import mask_warnings, scan_split
 from winclip_lib.datasets.synthetic import read_manifest
 
 __all__ = ["CategoryRow", "VerifyReport", "expected_counts", "verify_root", "format_report", "main"]
@@ -46,6 +48,7 @@ class CategoryRow:
     expected: Counts | None = None
     problems: list[str] = field(default_factory=list)
     train_anomalous: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def test(self) -> int:
@@ -71,6 +74,10 @@ class VerifyReport:
     @property
     def all_problems(self) -> list[str]:
         return self.problems + [p for r in self.rows for p in r.problems]
+
+    @property
+    def all_warnings(self) -> list[str]:
+        return [w for r in self.rows for w in r.warnings]
 
     @property
     def ok(self) -> bool:
@@ -152,6 +159,8 @@ def _verify_category(
     if check_files:
         for problems in pool.map(_check_sample, samples):
             row.problems.extend(problems)
+    test = [s for s in samples if s.split == "test"]
+    row.warnings = mask_warnings(dataset, root, category, test, masks=check_files)
     return row
 
 
@@ -230,6 +239,12 @@ def format_report(report: VerifyReport, max_problems: int = 200) -> str:
         f"  {_fmt_expected(et):<19}{total_ok}"
     )
     lines.extend(f"note: {n}" for n in report.notes)
+    warnings = report.all_warnings
+    if warnings:
+        lines.append(f"\n{len(warnings)} warning(s):")
+        lines.extend(f"  - {w}" for w in warnings[:max_problems])
+        if len(warnings) > max_problems:
+            lines.append(f"  ... and {len(warnings) - max_problems} more")
     problems = report.all_problems
     if problems:
         lines.append(f"\n{len(problems)} problem(s):")

@@ -115,14 +115,14 @@ def test_feature_changing_settings_reencode_and_never_reuse_parts(synth, tiny, f
     n = _distinct_images(synth)
     bf16 = load_backbone(TINY_MODEL, None, precision="bf16", device="cpu")
     for kw, backbone in (({"precision": "bf16"}, bf16), ({"resize_mode": "crop"}, tiny)):
-        r = run_grid(_cfg(synth, tmp_path, **kw), progress=False, backbone=backbone)
+        r = run_grid(_cfg(synth, tmp_path, out=f"out-{next(iter(kw))}", **kw), progress=False, backbone=backbone)
         assert r.info["encode_counts"]["encoded"] == n, kw
         assert {u["status"] for u in r.info["units"]} == {"computed"}
     # another patch-token variant: the cached entries are extended (one more pass each), nothing recomputed twice
-    r = run_grid(_cfg(synth, tmp_path, patch_tokens="raw"), progress=False, backbone=tiny)
+    r = run_grid(_cfg(synth, tmp_path, out="out-raw", patch_tokens="raw"), progress=False, backbone=tiny)
     assert r.info["encode_counts"]["extended"] == n and {u["status"] for u in r.info["units"]} == {"computed"}
     # a scoring-only change re-scores from the cache: no encoding, new parts, other numbers
-    r = run_grid(_cfg(synth, tmp_path, temperature=0.5), progress=False, backbone=tiny)
+    r = run_grid(_cfg(synth, tmp_path, out="out-t", temperature=0.5), progress=False, backbone=tiny)
     assert r.info["encode_counts"]["encoded"] == 0 and {u["status"] for u in r.info["units"]} == {"computed"}
     assert not np.allclose(r.scores["score"], full_run[0].scores["score"])
     # a rewritten image: its unit is redone and only that image is encoded
@@ -283,7 +283,7 @@ def test_crop_geometry_is_carried_into_the_masks_on_non_square_images(tiny, tmp_
         img = Image.open(path)
         img.resize((112, 64), Image.Resampling.NEAREST).save(path)
     for mode in ("resize", "crop"):
-        cfg = _cfg(data, tmp_path, shots=(0,), resize_mode=mode)
+        cfg = _cfg(data, tmp_path, out=f"out-{mode}", shots=(0,), resize_mode=mode)
         unit = plan_units(cfg)[0]
         model = WinCLIP.from_config(tiny, cfg, "tiles")
         masks240, full = eval_masks(unit, model.geometry, "240")
