@@ -326,3 +326,52 @@ def test_text_encodes_are_counted_per_run_whatever_ran_before(synth, tiny, full_
     first = run_grid(_cfg(synth, tmp_path, out="a"), progress=False, backbone=tiny, text_cache=shared)
     second = run_grid(_cfg(synth, tmp_path, out="b", shots=(0,)), progress=False, backbone=tiny, text_cache=shared)
     assert first.info["encode_counts"]["text_encodes"] == 2 and second.info["encode_counts"]["text_encodes"] == 0
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_not_taken_for_the_old_file(tiny, tmp_path):
+    """Finished units are recognised by the content of their files: uncompressed PNGs (all of one size), a good
+    image copied over an anomalous one with its times kept (``cp -p``) — the unit is redone, and its numbers are
+    those of a clean run of the changed data."""
+    data = make_synthetic(tmp_path / "syn", categories=("disc",), n_train=2, n_test_good=2, n_test_bad=3, size=64)
+    test = sorted((data / "disc" / "test").rglob("*.png"))
+    for p in test:
+        Image.open(p).convert("RGB").save(p, compress_level=0)
+        os.utime(p, ns=(10**18, 10**18))
+    cfg = _cfg(data, tmp_path, shots=(0, 1), seeds=(0,))
+    first = run_grid(cfg, progress=False, backbone=tiny)
+    good, bad = data / "disc" / "test" / "good" / "000.png", next(p for p in test if "good" not in p.parts)
+    shutil.copy2(good, bad)
+    assert [(p.stat().st_size, p.stat().st_mtime_ns) for p in (good, bad)] == [(bad.stat().st_size, 10**18)] * 2
+    again = run_grid(cfg, progress=False, backbone=tiny)
+    assert [u["status"] for u in again.info["units"]] == ["computed"]
+    assert again.info["encode_counts"]["encoded"] == 0  # the new content is the good image's, already cached
+    clean = run_grid(_cfg(data, tmp_path, out="clean", shots=(0, 1), seeds=(0,)), progress=False, backbone=tiny)
+    pd.testing.assert_frame_equal(again.metrics, clean.metrics)
+    assert not again.metrics["value"].equals(first.metrics["value"])
+
+
+def test_masks_that_look_wrong_are_warned_about_named_and_kept_in_run_json(tiny, tmp_path, caplog):
+    """An anomalous image whose mask marks no pixel and a mask beside a good image: a warning naming the files when
+    the unit is computed, again when it is reused, and in run.json."""
+    data = make_synthetic(tmp_path / "syn", categories=("disc",), n_train=2, n_test_good=2, n_test_bad=3, size=64)
+    masks = sorted((data / "disc" / "ground_truth").rglob("*.png"))
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(masks[0])
+    (data / "disc" / "ground_truth" / "good").mkdir()
+    Image.fromarray(np.full((64, 64), 255, np.uint8)).save(data / "disc" / "ground_truth" / "good" / "001_mask.png")
+    defect = masks[0].parent.name
+    expected = [
+        f"{data}/disc/test/good/001.png is a good test image but has a mask {data}/disc/ground_truth/good/001_mask.png",
+        f"{data}/disc/test/{defect}/{masks[0].name.replace('_mask', '')} is an anomalous test image but its mask "
+        f"{masks[0]} marks no pixel (all zero)",
+    ]
+    cfg = _cfg(data, tmp_path, shots=(0,))
+    for status in ("computed", "reused"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="winclip_lib"):
+            r = run_grid(cfg, progress=False, backbone=tiny)
+        assert r.info["units"][0]["status"] == status
+        assert [m.split(" (")[0] for m in r.info["warnings"]] == [e.split(" (")[0] for e in expected]
+        assert [rec.getMessage() for rec in caplog.records] == r.info["warnings"]
+        assert json.loads((tmp_path / "out" / "run.json").read_text())["warnings"] == r.info["warnings"]
+    clean = run_grid(_cfg(data, tmp_path, out="o2", shots=(0,), masks=False), progress=False, backbone=tiny)
+    assert clean.info["warnings"] == r.info["warnings"][:1]  # without masks only the good image's mask is worth one
