@@ -209,6 +209,14 @@ def _fmt_expected(c: Counts | None) -> str:
     return f"{c.train}/{c.test_normal}/{c.test_anomalous}" + (f" +{c.train_anomalous}" if c.train_anomalous else "")
 
 
+def _listed(what: str, items: list[str], most: int) -> list[str]:
+    """The lines listing ``items`` under "N what:" (at most ``most``; none for no item)."""
+    if not items:
+        return []
+    more = [f"  ... and {len(items) - most} more"] if len(items) > most else []
+    return [f"\n{len(items)} {what}:", *(f"  - {item}" for item in items[:most]), *more]
+
+
 def format_report(report: VerifyReport, max_problems: int = 200) -> str:
     """The report as a text table plus the list of problems."""
     w = max([16, *(len(r.category) + 2 for r in report.rows)])
@@ -239,18 +247,10 @@ def format_report(report: VerifyReport, max_problems: int = 200) -> str:
         f"  {_fmt_expected(et):<19}{total_ok}"
     )
     lines.extend(f"note: {n}" for n in report.notes)
-    warnings = report.all_warnings
-    if warnings:
-        lines.append(f"\n{len(warnings)} warning(s):")
-        lines.extend(f"  - {w}" for w in warnings[:max_problems])
-        if len(warnings) > max_problems:
-            lines.append(f"  ... and {len(warnings) - max_problems} more")
+    lines.extend(_listed("warning(s)", report.all_warnings, max_problems))
     problems = report.all_problems
     if problems:
-        lines.append(f"\n{len(problems)} problem(s):")
-        lines.extend(f"  - {p}" for p in problems[:max_problems])
-        if len(problems) > max_problems:
-            lines.append(f"  ... and {len(problems) - max_problems} more")
+        lines.extend(_listed("problem(s)", problems, max_problems))
     elif report.notes:
         lines.append("\nOK: layout and files match (no published counts to check).")
     else:

@@ -4,9 +4,7 @@ top-level command."""
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import runpy
 import sys
 from pathlib import Path
@@ -15,6 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from tests.experiments.filesystems import full_disk_for
 from tests.inspection.conftest import photo
 from winclip_lib.cli import main
 from winclip_lib.core.backbone import TINY_MODEL
@@ -83,20 +82,11 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_work(tmp
 
 
 def test_a_full_disk_is_one_line_exit_2_and_run_json_says_failed(tmp_path, capsys, monkeypatch):
-    from winclip_lib.experiments import files
-
     Image.fromarray(photo(1, 64, 96)).save(tmp_path / "wide.png")
     out = tmp_path / "out"
     argv = ["predict", str(tmp_path / "wide.png"), "--class-name", "x", "--model", TINY_MODEL, "--pretrained",
             "none", "--no-progress", "--out", str(out), "--cache-dir", str(tmp_path / "c")]
-    real_replace = files.os.replace
-
-    def full_disk(src, dst):
-        if str(dst).endswith("maps.npz"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(files.os, "replace", full_disk)
+    full_disk_for(monkeypatch, "maps.npz")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == f"winclip: error: cannot write {out / 'maps.npz'}: no space left on device"
@@ -104,5 +94,5 @@ def test_a_full_disk_is_one_line_exit_2_and_run_json_says_failed(tmp_path, capsy
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == f"failed: cannot write {out / 'maps.npz'}: no space left on device"
     assert not list(out.glob(".*.tmp"))
-    monkeypatch.setattr(files.os, "replace", real_replace)
+    monkeypatch.undo()
     assert main(argv) == 0 and json.loads((out / "run.json").read_text())["status"] == "complete"

@@ -4,7 +4,6 @@ installed command works from any folder."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import SYNTHETIC_SET
-from tests.experiments.filesystems import small_tmpfs
+from tests.experiments.filesystems import full_disk_for, small_tmpfs
 from winclip_lib.cli import main
 from winclip_lib.cli import run as run_command
 from winclip_lib.core.backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, TINY_MODEL, find_cached_weights
@@ -137,18 +136,9 @@ def test_a_full_disk_mid_run_is_one_line_recorded_in_run_json_and_the_rerun_comp
     """A write that fails late (the feature cache's disk fills up) ends in one line naming the file and the cause,
     exit 2, run.json saying so, no temporary file left; the same command with room completes the run, equal to a
     run that never failed."""
-    from winclip_lib.experiments import files
-
     argv = ["run", "--synthetic", str(synth), "--categories", "disc", "--shots", "0", "1", "--seeds", "0",
             *_tiny_args(tmp_path)]
-    real_replace = files.os.replace
-
-    def full_disk(src, dst):
-        if str(dst).endswith(".pt"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(files.os, "replace", full_disk)
+    full_disk_for(monkeypatch, ".pt")
     assert main(argv) == 2
     err = _one_line(capsys.readouterr().err)
     assert err.startswith(f"winclip: error: cannot write {tmp_path / 'cache'}/") and \
@@ -156,7 +146,7 @@ def test_a_full_disk_mid_run_is_one_line_recorded_in_run_json_and_the_rerun_comp
     info = json.loads((tmp_path / "out" / "run.json").read_text())
     assert info["status"] == f"failed: {err.removeprefix('winclip: error: ')}"
     assert not [p for p in tmp_path.rglob("*.tmp")] and not (tmp_path / "out" / "metrics.csv").exists()
-    monkeypatch.setattr(files.os, "replace", real_replace)
+    monkeypatch.undo()
     assert main(argv) == 0
     assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "complete"
     clean = [*argv, "--cache-dir", str(tmp_path / "cache2"), "--out", str(tmp_path / "clean")]  # the last flags win

@@ -328,10 +328,16 @@ def test_text_encodes_are_counted_per_run_whatever_ran_before(synth, tiny, full_
     assert first.info["encode_counts"]["text_encodes"] == 2 and second.info["encode_counts"]["text_encodes"] == 0
 
 
-def test_a_rewrite_that_keeps_size_and_mtime_is_not_taken_for_the_old_file(tiny, tmp_path):
-    """Finished units are recognised by the content of their files: uncompressed PNGs (all of one size), a good
-    image copied over an anomalous one with its times kept (``cp -p``) — the unit is redone, and its numbers are
-    those of a clean run of the changed data."""
+def test_a_rewrite_that_keeps_size_and_mtime_is_not_taken_for_the_old_file(tiny, tmp_path, monkeypatch):
+    """Finished units are recognised by the content of their files, each file read once per process (the unit key
+    and the feature cache share the digest): uncompressed PNGs (all of one size), a good image copied over an
+    anomalous one with its times kept (``cp -p``) — the unit is redone, and its numbers are those of a clean run of
+    the changed data."""
+    from winclip_lib.experiments import files
+
+    hashed = []
+    real_sha256 = files.file_sha256
+    monkeypatch.setattr(files, "file_sha256", lambda p, *a: hashed.append(Path(p)) or real_sha256(p, *a))
     data = make_synthetic(tmp_path / "syn", categories=("disc",), n_train=2, n_test_good=2, n_test_bad=3, size=64)
     test = sorted((data / "disc" / "test").rglob("*.png"))
     for p in test:
@@ -339,6 +345,10 @@ def test_a_rewrite_that_keeps_size_and_mtime_is_not_taken_for_the_old_file(tiny,
         os.utime(p, ns=(10**18, 10**18))
     cfg = _cfg(data, tmp_path, shots=(0, 1), seeds=(0,))
     first = run_grid(cfg, progress=False, backbone=tiny)
+    masks = sorted((data / "disc" / "ground_truth").rglob("*.png"))
+    references = [s.image_path for s in sample_references("mvtec", data, "disc", 1, 0)]
+    inputs = sorted(p for p in hashed if p.is_relative_to(data))  # (the part files' checksums are hashed too)
+    assert inputs == sorted([*test, *masks, *references])  # every input file once: for the key, then the cache
     good, bad = data / "disc" / "test" / "good" / "000.png", next(p for p in test if "good" not in p.parts)
     shutil.copy2(good, bad)
     assert [(p.stat().st_size, p.stat().st_mtime_ns) for p in (good, bad)] == [(bad.stat().st_size, 10**18)] * 2

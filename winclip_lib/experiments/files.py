@@ -8,10 +8,10 @@ file and the cause in one line; no temporary file is left behind.
 
 **Content digests.** :func:`content_digest` is the SHA-256 of a file's bytes: the identity of an input image (the
 feature cache's entries, the finished units of a grid). It is remembered *in this process only*, under the file's
-resolved path, device, inode, size, modification time and status-change time, so that every file is read once per
-process however many times it is asked for. It is not remembered across processes: the modification time can be set
-by anyone (``touch -d``, ``cp -p``, an archive restored with its times), and the status-change time, which a user
-cannot set on a local file system, is not kept by every file system a dataset lives on (FAT and exFAT have none,
+device, inode, size, modification time and status-change time, so that every file is read once per process however
+many times, and by whichever path, it is asked for. It is not remembered across processes: the modification time can
+be set by anyone (``touch -d``, ``cp -p``, an archive restored with its times), and the status-change time, which a
+user cannot set on a local file system, is not kept by every file system a dataset lives on (FAT and exFAT have none,
 SMB shares report one their clients may set): a file rewritten with the same size and times would then keep its old
 digest.
 """
@@ -238,19 +238,18 @@ def file_digest(path: str | Path, n_hex: int = 32) -> str:
     return file_sha256(path, n_hex)
 
 
-_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+_DIGESTS: dict[tuple[int, int, int, int, int], str] = {}
 
 
 def content_digest(path: str | Path) -> str:
     """The full SHA-256 (64 hex digits) of a file's bytes, read once per process: remembered under the file's
-    resolved path, device, inode, size, mtime and ctime (in ns), so that a file rewritten during the process is read
-    again (see the module docstring for why the memory ends with the process)."""
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    device, inode, size, mtime and ctime (in ns) — the same file by any path or link, and a file rewritten during
+    the process is read again (see the module docstring for why the memory ends with the process)."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     digest = _DIGESTS.get(key)
     if digest is None:
-        digest = _DIGESTS[key] = file_sha256(p)
+        digest = _DIGESTS[key] = file_sha256(path)
     return digest
 
 
