@@ -7,19 +7,24 @@ parameters are made absolute first, and so is ``pretrained`` when it names a che
 ``WINCLIP_PROGRESS=0`` (no progress widgets are frozen into the executed notebooks) and know that they run as
 notebooks (``WINCLIP_ENTRY_POINT``: messages name the notebooks' ``pretrained`` parameter, or ``make``'s variable
 under ``make reproduce``). A failing cell stops the run with papermill's ``PapermillExecutionError``; the partly
-executed notebook (with the traceback) is in ``out_dir``.
+executed notebook (with the traceback) is in ``out_dir``. Before the first notebook starts, every output folder is
+checked (:data:`OUTPUT_PARAMETERS` as given, or as the notebooks declare them, and ``out_dir``): each must be a
+folder or one that can be made, and writable (:func:`~winclip_lib.experiments.files.check_output_dir`) — a file in
+the way, a read-only or full disk is one line, not a failed cell an hour later.
 
 Command line (what ``make reproduce`` uses after the grid)::
 
     python -m tools.notebooks --mvtec data/mvtec --visa data/visa --mpdd data/mpdd \\
         --results-dir build/results --figures-dir figures [--out build/notebooks] [-p key=value ...] [names ...]
 
-Exit status 1 with the failing cell's error when a notebook fails, 2 on a usage error.
+Exit status 1 with the failing cell's error when a notebook fails, 2 on a usage error or an output folder that
+cannot be written.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import sys
@@ -29,15 +34,18 @@ from pathlib import Path
 from typing import Any
 
 from winclip_lib.core.checkpoints import ENTRY_POINT_ENV, is_checkpoint_path
+from winclip_lib.experiments.files import check_output_dirs, describe_error
 
 __all__ = [
     "NOTEBOOK_DIR",
+    "OUTPUT_PARAMETERS",
     "PATH_PARAMETERS",
     "absolute_parameters",
     "main",
     "notebook_names",
     "notebook_parameters",
     "notebook_path",
+    "output_folders",
     "run_notebooks",
 ]
 
@@ -46,6 +54,9 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 #: Parameters holding a path or a list of paths (``datasets`` holds a dict of them), made absolute before execution.
 PATH_PARAMETERS: tuple[str, ...] = ("cache_dir", "results_dir", "figures_dir", "tables_dir", "out_dir", "images",
                                     "normal", "bench_json")
+
+#: Parameters naming a folder the notebooks write into (checked before any notebook runs).
+OUTPUT_PARAMETERS: tuple[str, ...] = ("results_dir", "figures_dir", "tables_dir", "cache_dir", "out_dir")
 
 
 def notebook_names(notebook_dir: str | Path | None = None) -> list[str]:
@@ -95,6 +106,29 @@ def absolute_parameters(parameters: Mapping[str, Any], base: str | Path | None =
     return out
 
 
+def output_folders(parameters: Mapping[str, Any], declared: Mapping[str, Mapping[str, Any]],
+                   notebook_dir: str | Path) -> dict[str, str]:
+    """The folders the notebooks will write into, ``{"name (notebook)": absolute path}``: each of
+    :data:`OUTPUT_PARAMETERS` as given in ``parameters`` (already absolute), else each notebook's declared default
+    (a string, relative to ``notebook_dir``, where the notebooks run); None (a setting's default) is left out."""
+    folders: dict[str, str] = {}
+    for key in OUTPUT_PARAMETERS:
+        if key in parameters:
+            if parameters[key] is not None:
+                folders[key] = str(parameters[key])
+            continue
+        for name, params in declared.items():
+            try:
+                default = ast.literal_eval(str(params.get(key)))
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(default, str) and default not in ("", "none"):
+                path = os.path.normpath(os.path.join(notebook_dir, os.path.expanduser(default)))
+                if path not in folders.values():
+                    folders[f"{key} ({name})"] = path
+    return folders
+
+
 def _jsonable(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Tuples to lists, paths to strings (papermill writes parameters as Python literals; keep them plain)."""
     def conv(v: Any) -> Any:
@@ -133,6 +167,7 @@ def run_notebooks(
     Raises:
         papermill.PapermillExecutionError: a cell failed.
         ValueError: a parameter no selected notebook declares. FileNotFoundError: an unknown notebook name.
+        WriteError: an output folder that cannot be written (before any notebook runs).
     """
     import papermill
 
@@ -144,6 +179,7 @@ def run_notebooks(
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {unknown}; the notebooks declare: {', '.join(sorted(known))}")
+    check_output_dirs({**output_folders(params, declared, folder), "the executed notebooks' folder": out_dir})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -242,8 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: notebook failed: {exc.ename}: {exc.evalue}\n(cell {exc.exec_count}; the executed notebook "
               f"with the traceback is in {os.path.abspath(args.out)})", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 2
     for p in paths:
         print(f"executed {p}")

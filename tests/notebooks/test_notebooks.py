@@ -23,6 +23,7 @@ from tools.html_report import write_html_report
 from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.datasets.synthetic import make_loose_images, make_synthetic
 from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.files import WriteError
 from winclip_lib.experiments.labels import DEMO_BANNER
 
 NOTEBOOK_DIR = nbmod.NOTEBOOK_DIR
@@ -227,3 +228,25 @@ def test_absolute_parameters(tmp_path):
     assert out["results_dir"] == str(tmp_path / "a" / "b") and out["images"] == [str(tmp_path / "x" / "*.png"),
                                                                                  str(tmp_path / "y")]
     assert out["datasets"] == {"mvtec": str(tmp_path / "data" / "mvtec")} and out["shots"] == [0]
+
+
+def test_output_folders_that_cannot_be_written_are_one_line_before_any_notebook_runs(tmp_path, capsys):
+    """A results, figures or cache folder under a file — given, or a notebook's own default — fails before the first
+    cell, in one line naming the parameter; nothing is executed."""
+    (tmp_path / "afile").write_text("x")
+    for key in ("--results-dir", "--figures-dir"):
+        code = nbmod.main(["02_zero_shot_winclip", key, str(tmp_path / "afile" / "r"), "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err == (f"error: {key[2:].replace('-', '_')} {tmp_path / 'afile' / 'r'} is under "
+                                     f"{tmp_path / 'afile'}, which is a file: choose a folder")
+    with pytest.raises(WriteError, match=r"^cache_dir .* is under .*afile, which is a file"):
+        nbmod.run_notebooks(["02_zero_shot_winclip"], {"cache_dir": str(tmp_path / "afile" / "c")},
+                            out_dir=tmp_path / "o")
+    with pytest.raises(WriteError, match=r"^the executed notebooks' folder .* is a file"):
+        nbmod.run_notebooks(["02_zero_shot_winclip"], {}, out_dir=tmp_path / "afile")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    # the declared defaults count too: a notebook folder whose default results folder lies under a file
+    folders = nbmod.output_folders({"figures_dir": "/x/f", "cache_dir": None},
+                                   {"02_x": {"results_dir": '"../build/results"', "figures_dir": '"../figures"',
+                                             "cache_dir": '"../c"'}}, tmp_path / "nbs")
+    assert folders == {"results_dir (02_x)": str(tmp_path / "build" / "results"), "figures_dir": "/x/f"}
