@@ -118,11 +118,14 @@ def demo_parameters(base: Path, model_name: str, pretrained: str, precision: str
 
 
 def _encode_counts(results: Path) -> dict[str, Any] | None:
+    """The encode counts of notebook 02's run (the synthetic set's; notebook 08 adds the stand-ins' run)."""
     for run in sorted(results.glob("run-*")):
         try:
-            return json.loads((run / "run.json").read_text()).get("encode_counts")
+            info = json.loads((run / "run.json").read_text())
         except (OSError, ValueError):
             continue
+        if "synthetic" in info.get("config", {}).get("datasets", {}):
+            return info.get("encode_counts")
     return None
 
 

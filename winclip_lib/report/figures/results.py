@@ -408,7 +408,7 @@ def plot_benchmarks(comp: pd.DataFrame, metrics: Sequence[str] = ("image_auroc",
             ax.grid(axis="x", alpha=0.3)
     handles = [Patch(color=colors["ours"], label="ours (± std over seeds)")]
     handles += [Patch(color=colors[s], label=wrap_text(s, 2.6, 8)) for s in sources]
-    if (sel["published_confirmed"] == False).any():  # noqa: E712 (None where nothing is published)
+    if sel["published_confirmed"].eq(False).any():  # None where nothing is published
         handles.append(Patch(facecolor="0.75", hatch="///", edgecolor="white",
                              label=wrap_text("published, read from a copy of the table (not checked against the "
                                              "paper's text)", 2.6, 8)))
