@@ -14,8 +14,14 @@ the way, a read-only or full disk is one line, not a failed cell an hour later.
 
 Command line (what ``make reproduce`` uses after the grid)::
 
-    python -m tools.notebooks --mvtec data/mvtec --visa data/visa --mpdd data/mpdd \\
+    python -m tools.notebooks --mvtec data/mvtec --visa data/visa --mpdd data/mpdd [--btad data/btad ...] \\
         --results-dir build/results --figures-dir figures [--out build/notebooks] [-p key=value ...] [names ...]
+
+The roots of the paper's benchmarks (``--mvtec``, ``--visa``, ``--mpdd``, ``--synthetic``) become the ``datasets``
+parameter, those of the later benchmarks and of your own folders (``--btad`` ... ``--realiad``, ``--folder``, the
+flags of ``winclip run``) the ``more_datasets`` parameter of notebook 08. When any root is given, both are set (a
+group with none given is empty), so no notebook falls back on its default roots; an empty one is left out for
+notebooks that do not take it.
 
 Exit status 1 with the failing cell's error when a notebook fails, 2 on a usage error or an output folder that
 cannot be written.
@@ -34,11 +40,15 @@ from pathlib import Path
 from typing import Any
 
 from winclip_lib.core.checkpoints import ENTRY_POINT_ENV, is_checkpoint_path
+from winclip_lib.datasets.catalog import DATASET_LOADERS
 from winclip_lib.experiments.files import check_output_dirs, describe_error
 
 __all__ = [
+    "DATASET_PARAMETERS",
+    "MORE_DATASETS",
     "NOTEBOOK_DIR",
     "OUTPUT_PARAMETERS",
+    "PAPER_DATASETS",
     "PATH_PARAMETERS",
     "absolute_parameters",
     "main",
@@ -54,6 +64,12 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 #: Parameters holding a path or a list of paths (``datasets`` holds a dict of them), made absolute before execution.
 PATH_PARAMETERS: tuple[str, ...] = ("cache_dir", "results_dir", "figures_dir", "tables_dir", "out_dir", "images",
                                     "normal", "bench_json")
+#: The datasets of the paper's notebooks (the ``datasets`` parameter) and the later benchmarks and your own folders
+#: (notebook 08's ``more_datasets``), by their ``winclip run`` flag.
+PAPER_DATASETS: tuple[str, ...] = ("mvtec", "visa", "mpdd", "synthetic")
+MORE_DATASETS: tuple[str, ...] = tuple(d for d in DATASET_LOADERS if d not in PAPER_DATASETS)
+#: Parameters holding {dataset: root}, each root made absolute before execution.
+DATASET_PARAMETERS: dict[str, tuple[str, ...]] = {"datasets": PAPER_DATASETS, "more_datasets": MORE_DATASETS}
 
 #: Parameters naming a folder the notebooks write into (checked before any notebook runs).
 OUTPUT_PARAMETERS: tuple[str, ...] = ("results_dir", "figures_dir", "tables_dir", "cache_dir", "out_dir")
@@ -101,8 +117,9 @@ def absolute_parameters(parameters: Mapping[str, Any], base: str | Path | None =
             out[key] = absolute(out[key])
     if isinstance(out.get("pretrained"), str) and is_checkpoint_path(out["pretrained"]):
         out["pretrained"] = absolute(out["pretrained"])
-    if isinstance(out.get("datasets"), Mapping):
-        out["datasets"] = {name: absolute(path) for name, path in out["datasets"].items()}
+    for key in DATASET_PARAMETERS:
+        if isinstance(out.get(key), Mapping):
+            out[key] = {name: absolute(path) for name, path in out[key].items()}
     return out
 
 
@@ -176,6 +193,7 @@ def run_notebooks(
     params = _jsonable(absolute_parameters(parameters or {}))
     declared = {name: notebook_parameters(name, folder) for name in names}
     known = set().union(*declared.values()) if declared else set()
+    params = {k: v for k, v in params.items() if k in known or not (k in DATASET_PARAMETERS and v == {})}
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {unknown}; the notebooks declare: {', '.join(sorted(known))}")
@@ -230,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.notebooks",
                                 description="Execute the WinCLIP notebooks headlessly with papermill.")
     p.add_argument("names", nargs="*", help="notebooks to run (default: every numbered notebook)")
-    for name in ("mvtec", "visa", "mpdd", "synthetic"):
-        p.add_argument(f"--{name}", metavar="ROOT", help=f"{name} dataset root")
+    for name in (*PAPER_DATASETS, *MORE_DATASETS):
+        p.add_argument(f"--{name}", metavar="ROOT",
+                       help=f"{name} dataset root ({'datasets' if name in PAPER_DATASETS else 'more_datasets'})")
     p.add_argument("--results-dir", help="the results folder (finished runs are read, missing ones computed there)")
     p.add_argument("--figures-dir", help="where figures go (the report: figures/)")
     p.add_argument("--tables-dir", help="where tables go (default: <figures-dir>/tables)")
@@ -247,9 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    datasets = {d: getattr(args, d) for d in ("mvtec", "visa", "mpdd", "synthetic") if getattr(args, d)}
-    if datasets:
-        params["datasets"] = datasets
+    groups = {key: {d: getattr(args, d) for d in names if getattr(args, d)}
+              for key, names in DATASET_PARAMETERS.items()}
+    if any(groups.values()):
+        params.update(groups)
     for key in ("results_dir", "figures_dir", "tables_dir", "preset"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
