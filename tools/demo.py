@@ -1,8 +1,10 @@
 """``python -m tools.demo`` (``make demo``): the whole pipeline on small synthetic data, in minutes.
 
 1. writes the synthetic dataset (:func:`winclip_lib.datasets.synthetic.make_synthetic`, MVTec layout) to
-   ``build/demo/data`` unless it is already there, and a folder of loose photos for notebook 07
-   (:func:`~winclip_lib.datasets.synthetic.make_loose_images`, not in any dataset layout);
+   ``build/demo/data`` unless it is already there, small stand-ins of later benchmarks for notebook 08
+   (:func:`winclip_lib.datasets.standins.make_standins`, :data:`DEMO_MORE`, in ``build/demo/more``), and a folder
+   of loose photos for notebook 07 (:func:`~winclip_lib.datasets.synthetic.make_loose_images`, not in any dataset
+   layout);
 2. picks the weights: the paper's ``ViT-B-16-plus-240`` / ``laion400m_e31`` when they are available, otherwise the
    same architecture with **random weights** — said loudly, and every table, figure, CSV and page is then labelled
    "DEMO — random weights, synthetic data: not a reproduction" (synthetic data alone is labelled as well);
@@ -32,7 +34,8 @@ from tools.html_report import write_html_report
 from tools.notebooks import notebook_names, run_notebooks
 from winclip_lib.experiments.labels import DEMO_BANNER, label_for
 
-__all__ = ["DEMO_CATEGORIES", "DEMO_DATA", "DEMO_SEEDS", "DEMO_SHOTS", "choose_weights", "demo_parameters", "main"]
+__all__ = ["DEMO_CATEGORIES", "DEMO_DATA", "DEMO_MORE", "DEMO_SEEDS", "DEMO_SHOTS", "choose_weights",
+           "demo_parameters", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The synthetic demo set: 2 categories, 6 normal training images, 10 test images (4 normal, 6 anomalous) each.
@@ -43,6 +46,10 @@ DEMO_SEEDS: tuple[int, ...] = (0, 1)
 #: Notebook 06 on the demo: the few-shot ablation at k = 1 and 4 (the set has 6 normal training images, the paper's
 #: 8-shot row needs 8), and two test images per category (the tiling rows encode each window region whole).
 DEMO_ABLATIONS: dict[str, Any] = {"ablation_shots": {"fewshot": [1, 4]}, "max_test_images": 2, "timing_images": 1}
+
+#: Notebook 08 on the demo: stand-ins of two later benchmarks in their official layouts, one category each with 4
+#: normal training images and 6 test images (2 normal, 4 anomalous) — 20 images more to encode.
+DEMO_MORE: tuple[str, ...] = ("btad", "realiad")
 
 _RULE = "=" * 100
 
@@ -97,6 +104,7 @@ def demo_parameters(base: Path, model_name: str, pretrained: str, precision: str
         "results_dir": str(base / "results"),
         "figures_dir": str(figures),
         "tables_dir": str(figures / "tables"),
+        "more_datasets": {d: str(base / "more" / d) for d in DEMO_MORE},
         "paper_alias": {"synthetic": "mvtec"},
         "dataset": "synthetic",
         "category": DEMO_CATEGORIES[-1],
@@ -110,11 +118,14 @@ def demo_parameters(base: Path, model_name: str, pretrained: str, precision: str
 
 
 def _encode_counts(results: Path) -> dict[str, Any] | None:
+    """The encode counts of notebook 02's run (the synthetic set's; notebook 08 adds the stand-ins' run)."""
     for run in sorted(results.glob("run-*")):
         try:
-            return json.loads((run / "run.json").read_text()).get("encode_counts")
+            info = json.loads((run / "run.json").read_text())
         except (OSError, ValueError):
             continue
+        if "synthetic" in info.get("config", {}).get("datasets", {}):
+            return info.get("encode_counts")
     return None
 
 
@@ -136,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns 0, or 1 when a notebook fails."""
     from papermill.exceptions import PapermillExecutionError
 
+    from winclip_lib.datasets.standins import make_standins
     from winclip_lib.datasets.synthetic import make_loose_images
 
     args = build_parser().parse_args(argv)
@@ -146,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sub in ("results", "cache", "figures", "predictions"):
             shutil.rmtree(base / sub, ignore_errors=True)
     _say(f"{'wrote' if ensure_data(base / 'data') else 'using'} the synthetic dataset in {base / 'data'}")
+    make_standins(base / "more", DEMO_MORE)
     make_loose_images(base / "photos")
     model_name, pretrained = choose_weights(args.tiny, args.random_weights)
     params = demo_parameters(base, model_name, pretrained, args.precision)

@@ -21,7 +21,7 @@ them, stay bit-identical).
 
 **Image identity is a content hash** (SHA-256 of the file's bytes), not the path or mtime: a dataset may be moved or
 copied and its cache stays valid, and an image rewritten with other content is a miss even if its size and mtime
-are unchanged. Hashes are memoised per (resolved path, size, mtime_ns) within a :class:`FeatureCache` object.
+are unchanged. Each file is hashed once per process (:func:`~winclip_lib.experiments.files.content_digest`).
 Identical files share one entry (and are encoded once).
 
 The device is deliberately *not* part of the key: it changes features only by floating-point rounding, and a cache
@@ -79,7 +79,7 @@ from winclip_lib.experiments.cache_entries import (
     storage_tensors,
     write_entry_file,
 )
-from winclip_lib.experiments.files import atomic_write_text, file_digest
+from winclip_lib.experiments.files import atomic_write_text, content_digest
 from winclip_lib.experiments.image_loader import ImageLoader
 from winclip_lib.experiments.stages import StageTimes
 
@@ -260,7 +260,6 @@ class FeatureCache:
         self.extend_count = 0
         self.invalid_count = 0
         self.encoded: Counter[str] = Counter()
-        self._digests: dict[tuple[str, int, int], str] = {}
         self._memory: dict[str, dict[str, torch.Tensor]] = {}
         self._ahead: dict[Path, Future] = {}
         self._writer = EntryWriter(self.times, max_pending=max(64, 2 * self.batch_size))
@@ -286,13 +285,9 @@ class FeatureCache:
         return shapes.get(kind)
 
     def image_id(self, path: str | Path) -> str:
-        """Content hash of an image file (memoised per resolved path, size and mtime_ns)."""
-        p = Path(path).resolve()
-        st = p.stat()
-        memo = (str(p), st.st_size, st.st_mtime_ns)
-        if memo not in self._digests:
-            self._digests[memo] = file_digest(p)
-        return self._digests[memo]
+        """Content hash of an image file: 32 hex digits of its SHA-256, read once per process
+        (:func:`~winclip_lib.experiments.files.content_digest`, shared with the grid's unit keys)."""
+        return content_digest(path)[:32]
 
     def entry_path(self, path: str | Path) -> Path:
         """Where the entry of an image file lives (whether or not it exists)."""
