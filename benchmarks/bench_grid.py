@@ -44,9 +44,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.grid_data import build_grid_set
-from winclip_lib.core.backbone import TINY_MODEL
-from winclip_lib.experiments.stages import STAGES
+#: The environment as the user started the benchmark, before importing winclip_lib (which sets OMP_WAIT_POLICY when
+#: unset): each side's run gets this one, so each checkout runs as it would for the user.
+USER_ENV = dict(os.environ)
+
+from benchmarks.grid_data import build_grid_set  # noqa: E402
+from winclip_lib.core.backbone import TINY_MODEL  # noqa: E402
+from winclip_lib.experiments.stages import STAGES  # noqa: E402
 
 __all__ = ["GpuSampler", "format_table", "main", "run_side"]
 
@@ -106,7 +110,7 @@ def run_side(name: str, checkout: Path, data: Path, work: Path, args: argparse.N
     probe_json = work / "probe.json"
     cmd = ([sys.executable, "-m", "winclip_lib.cli", *cli] if own_stages
            else [sys.executable, str(PROBE), str(probe_json), "--", *cli])
-    env = {**os.environ, "PYTHONPATH": str(checkout), "HF_HUB_OFFLINE": "1", "WINCLIP_PROGRESS": "0",
+    env = {**USER_ENV, "PYTHONPATH": str(checkout), "HF_HUB_OFFLINE": "1", "WINCLIP_PROGRESS": "0",
            "PYTHONUNBUFFERED": "1"}
     print(f"[{name}] cd {shlex.quote(str(checkout))} && PYTHONPATH={shlex.quote(str(checkout))} "
           f"{shlex.join(cmd)}", flush=True)

@@ -6,14 +6,13 @@ GIL); the main thread only stacks and normalises each batch — exactly as :func
 preprocess` does, so the input is bit-identical — and, on a GPU, copies it from pinned memory without blocking. The
 same threads serve the other per-file work of a run (content hashes, cache reads) through :meth:`ImageLoader.map`.
 
-**When decoding overlaps encoding.** On a GPU the encoder leaves the CPU free: batches are decoded :data:`PREFETCH`
-ahead of the one being encoded. On the CPU the encoder's own threads use every core, and any other busy thread — a
-decoder beside them, even at the lowest scheduling priority, which then holds the GIL while it waits for a core —
-stalls each of their parallel steps (measured on 2 cores: the encoder 3 to 10 times slower), so there a batch is
-decoded by all the threads at once while the encoder waits. What overlaps on the CPU is :meth:`ImageLoader.ahead_job`
-work (the next unit's images), on a second, small pool whose jobs start only while the main thread leaves cores idle
-(:meth:`ImageLoader.spare_cores`, e.g. around single-threaded metrics) or waits for one of them; on a GPU they start
-at once.
+**When decoding overlaps encoding.** Batches are decoded :data:`PREFETCH` ahead of the one being encoded, on a GPU
+and on the CPU alike. (On the CPU this pays only because idle OpenMP threads sleep — ``OMP_WAIT_POLICY=PASSIVE``, set
+by :mod:`winclip_lib` unless the user chose: with spinning OpenMP threads, any busy thread beside the encoder stalled
+each of its parallel steps, measured on 2 cores as an encoder 3 to 10 times slower. OpenCV's own threads are turned
+off while the pool decodes, one image per thread.) Work for later (:meth:`ImageLoader.ahead_job`: the next unit's
+images) runs on a second, small pool; on the CPU its jobs start only while the main thread leaves cores idle
+(:meth:`ImageLoader.spare_cores`, e.g. around the metrics) or waits for one of them; on a GPU they start at once.
 
 Time is charged to the run's :class:`~winclip_lib.experiments.stages.StageTimes`: the workers' time to the stage of
 their work (busy seconds), the main thread's waiting for a batch to ``decode`` (wall seconds).
@@ -29,6 +28,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import cv2
 import numpy as np
 import torch
 
@@ -71,7 +71,7 @@ class ImageLoader:
         self.workers = int(workers or default_workers())
         self.times = times if times is not None else StageTimes()
         cpu = self.device.type == "cpu"
-        self.ahead = 0 if cpu else PREFETCH
+        self.ahead = PREFETCH
         self.background_workers = 1 if cpu else max(1, self.workers // 2)
         self._pool: ThreadPoolExecutor | None = None
         self._background: ThreadPoolExecutor | None = None
@@ -85,6 +85,8 @@ class ImageLoader:
     @property
     def pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
+            if self.workers > 1:
+                cv2.setNumThreads(1)  # the pool decodes one image per thread: OpenCV's own threads only oversubscribe
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="winclip-decode")
         return self._pool
 

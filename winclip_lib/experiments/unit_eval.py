@@ -137,14 +137,13 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Encode (through the cache) and score one unit for every (k, seed).
 
-    The masks are decoded on the cache's loader threads (while the images are encoded on a GPU; after them on the
-    CPU, where decoding beside the encoder slows it), and once the images are encoded the next unit's images
-    (``ahead``) are prepared ahead (:meth:`FeatureCache.prefetch`; on the CPU while the metrics, single-threaded,
-    leave a core spare); the test features are prepared once with the unit's references (the zero-shot maps, the
-    best cosine of every query against each reference: :class:`~winclip_lib.core.fewshot.ReferenceMaxima`), and
-    every setting is scored from them, its draw of references picked by position. Each step's time goes to
-    ``cache.times``.
-    The cache's writes may still be running when this returns (:meth:`FeatureCache.flush`).
+    The masks are decoded on the cache's loader threads while the images are encoded (after them when the loader
+    decodes nothing ahead), and once the images are encoded the next unit's images (``ahead``) are prepared ahead
+    (:meth:`FeatureCache.prefetch`; on the CPU while the main thread leaves cores spare); the test features are
+    prepared once with the unit's references (the zero-shot maps, the best cosine of every query against each
+    reference: :class:`~winclip_lib.core.fewshot.ReferenceMaxima`), and every setting is scored from them, its draw
+    of references picked by position. Each step's time goes to ``cache.times``. The cache's writes may still be
+    running when this returns (:meth:`FeatureCache.flush`).
 
     Returns:
         (metrics rows with :data:`~winclip_lib.experiments.summary.METRICS_COLUMNS`, per-image score rows with
@@ -157,7 +156,7 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     start_masks = (lambda: _start_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,  # noqa: E731
                                         cfg.mask_resize, cache.loader)) if cfg.masks and unit.has_masks else None
     if start_masks is not None and cache.loader.ahead:
-        masks_ready = start_masks()  # beside the encoder: it runs on the GPU
+        masks_ready = start_masks()  # beside the encoder
     feats = cache.features([s.image_path for s in unit.test] + [s.image_path for s in refs], desc=f"encode {name}",
                            wait=False)
     if start_masks is not None and masks_ready is None:
