@@ -65,7 +65,8 @@ class NotebookSetup:
 
     Attributes:
         config: the run's :class:`RunConfig` (a run's own, when one was read). backbone: the loaded backbone.
-        banner: the DEMO label of everything the notebook draws (None for real weights on real data).
+        banner: the DEMO label of everything the notebook draws (None for real weights on real data; it names the
+            tiny test model when the notebook runs it).
         figures, tables: the output folders. result: the run (when ``results_dir`` was given), else None.
     """
 
@@ -75,6 +76,11 @@ class NotebookSetup:
     figures: Path
     tables: Path
     result: RunResult | None = None
+
+    def run_banner(self, result: RunResult) -> str | None:
+        """The label of a run the notebook computed or read (its ``run.json``), the tiny model named as in
+        :attr:`banner`."""
+        return run_label(result.info, name_model=True)
 
     def settings(self) -> pd.DataFrame:
         """The settings that differ from their defaults (:func:`settings_table`)."""
@@ -90,17 +96,18 @@ def setup_notebook(settings: Mapping[str, Any] | None = None, *, figures_dir: st
 
     With ``results_dir`` the finished run of that configuration is read from it, or computed into it
     (:func:`~winclip_lib.experiments.grid.run_or_load`): the configuration is then the run's own and the label the
-    run's. ``tables_dir`` defaults to ``figures_dir``/tables.
+    run's. The label names the tiny test model when the notebook runs it ("DEMO — tiny model, ...").
+    ``tables_dir`` defaults to ``figures_dir``/tables.
     """
     config = RunConfig.from_settings(settings, preset=preset, **named)
     backbone = load_run_backbone(config)
     result = None
     if results_dir is not None:
         result = run_or_load(config, results_dir, backbone=backbone)
-        config, banner = result.config, run_label(result.info)
+        config, banner = result.config, run_label(result.info, name_model=True)
         print(f"run: {result.out_dir}")
     else:
-        banner = label_for(backbone.is_random, config.datasets, backbone.weights)
+        banner = label_for(backbone.is_random, config.datasets, backbone.weights, backbone.model_name)
     print(backbone.describe())
     print(banner or "real weights on real data")
     figures = Path(figures_dir)
