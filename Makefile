@@ -64,6 +64,9 @@ gpu-wheels:
 # make reproduce MVTEC=/data/mvtec VISA=/data/visa MPDD=/data/mpdd  (any subset; PRECISION, DEVICE, RESULTS, CACHE
 # optional): the full grid with the paper's weights, then notebooks 01-06 (the report, the presets and the paper's
 # ablations, scored from the same feature cache) into figures/, and the one-page HTML report report/index.html.
+# The later benchmarks and your own folders, as `winclip run` names them: BTAD= KSDD= KSDD2= DAGM= DTD= LOCO= MVTEC2=
+# REALIAD= FOLDER= (roots; any subset, with or without the three above): their grid runs apart, into
+# RESULTS/benchmarks, and notebook 08 puts every dataset given beside the published numbers.
 # PRETRAINED=/path/to/checkpoint (or a tag, or none) is the checkpoint of the grid and the notebooks (default:
 # $WINCLIP_PRETRAINED when set, else laion400m_e31 from the cache); MODEL=<open_clip name> changes the model (a
 # demo: MODEL=WinCLIP-Tiny-240). Offline machines: data_prep/README.md, 'Offline: the weights and the data'.
@@ -71,20 +74,28 @@ reproduce: PRECISION ?= auto
 reproduce: DEVICE ?= auto
 reproduce: RESULTS ?= $(BUILD)/results
 reproduce: CACHE ?= .cache/winclip/features
-reproduce: DATA_ARGS = $(if $(MVTEC),--mvtec $(abspath $(MVTEC))) $(if $(VISA),--visa $(abspath $(VISA))) \
+reproduce: PAPER_ARGS = $(if $(MVTEC),--mvtec $(abspath $(MVTEC))) $(if $(VISA),--visa $(abspath $(VISA))) \
 	$(if $(MPDD),--mpdd $(abspath $(MPDD)))
+reproduce: MORE_ARGS = $(if $(BTAD),--btad $(abspath $(BTAD))) $(if $(KSDD),--ksdd $(abspath $(KSDD))) \
+	$(if $(KSDD2),--ksdd2 $(abspath $(KSDD2))) $(if $(DAGM),--dagm $(abspath $(DAGM))) \
+	$(if $(DTD),--dtd $(abspath $(DTD))) $(if $(LOCO),--loco $(abspath $(LOCO))) \
+	$(if $(MVTEC2),--mvtec2 $(abspath $(MVTEC2))) $(if $(REALIAD),--realiad $(abspath $(REALIAD))) \
+	$(if $(FOLDER),--folder $(abspath $(FOLDER)))
+reproduce: DATA_ARGS = $(strip $(PAPER_ARGS) $(MORE_ARGS))
+reproduce: NOTEBOOKS = $(if $(strip $(PAPER_ARGS)),01_cpe 02_zero_shot_winclip 03_winclip_plus 04_heatmaps 05_report \
+	06_ablations) 08_benchmarks
 reproduce: CHECKPOINT = $(if $(wildcard $(PRETRAINED)),$(abspath $(PRETRAINED)),$(PRETRAINED))
+reproduce: GRID = $(PY) -m winclip_lib.cli run --precision $(PRECISION) --device $(DEVICE) \
+	$(if $(MODEL),--model '$(MODEL)') $(if $(PRETRAINED),--pretrained '$(CHECKPOINT)') --cache-dir $(abspath $(CACHE))
 reproduce: export WINCLIP_ENTRY_POINT := make
 reproduce: setup
-	@test -n "$(strip $(DATA_ARGS))" || { echo "usage: make reproduce MVTEC=/path/to/mvtec VISA=/path/to/visa MPDD=/path/to/mpdd [PRETRAINED=/path/to/checkpoint]"; exit 2; }
-	$(PY) -m winclip_lib.cli run $(DATA_ARGS) --precision $(PRECISION) --device $(DEVICE) \
-		$(if $(MODEL),--model '$(MODEL)') $(if $(PRETRAINED),--pretrained '$(CHECKPOINT)') \
-		--cache-dir $(abspath $(CACHE)) --out $(abspath $(RESULTS))
+	@test -n "$(DATA_ARGS)" || { echo "usage: make reproduce MVTEC=/path/to/mvtec VISA=/path/to/visa MPDD=/path/to/mpdd [BTAD=... KSDD=... KSDD2=... DAGM=... DTD=... LOCO=... MVTEC2=... REALIAD=... FOLDER=...] [PRETRAINED=/path/to/checkpoint]"; exit 2; }
+	$(if $(strip $(PAPER_ARGS)),$(GRID) $(PAPER_ARGS) --out $(abspath $(RESULTS)))
+	$(if $(strip $(MORE_ARGS)),$(GRID) $(MORE_ARGS) --out $(abspath $(RESULTS))/benchmarks)
 	$(PY) -m tools.notebooks $(DATA_ARGS) --results-dir $(abspath $(RESULTS)) --figures-dir $(abspath figures) \
 		-p precision=$(PRECISION) -p device=$(DEVICE) -p cache_dir=$(abspath $(CACHE)) --out $(BUILD)/notebooks \
-		$(if $(MODEL),-p 'model_name=$(MODEL)') $(if $(PRETRAINED),-p 'pretrained=$(CHECKPOINT)') \
-		01_cpe 02_zero_shot_winclip 03_winclip_plus 04_heatmaps 05_report 06_ablations
-	$(PY) -m tools.html_report $(BUILD)/notebooks/0[1-6]_*.ipynb --out report/index.html
+		$(if $(MODEL),-p 'model_name=$(MODEL)') $(if $(PRETRAINED),-p 'pretrained=$(CHECKPOINT)') $(NOTEBOOKS)
+	$(PY) -m tools.html_report $(foreach n,$(NOTEBOOKS),$(BUILD)/notebooks/$(n).ipynb) --out report/index.html
 
 clean:
 	rm -rf $(BUILD)

@@ -2,7 +2,9 @@
 
     python -m benchmarks.bench_aupro [--n-images 100] [--size 240] [--seed 0] [--repeats 3]
 
-``time_aupro()`` is importable by the main speed benchmark.
+The exact AUPRO is the one the grid computes (:mod:`winclip_lib.evaluation.device_metrics`, the masks prepared once,
+timed apart), beside the numpy reference (:mod:`winclip_lib.evaluation.metrics`). ``time_aupro()`` is importable by
+the main speed benchmark. ``benchmarks/bench_metrics.py`` times every metric, old and new, side by side.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from winclip_lib.evaluation.metrics import aupro
+from winclip_lib.evaluation import metrics as reference
+from winclip_lib.evaluation.device_metrics import PixelTargets, aupro
 
 
 def synthetic_category(n_images: int = 100, size: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -62,14 +65,21 @@ def aupro_thresholds(masks: np.ndarray, maps: np.ndarray, n_thresholds: int = 20
 
 
 def time_aupro(n_images: int = 100, size: int = 240, seed: int = 0, repeats: int = 3, approx: bool = True) -> dict:
-    """Seconds (best of ``repeats``) and values of the exact AUPRO and, with ``approx``, of the 200-threshold
-    approximation, on :func:`synthetic_category`."""
+    """Seconds (best of ``repeats``) and values of the exact AUPRO (the grid's, with the masks' preparation timed
+    apart, and the numpy reference's) and, with ``approx``, of the 200-threshold approximation, on
+    :func:`synthetic_category`."""
     masks, maps = synthetic_category(n_images, size, seed)
-    times = []
+    t0 = time.perf_counter()
+    targets = PixelTargets.from_masks(masks)
+    prepare = time.perf_counter() - t0
+    times, ref_times = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        exact = aupro(masks, maps)
+        exact = aupro(maps, targets)
         times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ref = reference.aupro(masks, maps)
+        ref_times.append(time.perf_counter() - t0)
     out = {
         "n_images": n_images,
         "size": size,
@@ -77,6 +87,9 @@ def time_aupro(n_images: int = 100, size: int = 240, seed: int = 0, repeats: int
         "cpu_count": os.cpu_count(),
         "exact_seconds": min(times),
         "exact_aupro": exact,
+        "prepare_seconds": prepare,
+        "reference_seconds": min(ref_times),
+        "reference_aupro": ref,
     }
     if approx:
         t0 = time.perf_counter()
@@ -95,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     r = time_aupro(args.n_images, args.size, args.seed, args.repeats)
     print(f"{r['n_images']} images of {r['size']}x{r['size']} ({r['pixels']:,} pixels), {r['cpu_count']} CPUs")
-    print(f"exact AUPRO@0.3     {r['exact_aupro']:.6f}  in {r['exact_seconds']:.3f} s (best of {args.repeats})")
+    print(f"exact AUPRO@0.3     {r['exact_aupro']:.6f}  in {r['exact_seconds']:.3f} s (best of {args.repeats}; "
+          f"masks prepared once in {r['prepare_seconds']:.3f} s)")
+    print(f"numpy reference      {r['reference_aupro']:.6f}  in {r['reference_seconds']:.3f} s")
     print(f"200-threshold approx {r['approx200_aupro']:.6f}  in {r['approx200_seconds']:.3f} s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,9 @@ Every missing or unreadable file is named (images and masks are fully decoded un
 against their image's size). Expected counts come from ``winclip_lib.datasets.counts.EXPECTED_COUNTS``, or from the
 manifest of a synthetic set; DAGM's published split sizes from ``EXPECTED_IMAGE_TOTALS``. Datasets without published
 per-category counts (DTD-Synthetic, MVTec AD 2, Real-IAD, your own folder) get their layout and files checked, and
-the report says that no counts were checked. Exit code 0 when everything matches, 1 on any problem.
+the report says that no counts were checked. Masks that are there but look wrong are listed as warnings (they do
+not change the exit code): an anomalous test image whose mask marks no pixel (when the files are decoded), a mask
+beside a good test image. Exit code 0 when everything matches, 1 on any problem.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from winclip_lib.datasets.counts import EXPECTED_COUNTS, EXPECTED_IMAGE_TOTALS, 
 from winclip_lib.datasets.formats import FORMATS
 from winclip_lib.datasets.layout import detect_layout, layout_hint, list_categories
 from winclip_lib.datasets.masks import load_mask
-from winclip_lib.datasets.scan import scan_split
+from winclip_lib.datasets.scan import mask_warnings, scan_split
 from winclip_lib.datasets.synthetic import read_manifest
 
 __all__ = ["CategoryRow", "VerifyReport", "expected_counts", "verify_root", "format_report", "main"]
@@ -46,6 +48,7 @@ class CategoryRow:
     expected: Counts | None = None
     problems: list[str] = field(default_factory=list)
     train_anomalous: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def test(self) -> int:
@@ -71,6 +74,10 @@ class VerifyReport:
     @property
     def all_problems(self) -> list[str]:
         return self.problems + [p for r in self.rows for p in r.problems]
+
+    @property
+    def all_warnings(self) -> list[str]:
+        return [w for r in self.rows for w in r.warnings]
 
     @property
     def ok(self) -> bool:
@@ -152,6 +159,8 @@ def _verify_category(
     if check_files:
         for problems in pool.map(_check_sample, samples):
             row.problems.extend(problems)
+    test = [s for s in samples if s.split == "test"]
+    row.warnings = mask_warnings(dataset, root, category, test, masks=check_files)
     return row
 
 
@@ -200,6 +209,14 @@ def _fmt_expected(c: Counts | None) -> str:
     return f"{c.train}/{c.test_normal}/{c.test_anomalous}" + (f" +{c.train_anomalous}" if c.train_anomalous else "")
 
 
+def _listed(what: str, items: list[str], most: int) -> list[str]:
+    """The lines listing ``items`` under "N what:" (at most ``most``; none for no item)."""
+    if not items:
+        return []
+    more = [f"  ... and {len(items) - most} more"] if len(items) > most else []
+    return [f"\n{len(items)} {what}:", *(f"  - {item}" for item in items[:most]), *more]
+
+
 def format_report(report: VerifyReport, max_problems: int = 200) -> str:
     """The report as a text table plus the list of problems."""
     w = max([16, *(len(r.category) + 2 for r in report.rows)])
@@ -230,12 +247,10 @@ def format_report(report: VerifyReport, max_problems: int = 200) -> str:
         f"  {_fmt_expected(et):<19}{total_ok}"
     )
     lines.extend(f"note: {n}" for n in report.notes)
+    lines.extend(_listed("warning(s)", report.all_warnings, max_problems))
     problems = report.all_problems
     if problems:
-        lines.append(f"\n{len(problems)} problem(s):")
-        lines.extend(f"  - {p}" for p in problems[:max_problems])
-        if len(problems) > max_problems:
-            lines.append(f"  ... and {len(problems) - max_problems} more")
+        lines.extend(_listed("problem(s)", problems, max_problems))
     elif report.notes:
         lines.append("\nOK: layout and files match (no published counts to check).")
     else:

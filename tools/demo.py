@@ -1,16 +1,18 @@
 """``python -m tools.demo`` (``make demo``): the whole pipeline on small synthetic data, in minutes.
 
 1. writes the synthetic dataset (:func:`winclip_lib.datasets.synthetic.make_synthetic`, MVTec layout) to
-   ``build/demo/data`` unless it is already there, and a folder of loose photos for notebook 07
-   (:func:`~winclip_lib.datasets.synthetic.make_loose_images`, not in any dataset layout);
+   ``build/demo/data`` unless it is already there, small stand-ins of later benchmarks for notebook 08
+   (:func:`winclip_lib.datasets.standins.make_standins`, :data:`DEMO_MORE`, in ``build/demo/more``), and a folder
+   of loose photos for notebook 07 (:func:`~winclip_lib.datasets.synthetic.make_loose_images`, not in any dataset
+   layout);
 2. picks the weights: the paper's ``ViT-B-16-plus-240`` / ``laion400m_e31`` when they are available, otherwise the
    same architecture with **random weights** — said loudly, and every table, figure, CSV and page is then labelled
    "DEMO — random weights, synthetic data: not a reproduction" (synthetic data alone is labelled as well);
 3. executes the numbered notebooks with papermill (:func:`tools.notebooks.run_notebooks`) into ``build/notebooks``,
-   in two streams side by side (:data:`DEMO_STREAMS`: 02 → 03 → 05 beside 01 → 06 → 07 → 04; 03, 04 and 05 read
-   02's run and wait for it), with the runs, feature cache, figures and tables under ``build/demo`` (never the
+   in two streams side by side (:data:`DEMO_STREAMS`: 02 → 03 → 05 beside 01 → 06 → 08 → 07 → 04; 03, 04 and 05
+   read 02's run and wait for it), with the runs, feature cache, figures and tables under ``build/demo`` (never the
    report's ``figures/``) and notebook 07's inspection page under ``build/demo/predictions``. With random weights,
-   notebook 06 (the ablations) and notebook 05's presets table run on the tiny test model (:data:`TINY_NOTEBOOKS`;
+   notebook 06 (the ablations), 08 and notebook 05's presets table run on the tiny test model (:data:`TINY_NOTEBOOKS`;
    their figures and tables say "DEMO — tiny model, ..."), everything else on the paper's architecture;
 4. joins the executed notebooks into one HTML report, ``build/report/index.html`` (:mod:`tools.html_report`), and
    prints what was written, the encode counts and the wall time — last, the path of the HTML report.
@@ -37,8 +39,8 @@ from tools.notebooks import notebook_names, notebook_parameters, run_notebooks
 from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.experiments.labels import DEMO_BANNER, label_for
 
-__all__ = ["DEMO_CATEGORIES", "DEMO_DATA", "DEMO_NEEDS", "DEMO_SEEDS", "DEMO_SHOTS", "DEMO_STREAMS", "TINY_NOTEBOOKS",
-           "choose_weights", "demo_parameters", "demo_plan", "main", "run_streams"]
+__all__ = ["DEMO_CATEGORIES", "DEMO_DATA", "DEMO_MORE", "DEMO_NEEDS", "DEMO_SEEDS", "DEMO_SHOTS", "DEMO_STREAMS",
+           "TINY_NOTEBOOKS", "choose_weights", "demo_parameters", "demo_plan", "main", "run_streams"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The synthetic demo set: 2 categories, 6 normal training images, 10 test images (4 normal, 6 anomalous) each.
@@ -50,6 +52,11 @@ DEMO_SEEDS: tuple[int, ...] = (0, 1)
 #: 8-shot row needs 8), every test image (on the tiny model, see :data:`TINY_NOTEBOOKS`, the tiling rows — 365
 #: whole-image passes per test image — take seconds) and one image for the tiling vs windows timing.
 DEMO_ABLATIONS: dict[str, Any] = {"ablation_shots": {"fewshot": [1, 4]}, "max_test_images": None, "timing_images": 1}
+
+#: Notebook 08 on the demo: stand-ins of two later benchmarks in their official layouts, one category each with 4
+#: normal training images and 6 test images (2 normal, 4 anomalous) — 20 images more to encode (with random weights
+#: on the tiny model, see :data:`TINY_NOTEBOOKS`).
+DEMO_MORE: tuple[str, ...] = ("btad", "realiad")
 
 _RULE = "=" * 100
 
@@ -104,6 +111,7 @@ def demo_parameters(base: Path, model_name: str, pretrained: str, precision: str
         "results_dir": str(base / "results"),
         "figures_dir": str(figures),
         "tables_dir": str(figures / "tables"),
+        "more_datasets": {d: str(base / "more" / d) for d in DEMO_MORE},
         "paper_alias": {"synthetic": "mvtec"},
         "dataset": "synthetic",
         "category": DEMO_CATEGORIES[-1],
@@ -120,30 +128,33 @@ def demo_parameters(base: Path, model_name: str, pretrained: str, precision: str
 
 #: With random weights, what the paper's architecture adds nothing to runs on the tiny test model (``WinCLIP-Tiny-240``:
 #: the same 240 px input and 15 x 15 patch grid, 2 blocks of width 64), and everything it writes is labelled "DEMO —
-#: tiny model, random weights, synthetic data: not a reproduction": notebook 06 (the ablations) and notebook 05's
-#: presets table — many variants of the method scored on one random encoder, whose bars and cells show only that each
-#: variant runs and how the tables read, while on the real architecture the image-tiling rows alone cost 365
-#: whole-image passes per test image and the presets two more encodings of the set. {notebook: its parameters then}.
+#: tiny model, random weights, synthetic data: not a reproduction": notebook 06 (the ablations), notebook 05's
+#: presets table and notebook 08 (every dataset beside the published numbers) — many variants of the method, or
+#: more datasets, scored on one random encoder, whose bars and cells show only that each runs and how the figures
+#: and tables read, while on the real architecture the image-tiling rows alone cost 365 whole-image passes per test
+#: image, the presets two more encodings of the set and 08 the stand-ins' 20 images. {notebook: its parameters then}.
 #: With the paper's weights every notebook runs the paper's model (the ablations then mean something).
 TINY_NOTEBOOKS: dict[str, dict[str, str]] = {
     "05_report": {"preset_model_name": TINY_MODEL},
     "06_ablations": {"model_name": TINY_MODEL, "pretrained": "none"},
+    "08_benchmarks": {"model_name": TINY_MODEL, "pretrained": "none"},
 }
 #: The notebooks in two streams run side by side, each stream in its order; a notebook first waits for those it
-#: reads (:data:`DEMO_NEEDS`). 02 computes the grid that 03, 04 and 05 read; 01, 06 and 07 need nothing from another
-#: notebook, so the second stream runs them while 02 encodes, then 04 once 02 has finished. A numbered notebook in
-#: neither stream joins the second.
+#: reads (:data:`DEMO_NEEDS`). 02 computes the grid that 03, 04 and 05 read (and 08, on the same model); 01, 06, 07
+#: and, on the tiny model, 08 need nothing from another notebook, so the second stream runs them while 02 encodes,
+#: then 04 once 02 has finished. A numbered notebook in neither stream joins the second.
 DEMO_STREAMS: tuple[tuple[str, ...], ...] = (
     ("02_zero_shot_winclip", "03_winclip_plus", "05_report"),
-    ("01_cpe", "06_ablations", "07_your_images", "04_heatmaps"),
+    ("01_cpe", "06_ablations", "08_benchmarks", "07_your_images", "04_heatmaps"),
 )
-#: {notebook: the notebooks whose output it reads}: it starts only after they finished.
+#: {notebook: the notebooks whose run it reads}: it starts only after they finished — when it runs the same model
+#: (on another, it computes runs of its own).
 DEMO_NEEDS: dict[str, tuple[str, ...]] = {name: ("02_zero_shot_winclip",)
-                                          for name in ("03_winclip_plus", "04_heatmaps", "05_report")}
+                                          for name in ("03_winclip_plus", "04_heatmaps", "05_report", "08_benchmarks")}
 
 
 #: How the report's label names what ran on the tiny model.
-_TINY_PARTS = {"05_report": "notebook 05's presets", "06_ablations": "notebook 06"}
+_TINY_PARTS = {"05_report": "notebook 05's presets", "06_ablations": "notebook 06", "08_benchmarks": "notebook 08"}
 
 
 def demo_plan(params: dict[str, Any], tiny: bool = False) -> list[list[tuple[str, dict[str, Any]]]]:
@@ -168,23 +179,23 @@ def demo_plan(params: dict[str, Any], tiny: bool = False) -> list[list[tuple[str
 def run_streams(plan: list[list[tuple[str, dict[str, Any]]]], out: Path, log_output: bool = False,
                 on_start: Callable[[str], None] | None = None) -> list[Path]:
     """Execute the streams of :func:`demo_plan` side by side (one thread each; the notebooks of a stream in order,
-    each in its own kernel, each after the notebooks it needs, :data:`DEMO_NEEDS`) and return the executed notebooks
-    in notebook order. A failing notebook stops its stream and every notebook that needs it; the rest finishes,
-    then the first failure is raised (papermill's ``PapermillExecutionError``)."""
+    each in its own kernel, each after the notebooks whose run it reads, :data:`DEMO_NEEDS`) and return the
+    executed notebooks in notebook order. A failing notebook stops its stream and every notebook that needs it; the
+    rest finishes, then the first failure is raised (papermill's ``PapermillExecutionError``)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from winclip_lib.core.checkpoints import ENTRY_POINT_ENV
 
-    planned = {name for steps in plan for name, _ in steps}
-    finished = {name: threading.Event() for name in planned}
+    model = {name: params.get("model_name") for steps in plan for name, params in steps}
+    finished = {name: threading.Event() for name in model}
     failed: set[str] = set()
 
     def run(steps: list[tuple[str, dict[str, Any]]]) -> list[Path]:
         done: list[Path] = []
         try:
             for name, params in steps:
-                needs = [n for n in DEMO_NEEDS.get(name, ()) if n in planned]
+                needs = [n for n in DEMO_NEEDS.get(name, ()) if n in model and model[n] == model[name]]
                 for need in needs:
                     finished[need].wait()
                 if any(n in failed for n in needs):
@@ -219,12 +230,16 @@ def run_streams(plan: list[list[tuple[str, dict[str, Any]]]], out: Path, log_out
     return sorted((p for f in futures for p in f.result()), key=lambda p: p.name)
 
 
-def _encode_counts(results: Path) -> dict[str, Any] | None:
+def _encode_counts(results: Path, model_name: str) -> dict[str, Any] | None:
+    """The encode counts of notebook 02's run: the synthetic set's on ``model_name`` (notebook 08 adds the
+    stand-ins' run, and on the tiny model a synthetic run of its own)."""
     for run in sorted(results.glob("run-*")):
         try:
-            return json.loads((run / "run.json").read_text()).get("encode_counts")
+            info = json.loads((run / "run.json").read_text())
         except (OSError, ValueError):
             continue
+        if "synthetic" in info.get("config", {}).get("datasets", {}) and info.get("model_name") == model_name:
+            return info.get("encode_counts")
     return None
 
 
@@ -246,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns 0, or 1 when a notebook fails."""
     from papermill.exceptions import PapermillExecutionError
 
+    from winclip_lib.datasets.standins import make_standins
     from winclip_lib.datasets.synthetic import make_loose_images
 
     args = build_parser().parse_args(argv)
@@ -256,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sub in ("results", "cache", "figures", "predictions"):
             shutil.rmtree(base / sub, ignore_errors=True)
     _say(f"{'wrote' if ensure_data(base / 'data') else 'using'} the synthetic dataset in {base / 'data'}")
+    make_standins(base / "more", DEMO_MORE)
     make_loose_images(base / "photos")
     model_name, pretrained = choose_weights(args.tiny, args.random_weights)
     params = demo_parameters(base, model_name, pretrained, args.precision)
@@ -289,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _say(f"Label on every table, figure and page: {banner}")
     _say(f"Executed notebooks ({len(paths)} of {len(notebook_names())}): {out}")
     _say(f"Figures ({len(figures)}) and tables ({len(tables)} Markdown, each with a CSV): {base / 'figures'}")
-    counts = _encode_counts(base / "results")
+    counts = _encode_counts(base / "results", model_name)
     if counts:
         _say("Encode counts of the grid (notebook 02's run): " + ", ".join(f"{k}={v}" for k, v in counts.items()))
     _say(f"Your-own-images page (notebook 07): {base / 'predictions' / 'report.html'}")

@@ -7,19 +7,30 @@ parameters are made absolute first, and so is ``pretrained`` when it names a che
 ``WINCLIP_PROGRESS=0`` (no progress widgets are frozen into the executed notebooks) and know that they run as
 notebooks (``WINCLIP_ENTRY_POINT``: messages name the notebooks' ``pretrained`` parameter, or ``make``'s variable
 under ``make reproduce``). A failing cell stops the run with papermill's ``PapermillExecutionError``; the partly
-executed notebook (with the traceback) is in ``out_dir``.
+executed notebook (with the traceback) is in ``out_dir``. Before the first notebook starts, every output folder is
+checked (:data:`OUTPUT_PARAMETERS` as given, or as the notebooks declare them, and ``out_dir``): each must be a
+folder or one that can be made, and writable (:func:`~winclip_lib.experiments.files.check_output_dir`) — a file in
+the way, a read-only or full disk is one line, not a failed cell an hour later.
 
 Command line (what ``make reproduce`` uses after the grid)::
 
-    python -m tools.notebooks --mvtec data/mvtec --visa data/visa --mpdd data/mpdd \\
+    python -m tools.notebooks --mvtec data/mvtec --visa data/visa --mpdd data/mpdd [--btad data/btad ...] \\
         --results-dir build/results --figures-dir figures [--out build/notebooks] [-p key=value ...] [names ...]
 
-Exit status 1 with the failing cell's error when a notebook fails, 2 on a usage error.
+The roots of the paper's benchmarks (``--mvtec``, ``--visa``, ``--mpdd``, ``--synthetic``) become the ``datasets``
+parameter, those of the later benchmarks and of your own folders (``--btad`` ... ``--realiad``, ``--folder``, the
+flags of ``winclip run``) the ``more_datasets`` parameter of notebook 08. When any root is given, both are set (a
+group with none given is empty), so no notebook falls back on its default roots; an empty one is left out for
+notebooks that do not take it.
+
+Exit status 1 with the failing cell's error when a notebook fails, 2 on a usage error or an output folder that
+cannot be written.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import sys
@@ -29,15 +40,22 @@ from pathlib import Path
 from typing import Any
 
 from winclip_lib.core.checkpoints import ENTRY_POINT_ENV, is_checkpoint_path
+from winclip_lib.datasets.catalog import DATASET_LOADERS
+from winclip_lib.experiments.files import check_output_dirs, describe_error
 
 __all__ = [
+    "DATASET_PARAMETERS",
+    "MORE_DATASETS",
     "NOTEBOOK_DIR",
+    "OUTPUT_PARAMETERS",
+    "PAPER_DATASETS",
     "PATH_PARAMETERS",
     "absolute_parameters",
     "main",
     "notebook_names",
     "notebook_parameters",
     "notebook_path",
+    "output_folders",
     "run_notebooks",
 ]
 
@@ -46,6 +64,15 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 #: Parameters holding a path or a list of paths (``datasets`` holds a dict of them), made absolute before execution.
 PATH_PARAMETERS: tuple[str, ...] = ("cache_dir", "results_dir", "figures_dir", "tables_dir", "out_dir", "images",
                                     "normal", "bench_json")
+#: The datasets of the paper's notebooks (the ``datasets`` parameter) and the later benchmarks and your own folders
+#: (notebook 08's ``more_datasets``), by their ``winclip run`` flag.
+PAPER_DATASETS: tuple[str, ...] = ("mvtec", "visa", "mpdd", "synthetic")
+MORE_DATASETS: tuple[str, ...] = tuple(d for d in DATASET_LOADERS if d not in PAPER_DATASETS)
+#: Parameters holding {dataset: root}, each root made absolute before execution.
+DATASET_PARAMETERS: dict[str, tuple[str, ...]] = {"datasets": PAPER_DATASETS, "more_datasets": MORE_DATASETS}
+
+#: Parameters naming a folder the notebooks write into (checked before any notebook runs).
+OUTPUT_PARAMETERS: tuple[str, ...] = ("results_dir", "figures_dir", "tables_dir", "cache_dir", "out_dir")
 
 
 def notebook_names(notebook_dir: str | Path | None = None) -> list[str]:
@@ -90,9 +117,33 @@ def absolute_parameters(parameters: Mapping[str, Any], base: str | Path | None =
             out[key] = absolute(out[key])
     if isinstance(out.get("pretrained"), str) and is_checkpoint_path(out["pretrained"]):
         out["pretrained"] = absolute(out["pretrained"])
-    if isinstance(out.get("datasets"), Mapping):
-        out["datasets"] = {name: absolute(path) for name, path in out["datasets"].items()}
+    for key in DATASET_PARAMETERS:
+        if isinstance(out.get(key), Mapping):
+            out[key] = {name: absolute(path) for name, path in out[key].items()}
     return out
+
+
+def output_folders(parameters: Mapping[str, Any], declared: Mapping[str, Mapping[str, Any]],
+                   notebook_dir: str | Path) -> dict[str, str]:
+    """The folders the notebooks will write into, ``{"name (notebook)": absolute path}``: each of
+    :data:`OUTPUT_PARAMETERS` as given in ``parameters`` (already absolute), else each notebook's declared default
+    (a string, relative to ``notebook_dir``, where the notebooks run); None (a setting's default) is left out."""
+    folders: dict[str, str] = {}
+    for key in OUTPUT_PARAMETERS:
+        if key in parameters:
+            if parameters[key] is not None:
+                folders[key] = str(parameters[key])
+            continue
+        for name, params in declared.items():
+            try:
+                default = ast.literal_eval(str(params.get(key)))
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(default, str) and default not in ("", "none"):
+                path = os.path.normpath(os.path.join(notebook_dir, os.path.expanduser(default)))
+                if path not in folders.values():
+                    folders[f"{key} ({name})"] = path
+    return folders
 
 
 def _jsonable(parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,6 +184,7 @@ def run_notebooks(
     Raises:
         papermill.PapermillExecutionError: a cell failed.
         ValueError: a parameter no selected notebook declares. FileNotFoundError: an unknown notebook name.
+        WriteError: an output folder that cannot be written (before any notebook runs).
     """
     import papermill
 
@@ -141,9 +193,11 @@ def run_notebooks(
     params = _jsonable(absolute_parameters(parameters or {}))
     declared = {name: notebook_parameters(name, folder) for name in names}
     known = set().union(*declared.values()) if declared else set()
+    params = {k: v for k, v in params.items() if k in known or not (k in DATASET_PARAMETERS and v == {})}
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {unknown}; the notebooks declare: {', '.join(sorted(known))}")
+    check_output_dirs({**output_folders(params, declared, folder), "the executed notebooks' folder": out_dir})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -194,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.notebooks",
                                 description="Execute the WinCLIP notebooks headlessly with papermill.")
     p.add_argument("names", nargs="*", help="notebooks to run (default: every numbered notebook)")
-    for name in ("mvtec", "visa", "mpdd", "synthetic"):
-        p.add_argument(f"--{name}", metavar="ROOT", help=f"{name} dataset root")
+    for name in (*PAPER_DATASETS, *MORE_DATASETS):
+        p.add_argument(f"--{name}", metavar="ROOT",
+                       help=f"{name} dataset root ({'datasets' if name in PAPER_DATASETS else 'more_datasets'})")
     p.add_argument("--results-dir", help="the results folder (finished runs are read, missing ones computed there)")
     p.add_argument("--figures-dir", help="where figures go (the report: figures/)")
     p.add_argument("--tables-dir", help="where tables go (default: <figures-dir>/tables)")
@@ -211,9 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    datasets = {d: getattr(args, d) for d in ("mvtec", "visa", "mpdd", "synthetic") if getattr(args, d)}
-    if datasets:
-        params["datasets"] = datasets
+    groups = {key: {d: getattr(args, d) for d in names if getattr(args, d)}
+              for key, names in DATASET_PARAMETERS.items()}
+    if any(groups.values()):
+        params.update(groups)
     for key in ("results_dir", "figures_dir", "tables_dir", "preset"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
@@ -242,8 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: notebook failed: {exc.ename}: {exc.evalue}\n(cell {exc.exec_count}; the executed notebook "
               f"with the traceback is in {os.path.abspath(args.out)})", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 2
     for p in paths:
         print(f"executed {p}")

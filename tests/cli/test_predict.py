@@ -1,8 +1,10 @@
 """``winclip predict`` on the command line: usage errors in one line, exit status 3 when files were skipped, an
-output folder of other files refused; ``winclip`` is the top-level command."""
+output folder of other files refused, a folder that cannot be written or a full disk in one line; ``winclip`` is the
+top-level command."""
 
 from __future__ import annotations
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from tests.experiments.filesystems import full_disk_for
 from tests.inspection.conftest import photo
 from winclip_lib.cli import main
 from winclip_lib.core.backbone import TINY_MODEL
@@ -63,3 +66,33 @@ def test_the_console_command_is_the_top_level_cli(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_module("winclip_lib.cli", run_name="__main__")
     assert exit_info.value.code == 0 and "{run,summary,synthetic,predict}" in capsys.readouterr().out
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_work(tmp_path, capsys):
+    Image.fromarray(photo(1, 64, 96)).save(tmp_path / "wide.png")
+    (tmp_path / "afile").write_text("x")
+    argv = ["predict", str(tmp_path / "wide.png"), "--class-name", "x", "--model", TINY_MODEL, "--pretrained",
+            "none", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "afile" / "out"), "--cache-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"winclip: error: --out {tmp_path / 'afile' / 'out'} is under {tmp_path / 'afile'}, "
+                           "which is a file: choose a folder")
+    assert main([*argv, "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "afile" / "c")]) == 2
+    assert "--cache-dir" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_a_full_disk_is_one_line_exit_2_and_run_json_says_failed(tmp_path, capsys, monkeypatch):
+    Image.fromarray(photo(1, 64, 96)).save(tmp_path / "wide.png")
+    out = tmp_path / "out"
+    argv = ["predict", str(tmp_path / "wide.png"), "--class-name", "x", "--model", TINY_MODEL, "--pretrained",
+            "none", "--no-progress", "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    full_disk_for(monkeypatch, "maps.npz")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"winclip: error: cannot write {out / 'maps.npz'}: no space left on device"
+    assert "Traceback" not in err
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == f"failed: cannot write {out / 'maps.npz'}: no space left on device"
+    assert not list(out.glob(".*.tmp"))
+    monkeypatch.undo()
+    assert main(argv) == 0 and json.loads((out / "run.json").read_text())["status"] == "complete"

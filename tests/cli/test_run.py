@@ -1,8 +1,10 @@
 """``winclip run`` and ``winclip summary``: a grid end to end, failures before any work in one line, Ctrl-C resumes,
-the installed command works from any folder."""
+a full disk is one line and the rerun completes, an output folder of anything else is never overwritten, the
+installed command works from any folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,6 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import SYNTHETIC_SET
+from tests.experiments.filesystems import full_disk_for, small_tmpfs
 from winclip_lib.cli import main
 from winclip_lib.cli import run as run_command
 from winclip_lib.core.backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, TINY_MODEL, find_cached_weights
@@ -108,3 +111,103 @@ def test_the_installed_command_works_from_any_folder(tmp_path):
     assert (tmp_path / "syn" / "disc" / "train" / "good" / "000.png").is_file()
     assert "winclip run --synthetic" in proc.stdout
     assert main(["summary", "--out", str(tmp_path / "none")]) == 2
+
+
+def _one_line(err: str) -> str:
+    """The error output, checked to be one line without a traceback."""
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+def test_an_output_folder_or_cache_that_cannot_be_written_fails_before_any_work(synth, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    base = ["run", "--synthetic", str(synth), "--categories", "disc", "--shots", "0", *_tiny_args(tmp_path)]
+    assert main([*base, "--out", str(tmp_path / "afile" / "out")]) == 2
+    assert _one_line(capsys.readouterr().err) == (f"winclip: error: --out {tmp_path / 'afile' / 'out'} is under "
+                                                  f"{tmp_path / 'afile'}, which is a file: choose a folder")
+    assert main([*base, "--cache-dir", str(tmp_path / "afile")]) == 2
+    assert _one_line(capsys.readouterr().err) == (f"winclip: error: --cache-dir {tmp_path / 'afile'} is a file: "
+                                                  "choose a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing was written, the model never loaded
+
+
+def test_a_full_disk_mid_run_is_one_line_recorded_in_run_json_and_the_rerun_completes(synth, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """A write that fails late (the feature cache's disk fills up) ends in one line naming the file and the cause,
+    exit 2, run.json saying so, no temporary file left; the same command with room completes the run, equal to a
+    run that never failed."""
+    argv = ["run", "--synthetic", str(synth), "--categories", "disc", "--shots", "0", "1", "--seeds", "0",
+            *_tiny_args(tmp_path)]
+    full_disk_for(monkeypatch, ".pt")
+    assert main(argv) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert err.startswith(f"winclip: error: cannot write {tmp_path / 'cache'}/") and \
+        err.endswith(".pt: no space left on device")
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["status"] == f"failed: {err.removeprefix('winclip: error: ')}"
+    assert not [p for p in tmp_path.rglob("*.tmp")] and not (tmp_path / "out" / "metrics.csv").exists()
+    monkeypatch.undo()
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "complete"
+    clean = [*argv, "--cache-dir", str(tmp_path / "cache2"), "--out", str(tmp_path / "clean")]  # the last flags win
+    assert main(clean) == 0
+    for name in ("metrics.csv", "scores.csv"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+
+
+def test_a_cache_on_a_full_tmpfs_is_one_line_and_run_json_says_failed(synth, tmp_path, capsys):
+    with small_tmpfs(tmp_path / "small", "200k") as small:
+        argv = ["run", "--synthetic", str(synth), "--categories", "disc", "--shots", "0", *_tiny_args(tmp_path),
+                "--cache-dir", str(small / "cache")]
+        assert main(argv) == 2
+        err = _one_line(capsys.readouterr().err)
+        assert err.startswith(f"winclip: error: cannot write {small / 'cache'}/") and \
+            err.endswith(": no space left on device")
+        status = json.loads((tmp_path / "out" / "run.json").read_text())["status"]
+        assert status == f"failed: {err.removeprefix('winclip: error: ')}"
+        assert not list(small.rglob("*.tmp"))
+
+
+def test_run_never_overwrites_what_it_did_not_write(synth, tmp_path, capsys):
+    """Your own files, the output of `winclip predict` and a run with other settings are refused in one line, before
+    any work, and keep every byte; the same run resumes (or is read back)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name, text in (("metrics.csv", "a,b\n1,2\n"), ("scores.csv", "x\n"), ("run.json", '{"mine": 1}\n')):
+        (mine / name).write_text(text)
+    predicted = tmp_path / "predicted"
+    predicted.mkdir()
+    (predicted / "run.json").write_text('{"kind": "winclip-predict", "status": "complete"}\n')
+    (predicted / "report.html").write_text("<html></html>\n")
+    base = ["run", "--synthetic", str(synth), "--categories", "disc", "--seeds", "0", *_tiny_args(tmp_path)]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert main([*base, "--out", str(mine)]) == 2
+    assert _one_line(capsys.readouterr().err) == (
+        f"winclip: error: --out {mine} exists and holds other files (metrics.csv, run.json, scores.csv); winclip run "
+        "writes into a new or empty folder, or resumes its own run there: choose another --out")
+    assert main([*base, "--out", str(predicted)]) == 2
+    assert "holds the output of winclip predict" in _one_line(capsys.readouterr().err)
+    assert {p: p.read_bytes() for p in before} == before
+    run = tmp_path / "run"
+    assert main([*base, "--shots", "0", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    finished = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main([*base, "--shots", "0", "--out", str(run)]) == 2
+    assert _one_line(capsys.readouterr().err) == (
+        f"winclip: error: --out {run} holds another run (other settings: shots 0 1 -> 0); a run never overwrites "
+        "another: choose another --out")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == finished
+    assert main([*base, "--shots", "0", "1", "--out", str(run)]) == 0
+    assert "all 1 units were already complete" in capsys.readouterr().out
+
+
+def test_max_test_images_is_read_as_a_number(synth, tmp_path, capsys):
+    argv = ["run", "--synthetic", str(synth), "--shots", "0", "--max-test-images", "4", *_tiny_args(tmp_path)]
+    assert main(argv) == 0
+    scores = pd.read_csv(tmp_path / "out" / "scores.csv")
+    assert scores.groupby("category").size().to_dict() == {c: 4 for c in SYNTHETIC_SET["categories"]}
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["max_test_images"] == 4
+    with pytest.raises(SystemExit) as usage:
+        main([*argv, "--max-test-images", "four"])
+    assert usage.value.code == 2
+    assert "--max-test-images: expected an integer or none, got 'four'" in capsys.readouterr().err

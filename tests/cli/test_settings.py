@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,35 @@ def test_predict_offers_the_run_settings_with_the_same_flags_and_defaults():
     assert cfg.precision == "auto" and cfg.model_name == RunConfig().model_name
     with pytest.raises(ValueError, match="not command-line settings"):
         add_config_arguments(argparse.ArgumentParser(), include=("datasets",))
+
+
+def _optional_numbers() -> dict[str, type]:
+    """The command-line settings typed ``int | None`` or ``float | None``, by name, with their number type."""
+    found = {}
+    for f, tp in setting_fields(RunConfig):
+        options = set(typing.get_args(tp))
+        if f.metadata.get("cli", True) and type(None) in options and len(options) == 2:
+            (kind,) = options - {type(None)}
+            if kind in (int, float):
+                found[f.name] = kind
+    return found
+
+
+def test_every_optional_number_flag_reads_a_number_or_none(synth):
+    """A setting typed ``int | None`` (``--max-test-images``) is read as a number, ``none`` as None, anything else
+    is refused by the parser — for every such setting, whichever are added later."""
+    numbers = _optional_numbers()
+    assert "max_test_images" in numbers
+    for name, kind in numbers.items():
+        flag = "--" + name.replace("_", "-")
+        given = config_from_args(build_parser().parse_args(["run", "--synthetic", str(synth), flag, "7"]))
+        assert getattr(given, name) == 7 and type(getattr(given, name)) is kind, name
+        unset = config_from_args(build_parser().parse_args(["run", "--synthetic", str(synth), flag, "none"]))
+        assert getattr(unset, name) is None, name
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["run", "--synthetic", str(synth), flag, "seven"])
+    # the same values reach RunConfig from the notebooks' parameters (papermill -p may pass text)
+    assert RunConfig(max_test_images="6").max_test_images == 6 and RunConfig(max_test_images=6.0).max_test_images == 6
+    assert RunConfig(max_test_images="none").max_test_images is None
+    with pytest.raises(ValueError, match="max_test_images must be a whole number or none, got 2.5"):
+        RunConfig(max_test_images=2.5)

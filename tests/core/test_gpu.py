@@ -1,10 +1,12 @@
 """CUDA checks (skipped without a GPU; run on a lent GPU by benchmarks/gpu_check.sh): the GPU encoder agrees with
-the CPU fp32 encoder, and bf16 / fp16 stay close to fp32 on the real ViT-B-16-plus-240 architecture."""
+the CPU fp32 encoder, bf16 / fp16 stay close to fp32 on the real ViT-B-16-plus-240 architecture, and the metrics
+computed on the GPU equal the numpy reference."""
 
 from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +15,8 @@ from winclip_lib.core.backbone import DEFAULT_MODEL, TINY_MODEL, load_backbone, 
 from winclip_lib.core.encoder import encode_images
 from winclip_lib.core.prompts import build_prompts
 from winclip_lib.core.text_tower import encode_text
+from winclip_lib.evaluation import device_metrics as D
+from winclip_lib.evaluation import metrics as M
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -59,3 +63,40 @@ def test_auto_precision_on_a_gpu_is_bf16_where_supported():
     b = load_backbone(TINY_MODEL, None, precision="auto", device="cuda")
     assert b.precision == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     assert b.precision_choice.source == "cuda"
+
+
+def test_metrics_on_the_gpu_equal_the_numpy_reference():
+    """Masks prepared on CUDA, maps and scores there: every metric equals the numpy reference to 1e-9 (continuous and
+    quantised float32 maps, both AUPRO methods, an interpolated and the full FPR range, images of different sizes,
+    an all-normal category with the reference's NaN warnings)."""
+    rng = np.random.default_rng(0)
+    n, h, w = 16, 96, 80
+    masks = np.zeros((n, h, w), bool)
+    for i in range(n // 2):
+        for _ in range(3):
+            y, x, dy, dx = rng.integers(0, h - 12), rng.integers(0, w - 12), *rng.integers(1, 12, size=2)
+            masks[i, y : y + dy, x : x + dx] = True
+        masks[i, rng.integers(0, h), rng.integers(0, w)] = True
+    noisy = (rng.normal(size=masks.shape) + masks * 1.2).astype(np.float32)
+    labels = masks.any(axis=(1, 2))
+    targets = D.PixelTargets.from_masks(masks, device="cuda")
+    assert targets.defect_index.is_cuda and targets.defect_weight.is_cuda
+    for maps in (noisy, np.round(noisy * 4) / 4):
+        scores = maps.max(axis=(1, 2)).astype(np.float64)
+        for method in M.AUPRO_METHODS:
+            for limit in (0.3, 1.0):
+                ref = M.evaluate_category(labels, scores, masks, maps, limit, method)
+                got = D.category_metrics(torch.from_numpy(labels).cuda(), torch.from_numpy(scores).cuda(),
+                                         torch.from_numpy(maps).cuda(), targets, limit, method)
+                for k in M.METRIC_NAMES:
+                    assert abs(got[k] - ref[k]) <= 1e-9, (method, limit, k, ref[k], got[k])
+    cut = [m[: h - 8 * (i % 3)] for i, m in enumerate(masks)]  # images of three sizes
+    cut_maps = [torch.from_numpy(m[: h - 8 * (i % 3)]).cuda() for i, m in enumerate(noisy)]
+    on_cpu = D.category_metrics(labels, noisy.max(axis=(1, 2)), [m.cpu() for m in cut_maps],
+                                D.PixelTargets.from_masks(cut))
+    on_gpu = D.category_metrics(labels, noisy.max(axis=(1, 2)), cut_maps, D.PixelTargets.from_masks(cut, "cuda"))
+    assert all(abs(on_gpu[k] - on_cpu[k]) <= 1e-9 for k in M.METRIC_NAMES)
+    with pytest.warns(M.MetricWarning, match="no defect pixel"):
+        normal = D.category_metrics(np.zeros(n), noisy.max(axis=(1, 2)), torch.from_numpy(noisy).cuda(),
+                                    D.PixelTargets.from_masks(np.zeros_like(masks), device="cuda"))
+    assert all(np.isnan(v) for v in normal.values())

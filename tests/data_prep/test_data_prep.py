@@ -255,3 +255,21 @@ def test_extract_visa_with_split_csv(tmp_path):
     )  # fmt: skip  (counts are not the official ones)
     assert (root / "split_csv" / "1cls.csv").is_file() and detect_layout("visa", root) == "visa_raw"
     assert [s.label for s in load_split("visa", root, "candle", "test")] == [0, 1]
+
+
+def test_verify_lists_masks_that_look_wrong_as_warnings(synthetic, capsys):
+    empty = synthetic / "disc" / "ground_truth" / "scratch" / "000_mask.png"
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(empty)
+    (synthetic / "tiles" / "ground_truth" / "good").mkdir()
+    stray = synthetic / "tiles" / "ground_truth" / "good" / "001_mask.png"
+    Image.fromarray(np.full((48, 48), 255, np.uint8)).save(stray)
+    report = vf.verify_root("mvtec", synthetic)
+    assert report.ok and len(report.all_warnings) == 2  # the layout and files are right: warnings, not problems
+    assert f"{synthetic / 'disc' / 'test' / 'scratch' / '000.png'} is an anomalous test image but its mask {empty}" \
+        in report.all_warnings[0]
+    assert f"{synthetic / 'tiles' / 'test' / 'good' / '001.png'} is a good test image but has a mask {stray}" \
+        in report.all_warnings[1]
+    assert vf.main(["--dataset", "mvtec", "--root", str(synthetic)]) == 0
+    out = capsys.readouterr().out
+    assert "2 warning(s):" in out and str(empty) in out and str(stray) in out
+    assert vf.verify_root("mvtec", synthetic, check_files=False).all_warnings == report.all_warnings[1:]

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from data_prep import verify as vf
-from tests.datasets.standins import make_folder
 from winclip_lib.cli import main
 from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.datasets.catalog import DatasetError
 from winclip_lib.datasets.layout import list_categories
 from winclip_lib.datasets.scan import load_split
+from winclip_lib.datasets.standins import make_folder
 from winclip_lib.evaluation.metrics import IMAGE_METRIC_NAMES, METRIC_NAMES
 
 

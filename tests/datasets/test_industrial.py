@@ -1,5 +1,5 @@
 """BTAD, KolektorSDD, KolektorSDD2, DAGM 2007, DTD-Synthetic, MVTec LOCO AD, MVTec AD 2 and Real-IAD on stand-ins
-in their official layouts (tests/datasets/standins.py): listing, labels and masks, ``verify`` against the official
+in their official layouts (winclip_lib/datasets/standins.py): listing, labels and masks, ``verify`` against the official
 counts, one clear line for a wrong layout, and one end-to-end ``winclip run --<name>`` each on the tiny model."""
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ import pandas as pd
 import pytest
 
 from data_prep import verify as vf
-from tests.datasets.standins import (
+from winclip_lib.cli import build_parser, main
+from winclip_lib.core.backbone import TINY_MODEL
+from winclip_lib.datasets.catalog import CATEGORIES, DATASET_LOADERS, DATASETS, class_name
+from winclip_lib.datasets.counts import EXPECTED_COUNTS, EXPECTED_IMAGE_TOTALS, EXPECTED_TOTALS, Counts
+from winclip_lib.datasets.layout import list_categories
+from winclip_lib.datasets.masks import load_mask
+from winclip_lib.datasets.references import sample_references
+from winclip_lib.datasets.scan import load_split, scan_split
+from winclip_lib.datasets.standins import (
     make_btad,
     make_dagm,
     make_dtd,
@@ -26,14 +34,6 @@ from tests.datasets.standins import (
     render,
     write_mask,
 )
-from winclip_lib.cli import build_parser, main
-from winclip_lib.core.backbone import TINY_MODEL
-from winclip_lib.datasets.catalog import CATEGORIES, DATASET_LOADERS, DATASETS, class_name
-from winclip_lib.datasets.counts import EXPECTED_COUNTS, EXPECTED_IMAGE_TOTALS, EXPECTED_TOTALS, Counts
-from winclip_lib.datasets.layout import list_categories
-from winclip_lib.datasets.masks import load_mask
-from winclip_lib.datasets.references import sample_references
-from winclip_lib.datasets.scan import load_split, scan_split
 from winclip_lib.evaluation.metrics import IMAGE_METRIC_NAMES, METRIC_NAMES
 
 NEW = ("btad", "ksdd", "ksdd2", "dagm", "dtd", "loco", "mvtec2", "realiad")

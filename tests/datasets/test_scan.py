@@ -1,18 +1,20 @@
-"""Listing a split on tiny generated folders in each official layout, and the errors of a broken layout."""
+"""Listing a split on tiny generated folders in each official layout, the errors of a broken layout, and the
+warnings about masks that look wrong."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.datasets.trees import H, W, make_mvtec_tree, make_visa_raw
+from tests.datasets.trees import H, W, make_mvtec_tree, make_visa_raw, write_mask
 from winclip_lib.core.imageio import load_image
 from winclip_lib.datasets.catalog import DatasetError
 from winclip_lib.datasets.layout import detect_layout, list_categories
 from winclip_lib.datasets.masks import load_mask
-from winclip_lib.datasets.scan import load_split, scan_split
+from winclip_lib.datasets.scan import load_split, mask_warnings, scan_split
 
 
 @pytest.fixture
@@ -127,3 +129,27 @@ def test_visa_raw_without_split_csv(tmp_path):
     (root / "split_csv" / "1cls.csv").unlink()
     with pytest.raises(DatasetError, match="split_csv/1cls.csv"):
         load_split("visa", root, "candle", "test")
+
+
+def test_masks_that_look_wrong_are_named(mvtec, tmp_path):
+    """An anomalous image whose mask marks no pixel, and a mask beside a good image (MVTec layout and VisA's split
+    file) give one warning each, naming both files; correct masks give none."""
+    test = load_split("mvtec", mvtec, "bottle", "test")
+    assert mask_warnings("mvtec", mvtec, "bottle", test) == []
+    empty = mvtec / "bottle" / "ground_truth" / "crack" / "001_mask.png"
+    write_mask(empty, np.zeros((H, W), np.uint8))
+    stray = write_mask(mvtec / "bottle" / "ground_truth" / "good" / "000_mask.png", np.ones((H, W), np.uint8))
+    warnings = mask_warnings("mvtec", mvtec, "bottle", test)
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"{mvtec}/bottle/test/good/000.png is a good test image but has a mask {stray}")
+    assert warnings[1].startswith(f"{mvtec}/bottle/test/crack/001.png is an anomalous test image but its mask {empty} "
+                                  "marks no pixel (all zero)")
+    assert mask_warnings("mvtec", mvtec, "bottle", test, masks=False) == warnings[:1]  # masks not used: not decoded
+    root = make_visa_raw(tmp_path / "visa")
+    csv_path = root / "split_csv" / "1cls.csv"
+    lines = csv_path.read_text().splitlines()
+    normal = next(i for i, line in enumerate(lines) if line.startswith("candle,test,normal"))
+    lines[normal] += "candle/Data/Masks/Anomaly/000.png"  # a mask named on a normal row
+    csv_path.write_text("\n".join(lines) + "\n")
+    (warning,) = mask_warnings("visa", root, "candle", load_split("visa", root, "candle", "test"))
+    assert "is a good test image but has a mask" in warning and "Anomaly/000.png" in warning

@@ -115,14 +115,14 @@ def test_feature_changing_settings_reencode_and_never_reuse_parts(synth, tiny, f
     n = _distinct_images(synth)
     bf16 = load_backbone(TINY_MODEL, None, precision="bf16", device="cpu")
     for kw, backbone in (({"precision": "bf16"}, bf16), ({"resize_mode": "crop"}, tiny)):
-        r = run_grid(_cfg(synth, tmp_path, **kw), progress=False, backbone=backbone)
+        r = run_grid(_cfg(synth, tmp_path, out=f"out-{next(iter(kw))}", **kw), progress=False, backbone=backbone)
         assert r.info["encode_counts"]["encoded"] == n, kw
         assert {u["status"] for u in r.info["units"]} == {"computed"}
     # another patch-token variant: the cached entries are extended (one more pass each), nothing recomputed twice
-    r = run_grid(_cfg(synth, tmp_path, patch_tokens="raw"), progress=False, backbone=tiny)
+    r = run_grid(_cfg(synth, tmp_path, out="out-raw", patch_tokens="raw"), progress=False, backbone=tiny)
     assert r.info["encode_counts"]["extended"] == n and {u["status"] for u in r.info["units"]} == {"computed"}
     # a scoring-only change re-scores from the cache: no encoding, new parts, other numbers
-    r = run_grid(_cfg(synth, tmp_path, temperature=0.5), progress=False, backbone=tiny)
+    r = run_grid(_cfg(synth, tmp_path, out="out-t", temperature=0.5), progress=False, backbone=tiny)
     assert r.info["encode_counts"]["encoded"] == 0 and {u["status"] for u in r.info["units"]} == {"computed"}
     assert not np.allclose(r.scores["score"], full_run[0].scores["score"])
     # a rewritten image: its unit is redone and only that image is encoded
@@ -283,7 +283,7 @@ def test_crop_geometry_is_carried_into_the_masks_on_non_square_images(tiny, tmp_
         img = Image.open(path)
         img.resize((112, 64), Image.Resampling.NEAREST).save(path)
     for mode in ("resize", "crop"):
-        cfg = _cfg(data, tmp_path, shots=(0,), resize_mode=mode)
+        cfg = _cfg(data, tmp_path, out=f"out-{mode}", shots=(0,), resize_mode=mode)
         unit = plan_units(cfg)[0]
         model = WinCLIP.from_config(tiny, cfg, "tiles")
         masks240, full = eval_masks(unit, model.geometry, "240")
@@ -326,3 +326,62 @@ def test_text_encodes_are_counted_per_run_whatever_ran_before(synth, tiny, full_
     first = run_grid(_cfg(synth, tmp_path, out="a"), progress=False, backbone=tiny, text_cache=shared)
     second = run_grid(_cfg(synth, tmp_path, out="b", shots=(0,)), progress=False, backbone=tiny, text_cache=shared)
     assert first.info["encode_counts"]["text_encodes"] == 2 and second.info["encode_counts"]["text_encodes"] == 0
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_not_taken_for_the_old_file(tiny, tmp_path, monkeypatch):
+    """Finished units are recognised by the content of their files, each file read once per process (the unit key
+    and the feature cache share the digest): uncompressed PNGs (all of one size), a good image copied over an
+    anomalous one with its times kept (``cp -p``) — the unit is redone, and its numbers are those of a clean run of
+    the changed data."""
+    from winclip_lib.experiments import files
+
+    hashed = []
+    real_sha256 = files.file_sha256
+    monkeypatch.setattr(files, "file_sha256", lambda p, *a: hashed.append(Path(p)) or real_sha256(p, *a))
+    data = make_synthetic(tmp_path / "syn", categories=("disc",), n_train=2, n_test_good=2, n_test_bad=3, size=64)
+    test = sorted((data / "disc" / "test").rglob("*.png"))
+    for p in test:
+        Image.open(p).convert("RGB").save(p, compress_level=0)
+        os.utime(p, ns=(10**18, 10**18))
+    cfg = _cfg(data, tmp_path, shots=(0, 1), seeds=(0,))
+    first = run_grid(cfg, progress=False, backbone=tiny)
+    masks = sorted((data / "disc" / "ground_truth").rglob("*.png"))
+    references = [s.image_path for s in sample_references("mvtec", data, "disc", 1, 0)]
+    inputs = sorted(p for p in hashed if p.is_relative_to(data))  # (the part files' checksums are hashed too)
+    assert inputs == sorted([*test, *masks, *references])  # every input file once: for the key, then the cache
+    good, bad = data / "disc" / "test" / "good" / "000.png", next(p for p in test if "good" not in p.parts)
+    shutil.copy2(good, bad)
+    assert [(p.stat().st_size, p.stat().st_mtime_ns) for p in (good, bad)] == [(bad.stat().st_size, 10**18)] * 2
+    again = run_grid(cfg, progress=False, backbone=tiny)
+    assert [u["status"] for u in again.info["units"]] == ["computed"]
+    assert again.info["encode_counts"]["encoded"] == 0  # the new content is the good image's, already cached
+    clean = run_grid(_cfg(data, tmp_path, out="clean", shots=(0, 1), seeds=(0,)), progress=False, backbone=tiny)
+    pd.testing.assert_frame_equal(again.metrics, clean.metrics)
+    assert not again.metrics["value"].equals(first.metrics["value"])
+
+
+def test_masks_that_look_wrong_are_warned_about_named_and_kept_in_run_json(tiny, tmp_path, caplog):
+    """An anomalous image whose mask marks no pixel and a mask beside a good image: a warning naming the files when
+    the unit is computed, again when it is reused, and in run.json."""
+    data = make_synthetic(tmp_path / "syn", categories=("disc",), n_train=2, n_test_good=2, n_test_bad=3, size=64)
+    masks = sorted((data / "disc" / "ground_truth").rglob("*.png"))
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(masks[0])
+    (data / "disc" / "ground_truth" / "good").mkdir()
+    Image.fromarray(np.full((64, 64), 255, np.uint8)).save(data / "disc" / "ground_truth" / "good" / "001_mask.png")
+    defect = masks[0].parent.name
+    expected = [
+        f"{data}/disc/test/good/001.png is a good test image but has a mask {data}/disc/ground_truth/good/001_mask.png",
+        f"{data}/disc/test/{defect}/{masks[0].name.replace('_mask', '')} is an anomalous test image but its mask "
+        f"{masks[0]} marks no pixel (all zero)",
+    ]
+    cfg = _cfg(data, tmp_path, shots=(0,))
+    for status in ("computed", "reused"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="winclip_lib"):
+            r = run_grid(cfg, progress=False, backbone=tiny)
+        assert r.info["units"][0]["status"] == status
+        assert [m.split(" (")[0] for m in r.info["warnings"]] == [e.split(" (")[0] for e in expected]
+        assert [rec.getMessage() for rec in caplog.records] == r.info["warnings"]
+        assert json.loads((tmp_path / "out" / "run.json").read_text())["warnings"] == r.info["warnings"]
+    clean = run_grid(_cfg(data, tmp_path, out="o2", shots=(0,), masks=False), progress=False, backbone=tiny)
+    assert clean.info["warnings"] == r.info["warnings"][:1]  # without masks only the good image's mask is worth one

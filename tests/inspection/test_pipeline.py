@@ -1,13 +1,16 @@
 """``winclip predict`` end to end on a plain folder of photos: every readable image scored, the rest listed with
-reasons; a given threshold decides, zero-shot without one says why."""
+reasons; a given threshold decides, zero-shot without one says why; stopped at any moment, the folder never looks
+complete and the same call completes it."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.inspection.conftest import LABEL
 from winclip_lib.core.backbone import TINY_MODEL
@@ -58,3 +61,48 @@ def test_a_given_threshold_decides_and_zero_shot_without_one_says_why(photos, ti
     page = decided.page.read_text()  # linked, not embedded: every link is a file next to the page
     links = re.findall(r'<img src="([^"]+)"', page)
     assert len(links) == 5 and all((tmp_path / "b" / link).is_file() for link in links)
+
+
+#: Where a ``predict`` run can be stopped, in the order it gets there: scoring, the tables, the overlays, the
+#: histogram, the page, the final run.json.
+MOMENTS = ("predict_images", "write_outputs", "write_overlays", "save_figure", "write_inspection_page", "run_info")
+
+
+def test_predict_interrupted_at_any_moment_never_looks_complete_and_the_same_call_completes_it(photos, tiny, tmp_path,
+                                                                                               monkeypatch):
+    from winclip_lib.inspection import pipeline
+
+    cfg = RunConfig.from_settings(model_name=TINY_MODEL, pretrained="none", precision="fp32", device="cpu",
+                                  cache_dir=str(tmp_path / "cache"))
+    files = [str(p) for p in photos["readable"]]
+    call = dict(cfg=cfg, class_name="metal disc", images=files, normal=str(photos["refs"]), backbone=tiny,
+                progress=False, log=None)
+    inspect_images(**call, out_dir=tmp_path / "reference")
+    reference = pd.read_csv(tmp_path / "reference" / "scores.csv")
+    out = tmp_path / "out"
+    for moment in MOMENTS:
+        def stop(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as m:
+            m.setattr(pipeline, moment, stop)
+            with pytest.raises(KeyboardInterrupt):
+                inspect_images(**call, out_dir=out)
+        info = json.loads((out / "run.json").read_text())
+        assert info["status"] == "interrupted" and info["kind"] == "winclip-predict", moment
+        if moment in MOMENTS[:2]:  # nothing of the earlier, complete output is left to be taken for this run's
+            assert sorted(p.name for p in out.iterdir()) == ["run.json"], moment
+        done = inspect_images(**call, out_dir=out)
+        assert json.loads((out / "run.json").read_text())["status"] == "complete"
+        assert done.run.encode_counts["encoded"] == 0, moment  # everything came from the feature cache
+        pd.testing.assert_frame_equal(pd.read_csv(out / "scores.csv"), reference)
+        assert (out / "report.html").is_file() and len(list((out / "overlays").iterdir())) == len(files)
+    # killed (no chance to record anything): run.json still says running, and the same call completes it
+    (out / "report.html").unlink()
+    begun = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({key: begun[key] for key in ("kind", "format", "identity")}
+                                             | {"status": "running"}))
+    said = []
+    inspect_images(**{**call, "log": said.append}, out_dir=out)
+    assert any(s.startswith(f"completing the earlier output in {out}") for s in said)
+    assert json.loads((out / "run.json").read_text())["status"] == "complete" and (out / "report.html").is_file()

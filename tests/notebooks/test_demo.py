@@ -22,7 +22,7 @@ def test_random_weights_run_the_ablations_and_presets_on_the_tiny_model(tmp_path
     assert sorted(names) == notebook_names() and len(names) == len(set(names))  # every notebook, once
     assert [[n for n, _ in steps] for steps in plan] == [list(s) for s in demo.DEMO_STREAMS]
     models = _models(plan)
-    assert models["06_ablations"] == (TINY_MODEL, "none", None)
+    assert models["06_ablations"] == models["08_benchmarks"] == (TINY_MODEL, "none", None)
     assert models["05_report"] == (DEFAULT_MODEL, "none", TINY_MODEL)  # the report on the paper's architecture
     for name in ("02_zero_shot_winclip", "03_winclip_plus", "04_heatmaps", "07_your_images"):
         assert models[name] == (DEFAULT_MODEL, "none", None), name

@@ -21,16 +21,18 @@ from PIL import Image
 from tools import notebooks as nbmod
 from tools.html_report import write_html_report
 from winclip_lib.core.backbone import TINY_MODEL
+from winclip_lib.datasets.standins import make_standins
 from winclip_lib.datasets.synthetic import make_loose_images, make_synthetic
 from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.files import WriteError
 from winclip_lib.experiments.labels import DEMO_BANNER, demo_label
 
 NOTEBOOK_DIR = nbmod.NOTEBOOK_DIR
-#: The label of what notebooks 01-06 draw here: they name the tiny model they run. Notebook 07's figures carry the
-#: label of its ``winclip predict`` run, which names the weights and the data only.
+#: The label of what notebooks 01-06 and 08 draw here: they name the tiny model they run. Notebook 07's figures carry
+#: the label of its ``winclip predict`` run, which names the weights and the data only.
 TINY_DEMO = demo_label(True, True, tiny_model=True)
 NAMES = ["01_cpe", "02_zero_shot_winclip", "03_winclip_plus", "04_heatmaps", "05_report", "06_ablations",
-         "07_your_images"]
+         "07_your_images", "08_benchmarks"]
 
 EXPECTED_FIGURES = {
     "01_prompt_similarity.png", "02_windows.png", "02_window_pass.png", "02_scale_maps.png", "03_references.png",
@@ -38,15 +40,17 @@ EXPECTED_FIGURES = {
     "05_ours_vs_paper_scatter.png", "05_shots_curve.png", "05_per_category_synthetic_image_auroc_k0.png",
     "05_per_category_synthetic_pixel_auroc_k1.png", "06_ablation_cpe_synthetic.png",
     "06_ablation_dense_synthetic.png", "06_ablation_fewshot_synthetic.png", "07_highest_scores.png",
-    "07_lowest_scores.png", "07_score_histogram.png", "07_what_winclip_saw.png",
+    "07_lowest_scores.png", "07_score_histogram.png", "07_what_winclip_saw.png", "08_benchmarks.png",
 }  # fmt: skip
 EXPECTED_TABLES = {"01_prompt_states", "02_zero_shot", "03_few_shot", "comparison", "05_presets",
-                   "per_category_synthetic_image_auroc", "06_ablation_cpe", "06_ablation_dense", "06_ablation_fewshot"}
+                   "per_category_synthetic_image_auroc", "06_ablation_cpe", "06_ablation_dense", "06_ablation_fewshot",
+                   "08_benchmarks"}
 
 
-#: The notebooks run as two streams at once, each in order and in its own process (one per core): 03-05 read the grid
-#: that 02 computes; 01, 06 and 07 need nothing from it and use a feature cache of their own.
-STREAMS = (["02_zero_shot_winclip", "03_winclip_plus", "04_heatmaps", "05_report"],
+#: The notebooks run as two streams at once, each in order and in its own process (one per core): 03-05 and 08 read
+#: the grid that 02 computes (08 computes the stand-ins' grid too); 01, 06 and 07 need nothing from it and use a
+#: feature cache of their own.
+STREAMS = (["02_zero_shot_winclip", "03_winclip_plus", "04_heatmaps", "05_report", "08_benchmarks"],
            ["01_cpe", "06_ablations", "07_your_images"])
 
 
@@ -66,9 +70,11 @@ def executed(tmp_path_factory) -> dict:
     """All notebooks run once in the tiny configuration (in two streams, see :data:`STREAMS`)."""
     base = tmp_path_factory.mktemp("notebooks")
     data = make_synthetic(base / "data", categories=("disc",), n_train=2, n_test_good=2, n_test_bad=2, size=48)
+    more = make_standins(base / "more", ("btad", "folder"), n_train=2, n_good=2, n_bad=2, size=32)
     loose = make_loose_images(base / "photos")
     params = {
-        "datasets": {"synthetic": str(data)}, "shots": [0, 1], "seeds": [0], "model_name": TINY_MODEL,
+        "datasets": {"synthetic": str(data)}, "more_datasets": {d: str(r) for d, r in more.items()},
+        "shots": [0, 1], "seeds": [0], "model_name": TINY_MODEL,
         "pretrained": "none", "precision": "fp32", "device": "cpu", "cache_dir": str(base / "cache"),
         "results_dir": str(base / "results"), "figures_dir": str(base / "figures"),
         "tables_dir": str(base / "figures" / "tables"), "dataset": "synthetic", "category": "disc",
@@ -145,9 +151,10 @@ def test_tables_written_and_labelled(executed):
 
 def test_the_grid_ran_once_into_its_own_folder_and_the_rest_read_it(executed):
     results = executed["base"] / "results"
-    runs = sorted(results.glob("run-*"))
-    assert len(runs) == 1  # 02 computed it; 03, 04 and 05 found it by its settings
-    info = json.loads((runs[0] / "run.json").read_text())
+    runs = {tuple(json.loads((r / "run.json").read_text())["config"]["datasets"]): r
+            for r in sorted(results.glob("run-*"))}
+    assert sorted(runs) == [("btad", "folder"), ("synthetic",)]  # 02 computed one; 03-05 and 08 found it; 08 the other
+    info = json.loads((runs[("synthetic",)] / "run.json").read_text())
     assert info["status"] == "complete" and info["is_random"] and info["encode_counts"]["max_encodes_per_image"] == 1
     _, text06 = _outputs(executed["paths"][5])
     assert "encoded by the variants afterwards: 0" in text06  # every ablation variant scored from the cache
@@ -231,3 +238,62 @@ def test_absolute_parameters(tmp_path):
     assert out["results_dir"] == str(tmp_path / "a" / "b") and out["images"] == [str(tmp_path / "x" / "*.png"),
                                                                                  str(tmp_path / "y")]
     assert out["datasets"] == {"mvtec": str(tmp_path / "data" / "mvtec")} and out["shots"] == [0]
+
+
+def test_output_folders_that_cannot_be_written_are_one_line_before_any_notebook_runs(tmp_path, capsys):
+    """A results, figures or cache folder under a file — given, or a notebook's own default — fails before the first
+    cell, in one line naming the parameter; nothing is executed."""
+    (tmp_path / "afile").write_text("x")
+    for key in ("--results-dir", "--figures-dir"):
+        code = nbmod.main(["02_zero_shot_winclip", key, str(tmp_path / "afile" / "r"), "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err == (f"error: {key[2:].replace('-', '_')} {tmp_path / 'afile' / 'r'} is under "
+                                     f"{tmp_path / 'afile'}, which is a file: choose a folder")
+    with pytest.raises(WriteError, match=r"^cache_dir .* is under .*afile, which is a file"):
+        nbmod.run_notebooks(["02_zero_shot_winclip"], {"cache_dir": str(tmp_path / "afile" / "c")},
+                            out_dir=tmp_path / "o")
+    with pytest.raises(WriteError, match=r"^the executed notebooks' folder .* is a file"):
+        nbmod.run_notebooks(["02_zero_shot_winclip"], {}, out_dir=tmp_path / "afile")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    # the declared defaults count too: a notebook folder whose default results folder lies under a file
+    folders = nbmod.output_folders({"figures_dir": "/x/f", "cache_dir": None},
+                                   {"02_x": {"results_dir": '"../build/results"', "figures_dir": '"../figures"',
+                                             "cache_dir": '"../c"'}}, tmp_path / "nbs")
+    assert folders == {"results_dir (02_x)": str(tmp_path / "build" / "results"), "figures_dir": "/x/f"}
+
+
+def test_notebook_08_puts_every_dataset_beside_the_published_numbers(executed):
+    table = pd.read_csv(executed["base"] / "figures" / "tables" / "08_benchmarks.csv")
+    rows = set(zip(table["Dataset"], table["Setting"], table["Source"], strict=True))
+    assert {("BTAD", "0-shot", "ours"), ("BTAD", "0-shot", "AnomalyCLIP (ICLR 2024) Table 1, zero-shot"),
+            ("Your folder", "1-shot", "ours"), ("Synthetic (vs MVTec-AD numbers)", "1-shot",
+                                                "WinCLIP paper (CVPR 2023)")} <= rows
+    btad = table[(table["Dataset"] == "BTAD") & (table["Source"] != "ours")].set_index("Setting")
+    assert btad.loc["0-shot", "Image AUROC"] == "68.2*" and list(btad.index) == ["0-shot"]
+    folder = table[table["Dataset"] == "Your folder"]
+    assert (folder["Pixel AUROC"] == "—").all() and (folder["Image AUROC"] != "—").all()
+
+
+def test_dataset_roots_reach_the_notebooks_as_two_groups(tmp_path):
+    parse = nbmod.build_parser().parse_args
+    params = nbmod.parameters_from_args(parse(["--mvtec", "m", "--btad", "b", "--folder", "f"]))
+    assert params["datasets"] == {"mvtec": "m"} and params["more_datasets"] == {"btad": "b", "folder": "f"}
+    params = nbmod.parameters_from_args(parse(["--realiad", "r"]))
+    assert params["datasets"] == {} and params["more_datasets"] == {"realiad": "r"}  # no default roots are used
+    assert "datasets" not in nbmod.parameters_from_args(parse(["--results-dir", "x"]))
+    out = nbmod.absolute_parameters({"more_datasets": {"btad": "data/btad"}}, base=tmp_path)
+    assert out["more_datasets"] == {"btad": str(tmp_path / "data" / "btad")}
+    # an empty group is left out for a notebook that does not take it; a root given to it is an error
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("datasets = {}")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell("assert list(datasets) == ['mvtec'], datasets")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (tmp_path / "nbs").mkdir()
+    nbformat.write(nb, tmp_path / "nbs" / "01_paper.ipynb")
+    done = nbmod.run_notebooks(["01_paper"], {"more_datasets": {}, "datasets": {"mvtec": "m"}},
+                               out_dir=tmp_path / "out", notebook_dir=tmp_path / "nbs")
+    assert not nbformat.read(done[0], as_version=4).metadata["papermill"]["exception"]  # the cell asserted it
+    with pytest.raises(ValueError, match="unknown notebook parameter.*more_datasets"):
+        nbmod.run_notebooks(["01_paper"], {"more_datasets": {"btad": "b"}}, out_dir=tmp_path / "out",
+                            notebook_dir=tmp_path / "nbs")

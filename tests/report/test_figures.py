@@ -157,7 +157,35 @@ FIGURES = {
                                                   banner=DEMO_BANNER),
     "plot_ablation": lambda t, s: viz.plot_ablation(_ablation_rows(), "pixel_auroc", banner=DEMO_BANNER,
                                                     title="Dense features"),
+    "plot_benchmarks": lambda t, s: viz.plot_benchmarks(_benchmark_comparison(), banner=DEMO_BANNER),
 }
+
+
+def _benchmark_comparison() -> pd.DataFrame:
+    """Ours on the synthetic set (vs MVTec-AD's numbers), BTAD, Real-IAD and a folder without masks, k = 0 and 4."""
+    metrics = fake_metrics(("synthetic", "btad", "realiad", "folder"), ("a", "b"), shots=(0, 4))
+    no_masks = (metrics["dataset"] == "folder") & metrics["metric"].str.startswith("pixel")
+    metrics.loc[no_masks, "value"] = np.nan
+    return report.benchmark_comparison(summarize(metrics), paper_alias=ALIAS)
+
+
+def test_benchmark_bars_say_why_each_one_is_missing(render):
+    fig = render("plot_benchmarks")
+    shown = [t.get_text() for t in drawn_texts(fig)]
+    assert shown.count("n/a — no published WinCLIP number") == 4  # Real-IAD: 2 settings x 2 metrics
+    assert shown.count("n/a — your own images: nothing published") == 4
+    assert shown.count("n/a — no masks: image metrics only") == 2  # the folder's pixel AUROC, both settings
+    assert shown.count("n/a — published at 0-shot only") == 0  # BTAD at 4-shot: ResAD's number
+    assert [t for t in shown if t.startswith("n/a") and t not in (
+        "n/a — no published WinCLIP number", "n/a — your own images: nothing published",
+        "n/a — no masks: image metrics only") and not t.startswith("n/a — why a bar is missing")] == []
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["0-shot: Image AUROC", "0-shot: Pixel AUROC",
+                                                      "4-shot: Image AUROC", "4-shot: Pixel AUROC"]
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert legend[0].startswith("ours") and any("ResAD" in t for t in legend) and any("AnomalyCLIP" in t.replace(
+        "\n", " ") for t in legend) and any("not checked" in t.replace("\n", " ") for t in legend)
+    hatched = [p for ax in fig.axes[:4] for p in ax.patches if p.get_hatch()]
+    assert len(hatched) == 2  # BTAD's zero-shot numbers from AnomalyCLIP, read from a copy of the table
 
 
 def _ablation_rows() -> pd.DataFrame:

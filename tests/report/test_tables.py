@@ -246,3 +246,88 @@ def test_markdown_and_write_report(tmp_path):
     assert "DEMO" not in real["report"].read_text(encoding="utf-8")
     assert "banner" not in pd.read_csv(real["comparison"].with_suffix(".csv")).columns
 
+
+
+# ------------------------------------------------------------------ every dataset beside the published numbers
+
+
+def test_published_reference_joins_the_paper_and_the_later_papers_once_each():
+    ref = report.published_reference()
+    assert set(ref["source"]) == set(report.PUBLISHED_SOURCES.values())
+    assert not ref.duplicated(["dataset", "k", "metric", "source"]).any()
+    assert {"btad", "ksdd", "dagm", "dtd", "mpdd", "mvtec", "visa"} == set(ref["dataset"])
+    row = ref.set_index(["dataset", "k", "metric", "source"])
+    anomalyclip, resad = "AnomalyCLIP (ICLR 2024) Table 1, zero-shot", "ResAD (NeurIPS 2024) Table 1, 224 px"
+    # MPDD is in both CSVs: taken once, from published_results.csv, with its check (not confirmed)
+    assert row.loc[("mpdd", 0, "pixel_aupro", anomalyclip), "value"] == 48.9
+    assert not row.loc[("mpdd", 0, "pixel_aupro", anomalyclip), "confirmed"]
+    assert row.loc[("btad", 4, "image_auroc", resad), "value"] == 87.2 and row.loc[("btad", 4, "image_auroc", resad),
+                                                                                   "confirmed"]
+    paper = "WinCLIP paper (CVPR 2023)"
+    assert row.loc[("mvtec", 1, "image_auroc", paper), "confirmed"]  # Table 1
+    assert not row.loc[("mvtec", 1, "image_ap", paper), "confirmed"]  # the secondary copy's few-shot cell
+    assert row.loc[("visa", 0, "pixel_f1_max", paper), "value"] == 14.8
+    assert report.COURSE_REPORT not in set(ref["source"])
+
+
+def test_missing_reasons_name_why():
+    ref = report.published_reference()
+    assert report.missing_reason(ref, "btad", 2, "image_auroc") == ""
+    assert report.missing_reason(ref, "btad", 1, "image_auroc") == "n/a — published at 0-shot, 2-shot and 4-shot only"
+    assert report.missing_reason(ref, "btad", 2, "image_ap") == "n/a — ResAD reports no Image AP"
+    assert report.missing_reason(ref, "dagm", 0, "pixel_f1_max") == "n/a — AnomalyCLIP reports no Pixel F1-max"
+    assert report.missing_reason(ref, "dagm", 4, "image_auroc") == "n/a — published at 0-shot only"
+    assert report.missing_reason(ref, "mvtec", 1, "pixel_ap") == "n/a — the WinCLIP paper reports no Pixel AP"
+    assert report.missing_reason(ref, "realiad", 0, "image_auroc") == "n/a — no published WinCLIP number"
+    assert report.missing_reason(ref, "folder", 0, "image_auroc") == "n/a — your own images: nothing published"
+
+
+def _benchmark_summary() -> pd.DataFrame:
+    metrics = pd.concat([fake_metrics(datasets=("btad",), categories=("01", "02"), shots=(0, 2), base=0.8),
+                         fake_metrics(datasets=("synthetic",), categories=("disc",), shots=(0, 2), base=0.7),
+                         fake_metrics(datasets=("folder",), categories=("parts",), shots=(0, 2), base=0.6)],
+                        ignore_index=True)
+    no_masks = (metrics["dataset"] == "folder") & metrics["metric"].str.startswith("pixel")
+    metrics.loc[no_masks, "value"] = np.nan  # a folder without masks: image metrics only
+    return summarize(metrics)
+
+
+def test_benchmark_comparison_puts_the_preferred_published_number_beside_ours():
+    comp = report.benchmark_comparison(_benchmark_summary(), paper_alias={"synthetic": "mvtec"})
+    assert list(dict.fromkeys(comp["dataset"])) == ["synthetic", "btad", "folder"]  # the report's order
+    row = comp.set_index(["dataset", "k", "metric"])
+    assert row.loc[("btad", 0, "image_auroc"), "ours"] == pytest.approx(80.0)
+    assert row.loc[("btad", 0, "image_auroc"), "published"] == 68.2
+    assert row.loc[("btad", 2, "pixel_auroc"), "published_source"] == "ResAD (NeurIPS 2024) Table 1, 224 px"
+    assert row.loc[("btad", 2, "pixel_aupro"), "published_missing"] == "n/a — ResAD reports no Pixel PRO"
+    assert row.loc[("synthetic", 0, "image_auroc"), "published"] == 91.8  # compared with MVTec-AD's numbers
+    assert row.loc[("synthetic", 0, "image_auroc"), "paper_dataset"] == "mvtec"
+    assert np.isnan(row.loc[("folder", 2, "pixel_auroc"), "ours"])
+    assert row.loc[("folder", 2, "pixel_auroc"), "ours_missing"] == "n/a — no masks: image metrics only"
+    assert row.loc[("folder", 2, "image_auroc"), "ours_missing"] == ""
+    assert row.loc[("btad", 2, "image_auroc"), "ours_std"] == pytest.approx(0.0)
+    assert np.isnan(row.loc[("btad", 0, "image_auroc"), "ours_std"])  # zero-shot runs once
+
+
+def test_benchmark_table_rows_of_ours_then_each_published_source():
+    table = report.benchmark_table(_benchmark_summary(), paper_alias={"synthetic": "mvtec"})
+    assert list(table.columns[:3]) == ["Dataset", "Setting", "Source"] and "Pixel PRO" in table.columns
+    keys = list(zip(table["Dataset"], table["Setting"], table["Source"], strict=True))
+    assert keys == [
+        ("Synthetic (vs MVTec-AD numbers)", "0-shot", "ours"),
+        ("Synthetic (vs MVTec-AD numbers)", "0-shot", "WinCLIP paper (CVPR 2023)"),
+        ("Synthetic (vs MVTec-AD numbers)", "2-shot", "ours"),
+        ("Synthetic (vs MVTec-AD numbers)", "2-shot", "WinCLIP paper (CVPR 2023)"),
+        ("BTAD", "0-shot", "ours"), ("BTAD", "0-shot", "AnomalyCLIP (ICLR 2024) Table 1, zero-shot"),
+        ("BTAD", "2-shot", "ours"), ("BTAD", "2-shot", "ResAD (NeurIPS 2024) Table 1, 224 px"),
+        ("Your folder", "0-shot", "ours"), ("Your folder", "2-shot", "ours")]
+    cell = table.set_index(["Dataset", "Setting", "Source"])
+    assert cell.loc[("BTAD", "0-shot", "ours"), "Image AUROC"] == "80.0"
+    assert cell.loc[("BTAD", "2-shot", "ours"), "Image AUROC"] == "80.0 ± 0.0"
+    assert cell.loc[("BTAD", "0-shot", "AnomalyCLIP (ICLR 2024) Table 1, zero-shot"), "Image AP"] == "70.9*"
+    assert cell.loc[("BTAD", "0-shot", "AnomalyCLIP (ICLR 2024) Table 1, zero-shot"), "Image F1-max"] == "—"
+    assert cell.loc[("BTAD", "2-shot", "ResAD (NeurIPS 2024) Table 1, 224 px"), "Pixel AUROC"] == "95.8"
+    paper = ("Synthetic (vs MVTec-AD numbers)", "2-shot", "WinCLIP paper (CVPR 2023)")
+    assert cell.loc[paper, "Image AUROC"] == "94.4 ± 1.3" and cell.loc[paper, "Image AP"] == "97.0 ± 0.7*"
+    assert cell.loc[("Your folder", "0-shot", "ours"), "Pixel AUROC"] == "—"
+    assert list(report.benchmark_table(_benchmark_summary(), shots=[2])["Setting"].unique()) == ["2-shot"]

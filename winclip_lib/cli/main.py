@@ -1,14 +1,16 @@
 """The parser of ``winclip`` and its dispatch: one sub-command per module of this package, run with one error
 policy.
 
-Exit status: 0 on success; 2 for a usage, data, device or weights problem (one line; ``--debug`` shows the
-traceback); 130 after Ctrl-C (a run is recorded as interrupted and resumes when the same command is run again); a
+Exit status: 0 on success; 2 for a usage, data, device or weights problem, or a folder that cannot be written (a
+full disk, a read-only file system: one line naming the path and the cause; ``--debug`` shows the traceback); 130
+after Ctrl-C (a run is recorded as interrupted and resumes when the same command is run again); a
 sub-command may return others (``predict``: 3 when files were skipped).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -18,17 +20,27 @@ from winclip_lib.core.checkpoints import as_entry_point
 from winclip_lib.core.imageio import ImageError
 from winclip_lib.core.openclip_adapter import UnsupportedOpenCLIPError
 from winclip_lib.datasets.catalog import DatasetError
+from winclip_lib.experiments.files import describe_error
 
 __all__ = ["COMMANDS", "EXIT_INTERRUPTED", "EXIT_USAGE", "USER_ERRORS", "build_parser", "main"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-USER_ERRORS = (WeightsUnavailableError, UnsupportedOpenCLIPError, DatasetError, ImageError, FileNotFoundError,
-               FileExistsError, ValueError)
+#: Errors shown as one line (exit 2): bad values and data, missing weights, and every ``OSError`` (a file in the way,
+#: no permission, no space left: :func:`~winclip_lib.experiments.files.describe_error` names the path and the cause).
+USER_ERRORS = (WeightsUnavailableError, UnsupportedOpenCLIPError, DatasetError, ImageError, ValueError, OSError)
 
 #: The sub-commands, in the order of ``winclip --help``: each module has NAME, HELP, DESCRIPTION, add_arguments(parser)
 #: and run(args) -> exit status.
 COMMANDS = (run, summary, synthetic, predict)
+
+
+class _Messages(logging.Handler):
+    """While a command runs, the package's log messages (warnings about the data, a replaced cache entry) go to
+    stderr as ``winclip: warning: ...``, whatever else configured logging."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"winclip: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``winclip``: parse ``argv`` and run the sub-command; returns the exit status (see the module docstring)."""
     args = build_parser().parse_args(argv)
     commands = {command.NAME: command.run for command in COMMANDS}
+    package_log, handler = logging.getLogger("winclip_lib"), _Messages(logging.WARNING)
+    package_log.addHandler(handler)
+    propagate, package_log.propagate = package_log.propagate, False
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
@@ -56,5 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         if args.debug:
             raise
-        print(f"winclip: error: {exc}", file=sys.stderr)
+        print(f"winclip: error: {describe_error(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        package_log.removeHandler(handler)
+        package_log.propagate = propagate

@@ -38,6 +38,31 @@ def _is_tuple(tp: Any) -> type | None:
     return None
 
 
+def _optional_number(tp: Any) -> type | None:
+    """``int`` or ``float`` for a setting typed ``int | None`` or ``float | None``, else None."""
+    if not (isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union):
+        return None
+    options = set(typing.get_args(tp))
+    if type(None) not in options:
+        return None
+    numbers = [t for t in options - {type(None)} if t in (int, float)]
+    return numbers[0] if len(numbers) == 1 and len(options) == 2 else None
+
+
+def _number_or_none(kind: type) -> Any:
+    """An argparse ``type`` reading ``kind`` (int or float), or "none" as None (the setting's "not set")."""
+    def parse(text: str) -> Any:
+        if text.strip().lower() == "none":
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} or none, got "
+                                             f"{text!r}") from None
+    parse.__name__ = f"{kind.__name__} or none"
+    return parse
+
+
 def _cli_names(cls: type, include: Sequence[str] | None) -> list[str]:
     """The command-line settings of ``cls`` (all, or those named in ``include``; an unknown name raises)."""
     names = [f.name for f, _ in setting_fields(cls) if f.metadata.get("cli", True)]
@@ -71,6 +96,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = RunConfig,
             kwargs["action"] = argparse.BooleanOptionalAction
         elif (item := _is_tuple(tp)) is not None and not choices:
             kwargs.update(nargs="+", type=item, metavar=md.get("metavar") or "VALUE")
+        elif (number := _optional_number(tp)) is not None:
+            kwargs["type"] = _number_or_none(number)
+            if md.get("metavar"):
+                kwargs["metavar"] = md["metavar"]
         else:
             scalar = tp if tp in (int, float) else str
             kwargs.update(type=scalar, choices=list(choices) if choices else None)

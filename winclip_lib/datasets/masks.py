@@ -16,7 +16,7 @@ import numpy as np
 from winclip_lib.core.imageio import ImageError, image_size, is_image_file, read_pil
 from winclip_lib.datasets.catalog import DatasetError, Sample
 
-__all__ = ["has_defect", "load_mask", "mask_files"]
+__all__ = ["has_defect", "is_empty_mask", "load_mask", "mask_files"]
 
 
 def mask_files(mask_path: Path) -> list[Path]:
@@ -47,6 +47,16 @@ def has_defect(mask_path: str | Path) -> bool:
     KolektorSDD2). Decoded once per file version (path, size and modification time), then remembered."""
     st = Path(mask_path).stat()
     return _nonzero(str(mask_path), st.st_mtime_ns, st.st_size)
+
+
+def is_empty_mask(mask_path: str | Path) -> bool:
+    """Whether a mask (a file, or a folder of files) marks no pixel at all, read as :func:`load_mask` reads it (any
+    non-zero value is a defect; palette masks by index). A folder without mask files counts as empty.
+
+    Raises:
+        ImageError: a mask file that cannot be decoded.
+    """
+    return not any(_read_one(f).any() for f in mask_files(Path(mask_path)))
 
 
 def load_mask(sample_or_path: Sample | str | Path | None, image_shape: Sequence[int] | None = None) -> np.ndarray:

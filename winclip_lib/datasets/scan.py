@@ -6,8 +6,10 @@ naming the file or folder and what is expected, so that a run never starts on a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from winclip_lib.core.imageio import ImageError
 from winclip_lib.datasets.catalog import DatasetError, Sample, check_dataset
 from winclip_lib.datasets.formats import FORMATS
 from winclip_lib.datasets.layout import (
@@ -17,9 +19,10 @@ from winclip_lib.datasets.layout import (
     no_categories_error,
     read_visa_csv,
 )
-from winclip_lib.datasets.listing import images_in
+from winclip_lib.datasets.listing import first_file, images_in
+from winclip_lib.datasets.masks import is_empty_mask
 
-__all__ = ["SPLITS", "load_split", "scan_split"]
+__all__ = ["SPLITS", "load_split", "mask_warnings", "masks_of_normal_images", "scan_split"]
 
 SPLITS = ("train", "test")
 
@@ -138,3 +141,50 @@ def load_split(dataset: str, root: str | Path, category: str, split: str, requir
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise DatasetError("; ".join(problems[:5]) + more)
     return samples
+
+
+def masks_of_normal_images(dataset: str, root: str | Path, category: str) -> list[tuple[Path, Path]]:
+    """(normal test image, mask) pairs: masks that lie beside a *good* test image — in the MVTec layout
+    ``ground_truth/good/<name>_mask.png`` (or ``<name>.png``), in VisA's split file a mask named on a normal row.
+    A good image has no defect, so such a mask is never read; it usually means that the image was filed under the
+    wrong label. The later layouts are not searched (their modules define where masks lie)."""
+    root = Path(root)
+    layout = detect_layout(dataset, root)
+    found: list[tuple[Path, Path]] = []
+    if layout == "visa_raw":
+        for row in read_visa_csv(root):
+            mask_rel = (row.get("mask") or "").strip()
+            if row["object"] == category and row["label"].strip().lower() == "normal" and mask_rel \
+                    and (root / mask_rel).is_file():
+                found.append((root / row["image"], root / mask_rel))
+    elif layout not in FORMATS:
+        good, gt = root / category / "test" / "good", root / category / "ground_truth" / "good"
+        if good.is_dir() and gt.is_dir():
+            for image in images_in(good):
+                mask = first_file(_mask_candidates(gt, image.stem))
+                if mask is not None:
+                    found.append((image, mask))
+    return found
+
+
+def mask_warnings(dataset: str, root: str | Path, category: str, samples: Sequence[Sample], masks: bool = True
+                  ) -> list[str]:
+    """Warnings about the masks of a category's test ``samples`` (one sentence each, naming the files): a mask beside
+    a good image (:func:`masks_of_normal_images`) and, when the masks are used (``masks``), an anomalous image whose
+    mask marks no pixel (its pixel metrics would count no defect there)."""
+    out = [f"{image} is a good test image but has a mask {mask} (a good image has no defect: the mask is not "
+           "used); remove the mask, or move the image to its defect folder"
+           for image, mask in masks_of_normal_images(dataset, root, category)]
+    if masks:
+        for s in samples:
+            if s.label != 1 or s.mask_path is None:
+                continue
+            try:
+                empty = is_empty_mask(s.mask_path)
+            except ImageError:
+                continue  # an unreadable mask fails where it is read, with its own message
+            if empty:
+                out.append(f"{s.image_path} is an anomalous test image but its mask {s.mask_path} marks no pixel "
+                           "(all zero): its pixel metrics count no defect in it; fix the mask, or move the image to "
+                           "good/ if it is normal")
+    return out

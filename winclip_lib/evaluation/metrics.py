@@ -17,6 +17,10 @@ Definitions (all values are fractions in 0..1):
   :func:`aupro_sampled` is the variant the AnomalyCLIP authors' WinCLIP code (and caoyunkang/WinClip) computes:
   200 evenly spaced thresholds, the points with FPR below the limit, their FPRs rescaled to [0, 1].
 
+This module is the numpy reference, written for reading: the grid computes the same metrics with
+:mod:`winclip_lib.evaluation.device_metrics` (masks prepared once per category, one value sort per evaluation, on the
+run's device), which the tests hold equal to these functions to 1e-9.
+
 Degenerate categories: when the category has no anomalous images (or no defect pixels), every metric that needs
 positives (AUROC, AP, F1-max, AUPRO) is NaN; when it has no normal images (or no defect-free pixels), AUROC and
 AUPRO are NaN while AP and F1-max are computed (trivially 1). Each NaN comes with a :class:`MetricWarning`; nothing
@@ -30,11 +34,11 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from winclip_lib.core.choices import check_choice
+from winclip_lib.evaluation.regions import label_regions
 
 __all__ = [
     "METRIC_NAMES",
@@ -47,9 +51,11 @@ __all__ = [
     "aupro",
     "aupro_sampled",
     "pro_curve",
+    "sampled_pro_area",
     "evaluate_category",
     "mean_metrics",
     "f1_max",
+    "as_labels",
 ]
 
 IMAGE_METRIC_NAMES = ("image_auroc", "image_ap", "image_f1_max")
@@ -76,7 +82,7 @@ def _as_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _as_labels(x: Any, name: str) -> np.ndarray:
+def as_labels(x: Any, name: str) -> np.ndarray:
     """Binary labels of any shape as bool: bool, integer (non-zero = 1) or float arrays holding only 0/1."""
     a = _as_numpy(x)
     if a.dtype == bool:
@@ -103,7 +109,7 @@ def _as_scores(x: Any, name: str) -> np.ndarray:
 
 
 def _check_pixels(masks: Any, maps: Any) -> tuple[np.ndarray, np.ndarray]:
-    m = _as_labels(masks, "masks")
+    m = as_labels(masks, "masks")
     s = _as_scores(maps, "maps")
     if m.shape != s.shape:
         raise ValueError(f"masks and maps must have the same shape, got masks {m.shape} and maps {s.shape}")
@@ -124,7 +130,7 @@ def _nan_warning(what: str | Sequence[str], why: str) -> float:
 
 def f1_max(labels: Any, scores: Any) -> float:
     """Maximum of 2PR / (P + R) over scikit-learn's precision-recall curve (0/0 counts as 0)."""
-    precision, recall, _ = precision_recall_curve(_as_labels(labels, "labels"), _as_scores(scores, "scores"))
+    precision, recall, _ = precision_recall_curve(as_labels(labels, "labels"), _as_scores(scores, "scores"))
     return float(_f1(precision, recall).max())
 
 
@@ -135,7 +141,7 @@ def _f1(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
 
 def image_metrics(labels: Any, scores: Any) -> dict[str, float]:
     """Image AUROC, AP and F1-max of one category. labels (N,) 0/1, scores (N,) float (higher = anomalous)."""
-    y = _as_labels(labels, "labels").reshape(-1)
+    y = as_labels(labels, "labels").reshape(-1)
     s = _as_scores(scores, "scores").reshape(-1)
     if y.shape != s.shape:
         raise ValueError(f"labels and scores must have the same length, got {y.shape} and {s.shape}")
@@ -152,22 +158,6 @@ def image_metrics(labels: Any, scores: Any) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------ pixel metrics
-
-
-def _region_labels(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """8-connected regions of every mask, numbered across the category: labels (N, H, W) int32 (0 = defect-free,
-    region r of the category = r) and sizes (R + 1,) int64 with sizes[0] unused."""
-    labels = np.zeros(masks.shape, dtype=np.int32)
-    sizes = [np.zeros(1, dtype=np.int64)]
-    offset = 0
-    for i, m in enumerate(masks):
-        if not m.any():
-            continue
-        n, lab = cv2.connectedComponents(m.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-        sizes.append(np.bincount(lab.ravel(), minlength=n)[1:].astype(np.int64))
-        labels[i] = np.where(lab > 0, lab + offset, 0)
-        offset += n - 1
-    return labels, np.concatenate(sizes)
 
 
 class _SortedPixels:
@@ -223,7 +213,7 @@ def pixel_metrics(masks: Any, maps: Any) -> dict[str, float]:
 def _pro_curve_from(sp: _SortedPixels) -> tuple[np.ndarray, np.ndarray] | None:
     if sp.n_pos == 0 or sp.n_neg == 0:
         return None
-    labels, sizes = _region_labels(sp.masks)
+    labels, sizes = label_regions(sp.masks)
     n_regions = len(sizes) - 1
     # weight 1 / |region| of each defect pixel, in descending score order; only defect pixels are gathered
     region_of = labels.reshape(-1)[sp.order[np.flatnonzero(sp.positive)]]
@@ -293,10 +283,8 @@ def aupro_sampled(masks: Any, maps: Any, steps: int = 200, fpr_limit: float = 0.
     minimum and maximum, and the area under PRO over the rescaled FPR is the trapezoid rule's. Unlike :func:`aupro`
     the curve is sampled and its FPR axis stretched, so the two differ (the tests show by how much).
     """
-    from sklearn.metrics import auc
-
     m, s = _check_pixels(masks, maps)
-    labels, sizes = _region_labels(m)
+    labels, sizes = label_regions(m)
     n_regions, n_neg = len(sizes) - 1, int((~m).sum())
     if n_regions == 0 or n_neg == 0:
         return _nan_warning("pixel_aupro", "no defect region" if n_regions == 0 else "no defect-free pixel")
@@ -312,7 +300,15 @@ def aupro_sampled(masks: Any, maps: Any, steps: int = 200, fpr_limit: float = 0.
         fprs.append((n_neg - np.searchsorted(neg_scores, t, side="right")) / n_neg)
         hits = np.bincount(pos_regions[pos_scores > t], minlength=n_regions + 1)[1:]
         pros.append(float(np.mean(hits / sizes[1:])))
-    fpr, pro = np.asarray(fprs), np.asarray(pros)
+    return sampled_pro_area(np.asarray(fprs), np.asarray(pros), fpr_limit)
+
+
+def sampled_pro_area(fpr: np.ndarray, pro: np.ndarray, fpr_limit: float = 0.3) -> float:
+    """The last step of :func:`aupro_sampled`: from (fpr, pro) at the sampled thresholds (T,) each, the points with
+    FPR below ``fpr_limit``, their FPRs rescaled to [0, 1], the trapezoid area (scikit-learn's ``auc``); NaN with a
+    :class:`MetricWarning` when fewer than two distinct FPRs remain."""
+    from sklearn.metrics import auc
+
     keep = fpr < fpr_limit
     if keep.sum() < 2 or fpr[keep].max() == fpr[keep].min():
         return _nan_warning("pixel_aupro", "fewer than two distinct thresholds below the FPR limit")
@@ -335,7 +331,7 @@ def evaluate_category(
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
     m, s = _check_pixels(masks, maps)
-    y = _as_labels(labels, "labels").reshape(-1)
+    y = as_labels(labels, "labels").reshape(-1)
     if len(y) != m.shape[0]:
         raise ValueError(f"labels has {len(y)} entries but masks/maps hold {m.shape[0]} images (shape {m.shape})")
     out = image_metrics(y, image_scores)

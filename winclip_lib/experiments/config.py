@@ -38,6 +38,19 @@ CLASS_NAME_STYLES = ("words", "folder")
 _RETIRED = ("image_size",)
 
 
+def _optional_int(name: str, value: Any) -> int | None:
+    """A setting typed ``int | None`` as given in any form (7, "7", 7.0; None or "none": not set)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "")):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not number.is_integer():
+        raise ValueError(f"{name} must be a whole number or none, got {value!r}")
+    return int(number)
+
+
 def is_random_weights(pretrained: str | None) -> bool:
     """True for the ``pretrained`` values that mean random weights: None, "none", "random"."""
     return pretrained is None or str(pretrained).lower() in ("none", "random")
@@ -121,7 +134,8 @@ class RunConfig(WinCLIPOptions):
         check_choice("AUPRO method", self.aupro, AUPRO_METHODS)
         check_choice("class-name style", self.class_names, CLASS_NAME_STYLES)
         check_precision(self.precision)
-        if self.max_test_images is not None and int(self.max_test_images) < 2:
+        _freeze(self, "max_test_images", _optional_int("max_test_images", self.max_test_images))
+        if self.max_test_images is not None and self.max_test_images < 2:
             raise ValueError(f"max_test_images must be at least 2 (a normal and an anomalous image), got "
                              f"{self.max_test_images}")
 

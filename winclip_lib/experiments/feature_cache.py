@@ -16,7 +16,7 @@ them, stay bit-identical).
 
 **Image identity is a content hash** (SHA-256 of the file's bytes), not the path or mtime: a dataset may be moved or
 copied and its cache stays valid, and an image rewritten with other content is a miss even if its size and mtime
-are unchanged. Hashes are memoised per (resolved path, size, mtime_ns) within a :class:`FeatureCache` object.
+are unchanged. Each file is hashed once per process (:func:`~winclip_lib.experiments.files.content_digest`).
 Identical files share one entry (and are encoded once).
 
 The device is deliberately *not* part of the key: it changes features only by floating-point rounding, and a cache
@@ -55,7 +55,7 @@ from winclip_lib.core.features import Features
 from winclip_lib.core.geometry import RESIZE_MODES
 from winclip_lib.core.options import WinCLIPOptions
 from winclip_lib.core.preprocess import preprocess
-from winclip_lib.experiments.files import atomic_write_bytes, atomic_write_text, file_digest
+from winclip_lib.experiments.files import atomic_write_bytes, atomic_write_text, content_digest
 
 __all__ = [
     "CACHE_FORMAT",
@@ -232,7 +232,6 @@ class FeatureCache:
         self.extend_count = 0
         self.invalid_count = 0
         self.encoded: Counter[str] = Counter()
-        self._digests: dict[tuple[str, int, int], str] = {}
 
     @classmethod
     def from_config(cls, config: Any, backbone: Backbone, *, request: FeatureRequest | None = None,
@@ -254,13 +253,9 @@ class FeatureCache:
         return shapes.get(kind)
 
     def image_id(self, path: str | Path) -> str:
-        """Content hash of an image file (memoised per resolved path, size and mtime_ns)."""
-        p = Path(path).resolve()
-        st = p.stat()
-        memo = (str(p), st.st_size, st.st_mtime_ns)
-        if memo not in self._digests:
-            self._digests[memo] = file_digest(p)
-        return self._digests[memo]
+        """Content hash of an image file: 32 hex digits of its SHA-256, read once per process
+        (:func:`~winclip_lib.experiments.files.content_digest`, shared with the grid's unit keys)."""
+        return content_digest(path)[:32]
 
     def entry_path(self, path: str | Path) -> Path:
         """Where the entry of an image file lives (whether or not it exists)."""

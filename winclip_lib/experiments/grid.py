@@ -14,17 +14,30 @@ SHA-256, :class:`~winclip_lib.core.checkpoints.WeightsVerdict`).
 
 **Resume.** A unit is done when its marker exists and its part files match the checksums in it; a re-run skips done
 units and rebuilds the same CSVs byte for byte, and an interrupted run resumes. The unit key hashes everything that
-changes the unit's results (the backbone as loaded, every result setting of the config, the versions and a
-fingerprint of the file listing), so a changed config never reuses old parts.
+changes the unit's results (the backbone as loaded, every result setting of the config, the versions and the
+content of every input file, :meth:`~winclip_lib.experiments.units.Unit.fingerprint`), so a changed config or a
+changed image or mask never reuses old parts.
+
+**Before any work** the output folder and the feature cache are checked (a folder, or one that can be made, that
+takes a file: :func:`~winclip_lib.experiments.files.check_output_dir`), and the output folder must be new, empty or
+hold this same run (:func:`~winclip_lib.experiments.results.check_run_folder`). A write that fails later (a full
+disk) is recorded in ``run.json`` as ``failed: <reason>`` and raised as a one-line
+:class:`~winclip_lib.experiments.files.WriteError`.
 
 **A run is never overwritten by another.** :func:`run_or_load` — what the notebooks call — reads a finished run of
 the same configuration if ``results_dir`` (or one of its subfolders) holds one, and otherwise computes into
 ``results_dir/run-<identity>``, a folder of its own.
+
+**Warnings** about the data (an anomalous image whose mask marks no pixel, a mask beside a good image:
+:func:`~winclip_lib.datasets.scan.mask_warnings`) are logged when a unit is computed, kept in its marker, logged
+again when it is reused, and listed in ``run.json``'s ``warnings``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import platform
 import time
 from pathlib import Path
@@ -37,17 +50,22 @@ import torch
 
 from winclip_lib.core.backbone import Backbone, load_backbone
 from winclip_lib.core.prompts import TextEmbeddingCache
+from winclip_lib.datasets.scan import mask_warnings
 from winclip_lib.experiments.config import RunConfig, is_random_weights
 from winclip_lib.experiments.feature_cache import ENCODER_VERSION, FeatureCache
+from winclip_lib.experiments.files import check_output_dirs, describe_error
 from winclip_lib.experiments.labels import is_synthetic_root, run_label
 from winclip_lib.experiments.progress import bar, progress_enabled
 from winclip_lib.experiments.results import (
+    RUN_KIND,
     TABLES,
     RunResult,
+    check_run_folder,
     find_run,
     gather_parts,
     load_results,
     part_paths,
+    read_marker,
     unit_done,
     write_run_json,
     write_tables,
@@ -62,6 +80,7 @@ __all__ = ["RUNNER_VERSION", "check_backbone", "identity_key", "load_run_backbon
 
 #: Bump when the runner's scoring or evaluation changes results (old parts are then not reused).
 RUNNER_VERSION = "1"
+_log = logging.getLogger(__name__)
 
 
 def load_run_backbone(cfg: RunConfig) -> Backbone:
@@ -129,17 +148,23 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
         DatasetError: a missing root, unknown category or broken dataset (before any encoding).
         WeightsUnavailableError: the weights are not available offline.
         CheckpointError: a checkpoint file that cannot run (another architecture, truncated, a refused pickle).
+        WriteError: the output folder or the cache cannot be written (before any work), or a write failed later
+            (after recording ``"status": "failed: <reason>"`` in ``run.json``, when it can still be written).
+        FileExistsError: the output folder holds another run or other files (before any work).
         KeyboardInterrupt: after recording ``"status": "interrupted"`` in ``run.json``.
     """
     cfg.check_runnable()
     units = plan_units(cfg)
+    identity = run_identity(cfg)
+    out_dir = Path(cfg.out_dir)
+    check_output_dirs({"--out": out_dir})
+    check_run_folder(out_dir, identity)
+    check_output_dirs({"--cache-dir": cfg.cache_dir})
     if backbone is None:
         backbone = load_run_backbone(cfg)
     else:
         check_backbone(cfg, backbone)
     show = progress_enabled(progress)
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
         (out_dir / name).unlink(missing_ok=True)  # final tables exist only for a complete run
 
@@ -148,9 +173,10 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     text_before = text_cache.encodes
     result_cfg = result_config(cfg, backbone)
     info: dict[str, Any] = {
+        "kind": RUN_KIND,
         "status": "running",
         "config": cfg.to_dict(),
-        "identity": run_identity(cfg),
+        "identity": identity,
         "backbone": backbone.describe(),
         "model_name": backbone.model_name,
         "weights_id": backbone.weights_id,
@@ -169,6 +195,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
 
     parts: list[dict[str, Path]] = []
     unit_log: list[dict[str, Any]] = []
+    warnings: list[str] = []
     computed = 0
     started = time.perf_counter()
     units_bar = bar(units, enabled=show, desc="units", unit="unit")
@@ -182,40 +209,57 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
             if unit_done(paths, key):
                 parts.append(paths)
                 unit_log.append({**entry, "status": "reused"})
+                warnings += _warn(read_marker(paths).get("warnings", []))
                 continue
             if max_units is not None and computed >= max_units:
                 unit_log.append({**entry, "status": "pending"})
                 continue
+            unit_warnings = _warn(mask_warnings(unit.loader, unit.root, unit.category, unit.test, cfg.masks))
+            warnings += unit_warnings
             before = cache.counts()
             t0 = time.perf_counter()
             metrics, scores = score_unit(unit, cfg, backbone, cache, show, text_cache)
             after = cache.counts()
             counts = {n: after[n] - before[n] for n in ("encoded", "hits", "extended", "invalid")}
-            write_unit(paths, key, metrics, scores, {"dataset": unit.dataset, "category": unit.category, **counts})
+            write_unit(paths, key, metrics, scores, {"dataset": unit.dataset, "category": unit.category, **counts,
+                                                     "warnings": unit_warnings})
             parts.append(paths)
             unit_log.append({**entry, "status": "computed", **counts, "seconds": round(time.perf_counter() - t0, 3)})
             computed += 1
-    except KeyboardInterrupt:
-        info.update({"status": "interrupted", "units": unit_log, "seconds": round(time.perf_counter() - started, 3)})
+
+        metrics, scores = gather_parts(parts)
+        complete = len(parts) == len(units)
+        summary = summarize(metrics)
+        info.update({
+            "status": "complete" if complete else "incomplete",
+            "units": unit_log,
+            "warnings": warnings,
+            "encode_counts": {**cache.counts(),
+                              "distinct_images": sum(u["n_test"] + u["n_references"] for u in unit_log),
+                              "text_encodes": text_cache.encodes - text_before},
+            "seconds": round(time.perf_counter() - started, 3),
+        })
+        if complete:
+            write_tables(out_dir, {"metrics.csv": metrics, "scores.csv": scores, "summary.csv": summary},
+                         info["label"])
         write_run_json(out_dir, info)
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {describe_error(exc)}"
+        info.update({"status": status, "units": unit_log, "warnings": warnings,
+                     "seconds": round(time.perf_counter() - started, 3)})
+        with contextlib.suppress(OSError):  # a full disk may refuse run.json too: the error raised says why
+            write_run_json(out_dir, info)
         raise
     finally:
         units_bar.close()
-
-    metrics, scores = gather_parts(parts)
-    complete = len(parts) == len(units)
-    summary = summarize(metrics)
-    info.update({
-        "status": "complete" if complete else "incomplete",
-        "units": unit_log,
-        "encode_counts": {**cache.counts(), "distinct_images": sum(u["n_test"] + u["n_references"] for u in unit_log),
-                          "text_encodes": text_cache.encodes - text_before},
-        "seconds": round(time.perf_counter() - started, 3),
-    })
-    if complete:
-        write_tables(out_dir, {"metrics.csv": metrics, "scores.csv": scores, "summary.csv": summary}, info["label"])
-    write_run_json(out_dir, info)
     return RunResult(metrics, scores, summary, info, out_dir)
+
+
+def _warn(messages: list[str]) -> list[str]:
+    """Log each warning about the data; returns them."""
+    for message in messages:
+        _log.warning("%s", message)
+    return list(messages)
 
 
 def run_or_load(cfg: RunConfig, results_dir: str | Path, backbone: Backbone | None = None,

@@ -10,8 +10,13 @@ Layout of a run folder::
 
 The three tables exist only for a complete run. Those of a demo run (random weights or synthetic data) start with a
 ``banner`` column holding the DEMO label on every row, so that nobody reads them as a reproduction; readers of this
-package drop it. ``run.json``'s ``status`` is ``running``, ``complete``, ``incomplete`` (stopped by ``max_units``) or
-``interrupted`` (Ctrl-C); a rerun of the same command resumes.
+package drop it. ``run.json`` is written first (``status`` ``running``) and last: ``complete``, ``incomplete``
+(stopped by ``max_units``), ``interrupted`` (Ctrl-C) or ``failed: <reason>`` (e.g. ``failed: cannot write …: no
+space left on device``); a rerun of the same command resumes. Its ``kind`` is :data:`RUN_KIND`.
+
+**A run folder holds one run.** :func:`check_run_folder` lets a run write only into a new or empty folder, or into
+one holding a run of the same identity (the same datasets, categories and result settings: it resumes); a folder
+holding anything else — another run, the output of ``winclip predict``, your own files — is refused before any work.
 
 A unit is done when its marker exists and its part files match the checksums in it.
 """
@@ -26,20 +31,30 @@ from typing import Any
 import pandas as pd
 
 from winclip_lib.experiments.config import RunConfig
-from winclip_lib.experiments.files import CSV_OPTIONS, atomic_write_text, file_digest, read_csv
+from winclip_lib.experiments.files import (
+    CSV_OPTIONS,
+    atomic_write_text,
+    file_digest,
+    read_csv,
+    read_json_object,
+    visible_entries,
+)
 from winclip_lib.experiments.labels import run_label
 from winclip_lib.experiments.summary import METRICS_COLUMNS, SCORES_COLUMNS, per_category
 from winclip_lib.experiments.units import Unit
 
 __all__ = [
     "BANNER_COLUMN",
+    "RUN_KIND",
     "TABLES",
     "RunResult",
+    "check_run_folder",
     "find_run",
     "gather_parts",
     "is_complete_run",
     "load_results",
     "part_paths",
+    "read_marker",
     "unit_done",
     "write_run_json",
     "write_tables",
@@ -47,6 +62,8 @@ __all__ = [
 ]
 
 TABLES = ("metrics.csv", "scores.csv", "summary.csv")
+#: ``run.json``'s ``kind`` in a run folder.
+RUN_KIND = "winclip-run"
 #: The leading column of a demo run's tables.
 BANNER_COLUMN = "banner"
 
@@ -95,6 +112,11 @@ def part_paths(out_dir: Path, unit: Unit, key: str) -> dict[str, Path]:
     base = out_dir / "parts" / unit.dataset / unit.category
     return {"metrics": base / f"{key}.metrics.csv", "scores": base / f"{key}.scores.csv",
             "done": base / f"{key}.done.json"}
+
+
+def read_marker(paths: dict[str, Path]) -> dict[str, Any]:
+    """What a finished unit's marker records (its key, checksums, encode counts, warnings); {} when there is none."""
+    return read_json_object(paths["done"]) or {}
 
 
 def unit_done(paths: dict[str, Path], key: str) -> bool:
@@ -172,6 +194,53 @@ def load_results(out_dir: str | Path) -> RunResult:
     info = json.loads((out_dir / "run.json").read_text())
     return RunResult(_read_table(out_dir / "metrics.csv"), _read_table(out_dir / "scores.csv"),
                      _read_table(out_dir / "summary.csv"), info, out_dir)
+
+
+def _is_run_info(info: dict[str, Any]) -> bool:
+    """A ``run.json`` written by :func:`~winclip_lib.experiments.grid.run_grid` (earlier versions had no ``kind``)."""
+    return info.get("kind") == RUN_KIND or ("kind" not in info and {"identity", "result_config"} <= set(info))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return " ".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) or "none"
+    return "none" if value is None else str(value)
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any], n: int = 4) -> str:
+    """The settings that differ between two run identities, as "name old -> new; ..." (at most ``n``)."""
+    names = [k for k in dict.fromkeys([*new, *old]) if old.get(k) != new.get(k)]
+    shown = [f"{k} {_show(old.get(k))} -> {_show(new.get(k))}" for k in names[:n]]
+    return "; ".join(shown) + (f"; and {len(names) - n} more" if len(names) > n else "")
+
+
+def check_run_folder(out_dir: str | Path, identity: dict[str, Any]) -> bool:
+    """Whether a run of ``identity`` may write into ``out_dir`` (see the module docstring): True when the folder
+    holds a run of the same identity (it resumes, or is read back), False when it is new or empty (hidden files
+    aside).
+
+    Raises:
+        FileExistsError: ``out_dir`` holds another run, the output of another tool or other files; the one-line
+            message names what is there and says to choose another ``--out``.
+    """
+    out = Path(out_dir)
+    entries = visible_entries(out) if out.is_dir() else []
+    if not entries:
+        return False
+    info = read_json_object(out / "run.json")
+    if info is not None and _is_run_info(info):
+        if info.get("identity") == identity:
+            return True
+        raise FileExistsError(f"--out {out} holds another run (other settings: "
+                              f"{_changes(info.get('identity') or {}, identity)}); a run never overwrites another: "
+                              "choose another --out")
+    kind = info.get("kind") if info is not None else None
+    what = f"the output of {kind.replace('-', ' ', 1)}" if isinstance(kind, str) else \
+        "other files (" + ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "") + ")"
+    raise FileExistsError(f"--out {out} exists and holds {what}; winclip run writes into a new or empty folder, or "
+                          "resumes its own run there: choose another --out")
 
 
 def find_run(results_dir: str | Path, identity: dict[str, Any]) -> Path | None:

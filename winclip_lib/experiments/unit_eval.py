@@ -3,9 +3,13 @@
 The masks go through the same geometry as the images (:class:`~winclip_lib.core.geometry.Geometry`): at
 ``eval_resolution="N"`` (240: the model input) they are resized (and, in crop mode, cropped) to N x N with the
 ``mask_resize`` method and the maps are upsampled from the patch grid to N x N, so mask pixel (i, j) is map pixel
-(i, j); at ``"mask"`` the maps are carried onto the covered part of each mask at its own resolution. With
-``masks=False``, or for a unit whose anomalous images have no masks (a ``folder`` without masks), only the image
-metrics are computed (pixel metrics are NaN: not available).
+(i, j); at ``"mask"`` the maps are carried onto the covered part of each mask at its own resolution (sizes may
+differ between images: the pixel metrics pool the pixels of all of them). With ``masks=False``, or for a unit whose
+anomalous images have no masks (a ``folder`` without masks), only the image metrics are computed (pixel metrics are
+NaN: not available).
+
+The masks are prepared once per unit (:class:`~winclip_lib.evaluation.device_metrics.PixelTargets`: regions labelled,
+defect pixels indexed on the model's device) and every setting's maps stay on that device, where they are evaluated.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from winclip_lib.core.geometry import Geometry
 from winclip_lib.core.model import WinCLIP
 from winclip_lib.core.options import WinCLIPOptions
 from winclip_lib.core.prompts import TextEmbeddingCache
-from winclip_lib.datasets.catalog import DatasetError
 from winclip_lib.datasets.masks import load_mask
-from winclip_lib.evaluation.metrics import IMAGE_METRIC_NAMES, METRIC_NAMES, evaluate_category, image_metrics
+from winclip_lib.evaluation.device_metrics import PixelTargets, category_metrics, image_metrics
+from winclip_lib.evaluation.metrics import IMAGE_METRIC_NAMES, METRIC_NAMES
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.feature_cache import FeatureCache
 from winclip_lib.experiments.summary import METRICS_COLUMNS, SCORES_COLUMNS
@@ -63,34 +67,42 @@ def model_for(unit: Unit, cfg: RunConfig, backbone: Backbone, text_cache: TextEm
                    output_size=side)
 
 
-def _stack_same_shape(arrays: list[np.ndarray], what: str, unit: Unit) -> np.ndarray:
-    shapes = sorted({a.shape for a in arrays})
-    if len(shapes) > 1:
-        raise DatasetError(
-            f"{unit.dataset}/{unit.category}: test {what} have different sizes {shapes[:3]}; pixel metrics need one "
-            "size per category — use eval_resolution='240'"
-        )
-    return np.stack(arrays)
-
-
 def _score(model: WinCLIP, test: Features, mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None,
-           chunk: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Image scores (N,) float64 and maps [(H_i, W_i) float32] of the test features, scored ``chunk`` at a time.
-    ``mask_shapes`` None: scores only."""
+           chunk: int) -> tuple[np.ndarray, torch.Tensor | list[torch.Tensor] | None]:
+    """Image scores (N,) float64 and the maps of the test features, scored ``chunk`` at a time; the maps stay on the
+    model's device as float32: one (N, H, W) tensor when all have one size, else N tensors (H_i, W_i) — each map at
+    its mask's shape (carried onto the covered region of the mask where the model's map has another shape).
+    ``mask_shapes`` None: scores only (maps None)."""
     device = model.backbone.device
-    scores: list[np.ndarray] = []
-    maps: list[np.ndarray] = []
+    scores: list[torch.Tensor] = []
+    maps: list[torch.Tensor] = []  # (B, H, W) pieces
     for i in range(0, len(test), chunk):
         pred = model.predict_features(test[i : i + chunk].to(device))
-        scores.append(pred.score.double().cpu().numpy())
+        scores.append(pred.score.double())
         if mask_shapes is None:
             continue
-        for j in range(len(pred.score)):
-            m = pred.map[j : j + 1]
+        batch = pred.map.float()
+        if all(tuple(batch.shape[1:]) == mask_shapes[i + j] for j in range(len(batch))):
+            maps.append(batch)
+            continue
+        for j in range(len(batch)):
+            m = batch[j : j + 1]
             if tuple(m.shape[1:]) != mask_shapes[i + j]:
                 m = model.geometry.map_to_region(m, *full_shapes[i + j])
-            maps.append(m[0].float().cpu().numpy())
-    return np.concatenate(scores), maps
+            maps.append(m)
+    score_array = torch.cat(scores).cpu().numpy()
+    if mask_shapes is None:
+        return score_array, None
+    if len({tuple(m.shape[1:]) for m in maps}) <= 1:
+        return score_array, torch.cat(maps)
+    return score_array, [m[0] for piece in maps for m in piece.split(1)]
+
+
+def _prepare_targets(masks: list[np.ndarray], device: torch.device) -> PixelTargets:
+    """The unit's masks prepared once for all its settings (regions labelled, defect pixels indexed on ``device``):
+    stacked when they have one size, else image by image (the pixels of all images are pooled either way)."""
+    same = len({m.shape for m in masks}) <= 1
+    return PixelTargets.from_masks(np.stack(masks) if same and masks else masks, device=device)
 
 
 @torch.inference_mode()
@@ -110,11 +122,11 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
 
     model = model_for(unit, cfg, backbone, text_cache)
     labels = np.array([s.label for s in unit.test], dtype=np.int64)
-    mask_shapes = full_shapes = mask_stack = None
+    mask_shapes = full_shapes = targets = None
     if cfg.masks and unit.has_masks:
         masks, full_shapes = eval_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,
                                         cfg.mask_resize)
-        mask_stack = _stack_same_shape(masks, "masks", unit)
+        targets = _prepare_targets(masks, backbone.device)
         mask_shapes = [m.shape for m in masks]
 
     metric_rows: list[dict[str, Any]] = []
@@ -127,8 +139,8 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
             idx = torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
             model.fit(feats[idx].to(backbone.device))
         scores, maps = _score(model, test_feats, mask_shapes, full_shapes, chunk=max(1, 4 * cfg.batch_size))
-        if mask_stack is not None:
-            values = evaluate_category(labels, scores, mask_stack, np.stack(maps), aupro_method=cfg.aupro)
+        if targets is not None:
+            values = category_metrics(labels, scores, maps, targets, aupro_method=cfg.aupro)
         else:
             values = {**image_metrics(labels, scores), **{m: float("nan") for m in METRIC_NAMES
                                                           if m not in IMAGE_METRIC_NAMES}}

@@ -19,6 +19,7 @@ from winclip_lib.datasets.masks import mask_files
 from winclip_lib.datasets.references import sample_references
 from winclip_lib.datasets.scan import load_split
 from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.files import content_digests
 
 __all__ = ["Unit", "plan_units", "settings", "unit_key"]
 
@@ -79,18 +80,22 @@ class Unit:
         """Whether the anomalous test images have masks (a ``folder`` category may have none: image metrics only)."""
         return any(s.mask_path is not None for s in self.test if s.label == 1)
 
-    def fingerprint(self) -> str:
-        """Hash of the listing (relative path, size, mtime_ns) of every test image, mask (each file of a mask
-        folder) and reference."""
-        h = hashlib.sha256()
+    def files(self) -> list[Path]:
+        """Every input file of the unit: the test images, their masks (each file of a mask folder), the references."""
         files = [s.image_path for s in self.test]
         for s in self.test:
             if s.mask_path is not None:
                 files += mask_files(s.mask_path)
-        files += [s.image_path for s in self.reference_union]
-        for p in files:
-            st = Path(p).stat()
-            h.update(f"{self.relative(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        return files + [s.image_path for s in self.reference_union]
+
+    def fingerprint(self) -> str:
+        """Hash of the relative path and the *content* (:func:`~winclip_lib.experiments.files.content_digest`) of
+        every input file (:meth:`files`): a file rewritten with other bytes changes it even when its size and
+        modification time are kept (``touch -d``, ``cp -p``, an archive restored with its times)."""
+        h = hashlib.sha256()
+        files = self.files()
+        for p, digest in zip(files, content_digests(files), strict=True):
+            h.update(f"{self.relative(p)}|{digest}\n".encode())
         return h.hexdigest()[:24]
 
 

@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from winclip_lib.core.imageio import load_image
+from winclip_lib.experiments.files import writing
 from winclip_lib.experiments.progress import bar
 from winclip_lib.inspection.scoring import PredictionRun, explain_image
 from winclip_lib.report.figures.style import BANNER_COLOR, NOT_AVAILABLE, add_caption, save_figure, stamp_banner
@@ -119,7 +120,8 @@ def write_overlays(run: PredictionRun, out_dir: str | Path, progress: bool | Non
         fig = overlay_figure(run, name, banner=run.label)
         h, w = run.sizes[run.names.index(name)]
         box = ",".join(map(str, overlay_layout(h, w)[1]))
-        written[name] = save_figure(fig, folder / f"{name}.png", dpi=OVERLAY_DPI, metadata={PHOTO_BOX_KEY: box})
+        with writing(folder / f"{name}.png"):
+            written[name] = save_figure(fig, folder / f"{name}.png", dpi=OVERLAY_DPI, metadata={PHOTO_BOX_KEY: box})
         plt.close(fig)
     return written
 

@@ -2,7 +2,8 @@
 each file checked (an image extension, readable, at least :data:`MIN_IMAGE_SIDE` pixels on each side).
 
 A file that fails is *skipped* with its reason (:class:`Skipped`) and the rest go on; only an input set with no file
-at all is a usage error (:class:`NoInputError`).
+at all is a usage error (:class:`NoInputError`). Symbolic links to folders are followed, each folder scanned once
+(a link loop ends); a broken link is skipped as "not found".
 """
 
 from __future__ import annotations
@@ -64,14 +65,26 @@ class Inputs:
     synthetic: bool = False
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
 def _scan(folder: Path) -> list[Path]:
-    """Every visible file under ``folder`` (recursively, sorted), except a synthetic set's manifest."""
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and not _hidden(p, folder) and p.name != MANIFEST_NAME)
+    """Every visible file under ``folder`` (recursively, sorted), except a synthetic set's manifest.
+
+    Symbolic links to folders are followed; a folder reached twice (a link to a folder above it, two links to one
+    folder) is scanned once, so a link loop ends. A broken link is listed (it is then skipped as "not found", with
+    its reason); pipes, sockets and devices are not files and are left out."""
+    found: list[Path] = []
+    visited: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in visited:
+            dirnames[:] = []
+            continue
+        visited.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            p = Path(dirpath) / name
+            if not name.startswith(".") and name != MANIFEST_NAME and (p.is_file() or p.is_symlink()):
+                found.append(p)
+    return sorted(found)
 
 
 def expand_paths(specs: Iterable[str | Path], exclude: Iterable[str | Path] = ()) -> tuple[list[Path], list[str]]:
@@ -119,6 +132,9 @@ def check_image(path: str | Path) -> tuple[int, int]:
             smaller than :data:`MIN_IMAGE_SIDE` on a side. The message names the file and the fix.
     """
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ImageError(f"image file {path} does not exist: it is a symbolic link to {os.readlink(path)}, which "
+                         "does not exist; fix or remove the link")
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise ImageError(f"{path} is not an image file (extension {path.suffix or 'none'!r}); images must end in "
                          f"{', '.join(IMAGE_EXTENSIONS)}: convert it, or leave it out")

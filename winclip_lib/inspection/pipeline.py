@@ -7,10 +7,16 @@ Output folder::
     overlays/<name>.png                              one per scored image (winclip_lib.inspection.figures)
     score_histogram.png
     report.html                                      the page (winclip_lib.inspection.page)
+
+Before any work the output folder (new, empty, or an earlier output of ``winclip predict``) and the feature cache are
+checked. ``run.json`` is written first (``running``) and last (``complete``; ``interrupted`` after Ctrl-C, ``failed:
+<reason>`` after an error): an interrupted run is completed by the same command, the images it encoded read from the
+feature cache (:mod:`winclip_lib.inspection.outputs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +25,19 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.files import check_output_dirs, describe_error, writing
 from winclip_lib.inspection.figures import plot_score_histogram, write_overlays
-from winclip_lib.inspection.inputs import collect_inputs
-from winclip_lib.inspection.outputs import DEFAULT_OUT, prepare_out_dir, write_outputs
+from winclip_lib.inspection.inputs import Inputs, collect_inputs
+from winclip_lib.inspection.outputs import (
+    DEFAULT_OUT,
+    OUTPUT_KIND,
+    check_out_dir,
+    prediction_identity,
+    run_info,
+    start_outputs,
+    write_outputs,
+    write_run_json,
+)
 from winclip_lib.inspection.page import write_inspection_page
 from winclip_lib.inspection.scoring import PredictionRun, predict_images
 from winclip_lib.inspection.threshold import choose_threshold
@@ -65,14 +81,42 @@ def inspect_images(cfg: RunConfig, class_name: str, images: Sequence[str | Path]
 
     Raises:
         NoInputError: nothing matched IMAGES (or --normal). ValueError / FileExistsError: bad settings or an
-            output folder holding other files — all before anything is scored.
+            output folder holding other files — all before anything is scored. WriteError: an output folder or
+            cache that cannot be written (before anything is scored), or a write that failed later (``run.json``
+            then says ``failed: <reason>``).
     """
     say = log or (lambda _msg: None)
     cfg.check_runnable()
     choose_threshold(threshold)
     out = Path(out_dir).expanduser()
+    identity = prediction_identity(cfg, class_name, images, normal, threshold)
+    earlier = check_out_dir(out)
+    check_output_dirs({"--cache-dir": cfg.cache_dir})
     inputs = collect_inputs(images, normal, out_dir=out, progress=progress)
-    out = prepare_out_dir(out)
+    if earlier is not None:
+        same = earlier.get("identity") == identity
+        what = "the same images and settings" if same else "other images or settings"
+        doing = "completing" if same and earlier.get("status") != "complete" else "replacing"
+        say(f"{doing} the earlier output in {out} ({what}; its status: {earlier.get('status', 'unknown')})")
+    start_outputs(out, identity)
+    try:
+        result = _score_and_write(cfg, class_name, inputs, normal, out, threshold, embed, progress, say, backbone)
+        write_run_json(out, run_info(result.run, identity))
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {describe_error(exc)}"
+        with contextlib.suppress(OSError):  # a full disk may refuse run.json too: the error raised says why
+            write_run_json(out, {"kind": OUTPUT_KIND, "format": 1, "status": status, "identity": identity})
+        raise
+    say(f"wrote {result.page} (and scores.csv, errors.csv, maps.npz, run.json, overlays/ in {out})")
+    if result.run.label:
+        say(result.run.label)
+    return result
+
+
+def _score_and_write(cfg: RunConfig, class_name: str, inputs: Inputs, normal: Any, out: Path,
+                     threshold: float | None, embed: bool | None, progress: bool | None, say: Callable[[str], Any],
+                     backbone: Any) -> Inspection:
+    """Score the checked inputs and write every file but the final ``run.json``."""
     n_normal = len(inputs.normal)
     say(f"inputs: {len(inputs.images)} image(s) to score, {n_normal} normal reference(s), {len(inputs.skipped)} "
         "file(s) skipped")
@@ -89,20 +133,16 @@ def inspect_images(cfg: RunConfig, class_name: str, images: Sequence[str | Path]
     say(f"threshold: {run.threshold.explanation}")
     files = write_outputs(run, out)
     overlays = write_overlays(run, out, progress) if run.images else {}
-    histogram = None
     if run.images:
         fig = plot_score_histogram(run)
-        histogram = save_figure(fig, out / "score_histogram.png", dpi=100)
+        with writing(out / "score_histogram.png"):
+            files["histogram"] = save_figure(fig, out / "score_histogram.png", dpi=100)
         plt.close(fig)
-        files["histogram"] = histogram
-    files["page"] = write_inspection_page(run, out, overlays, histogram, embed)
+    files["page"] = write_inspection_page(run, out, overlays, files.get("histogram"), embed)
     for s in run.skipped:
         say(f"skipped ({s.role}): {s.reason}")
     if run.images:
         top = run.table().head(3)
         say("highest scores: " + ", ".join(f"{Path(p).name} {v:.3f}" for p, v in zip(top["path"], top["score"],
                                                                                     strict=True)))
-    say(f"wrote {files['page']} (and scores.csv, errors.csv, maps.npz, run.json, overlays/ in {out})")
-    if run.label:
-        say(run.label)
     return Inspection(run, out, files, overlays)

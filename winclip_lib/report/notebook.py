@@ -26,7 +26,8 @@ from winclip_lib.experiments.labels import label_for, run_label
 from winclip_lib.experiments.results import RunResult
 from winclip_lib.report.figures.style import save_figure
 
-__all__ = ["NotebookSetup", "settings_table", "setup_notebook", "show_figure", "show_source"]
+__all__ = ["NotebookSetup", "RunsSetup", "settings_table", "setup_notebook", "setup_runs", "show_figure",
+           "show_source"]
 
 
 def show_source(obj: Any, highlight: str | None = None):
@@ -124,3 +125,64 @@ def show_figure(fig: Figure, path: str | Path) -> Path:
     display(fig)
     plt.close(fig)
     return saved
+
+
+# ------------------------------------------------------------------ several runs with the same settings
+
+
+@dataclass(frozen=True)
+class RunsSetup:
+    """What :func:`setup_runs` sets up: one run per group of datasets, the same settings and backbone for all.
+
+    Attributes:
+        config: the settings (a :class:`RunConfig` without datasets). backbone: the loaded backbone.
+        banner: the DEMO label of everything drawn from the runs together (None for real weights on real data).
+        figures, tables: the output folders. results: {group: its run}, for each group with datasets.
+    """
+
+    config: RunConfig
+    backbone: Backbone
+    banner: str | None
+    figures: Path
+    tables: Path
+    results: dict[str, RunResult]
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The runs' summaries, one after the other (every dataset of every run)."""
+        frames = [r.summary for r in self.results.values()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def setup_runs(groups: Mapping[str, Mapping[str, str | Path]], settings: Mapping[str, Any] | None = None, *,
+               results_dir: str | Path, figures_dir: str | Path, tables_dir: str | Path | None = None,
+               preset: str | None = None, categories: Mapping[str, Any] | None = None, **named: Any) -> RunsSetup:
+    """:func:`setup_notebook` for a notebook that reads several runs made with the same settings on different
+    datasets (notebook 08: the paper's benchmarks, the run notebooks 02-05 read, and the later ones): one run per
+    group of ``groups`` ({group: {dataset: root}}) that names datasets, each read from ``results_dir`` when a run
+    of those datasets and settings is there, else computed into it (:func:`run_or_load`); one backbone for all;
+    the label covers every run (random weights if any run had them, synthetic data if any dataset is synthetic,
+    the tiny model when it runs).
+    ``categories`` entries apply to the group holding their dataset; ``named`` are the other settings."""
+    base = RunConfig.from_settings(settings, preset=preset, **named)
+    backbone = load_run_backbone(base)
+    results: dict[str, RunResult] = {}
+    for group, datasets in groups.items():
+        if not datasets:
+            continue
+        chosen = {d: c for d, c in (categories or {}).items() if d in datasets}
+        config = base.replace(datasets=dict(datasets), categories=chosen)
+        results[group] = run_or_load(config, results_dir, backbone=backbone)
+        print(f"{group}: run {results[group].out_dir}")
+    if not results:
+        raise ValueError("no datasets: give a root in at least one of " + ", ".join(groups))
+    infos = [r.info for r in results.values()]
+    banner = run_label({"is_random": any(bool(i.get("is_random", True)) for i in infos),
+                        "synthetic_data": {f"{g}/{d}": bool(v) for g, r in results.items()
+                                           for d, v in dict(r.info.get("synthetic_data") or {}).items()},
+                        "weights": infos[0].get("weights"), "model_name": backbone.model_name}, name_model=True)
+    print(backbone.describe())
+    print(banner or "real weights on real data")
+    figures = Path(figures_dir)
+    tables = Path(tables_dir) if tables_dir is not None else figures / "tables"
+    return RunsSetup(base, backbone, banner, figures, tables, results)

@@ -31,7 +31,7 @@ import pandas as pd
 from winclip_lib.datasets.catalog import CATEGORIES
 from winclip_lib.evaluation.metrics import METRIC_NAMES
 from winclip_lib.experiments.labels import DEMO_BANNER
-from winclip_lib.report.names import DATASET_LABELS, METRIC_LABELS, dataset_label, setting_label
+from winclip_lib.report.names import DATASET_LABELS, METRIC_LABELS, NOT_AVAILABLE, dataset_label, setting_label
 
 __all__ = [
     "DEMO_BANNER",
@@ -40,6 +40,14 @@ __all__ = [
     "PAPER_SOURCES",
     "COURSE_REPORT",
     "UP",
+    "NOT_AVAILABLE",
+    "PUBLISHED_SOURCES",
+    "UNCONFIRMED",
+    "benchmark_comparison",
+    "benchmark_table",
+    "missing_reason",
+    "published_reference",
+    "published_results",
     "ablation_table",
     "with_paper_ablation",
     "compute_stages",
@@ -586,3 +594,188 @@ def discussion(comp: pd.DataFrame, per_category: pd.DataFrame, banner: str | Non
         lines.append(f"- Largest image-AUROC differences from the paper on "
                      f"{dataset_label(dataset, paper_alias)}: {items}.")
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ every dataset beside the published numbers
+#
+# The WinCLIP numbers later papers publish on more industrial benchmarks (winclip_lib/report/published_results.csv:
+# the AnomalyCLIP authors' zero-shot runs, ResAD's few-shot runs at 224 px, each marked confirmed or not against its
+# paper's text) joined with the WinCLIP paper's own (paper_results.csv), as one reference beside every dataset a
+# run covers.
+
+#: Display name of each published source, by the start of its ``source`` in the CSVs, in order of preference (the
+#: first with a number for a (dataset, k, metric) is the one a figure draws).
+PUBLISHED_SOURCES: dict[str, str] = {
+    "WinCLIP paper": "WinCLIP paper (CVPR 2023)",
+    "secondary copy of the paper's table": "WinCLIP paper (CVPR 2023)",
+    "AnomalyCLIP": "AnomalyCLIP (ICLR 2024) Table 1, zero-shot",
+    "ResAD": "ResAD (NeurIPS 2024) Table 1, 224 px",
+}
+#: Short names of the published sources, for the "n/a — ..." explanations.
+_SOURCE_SHORT = {"WinCLIP paper (CVPR 2023)": "the WinCLIP paper", "AnomalyCLIP (ICLR 2024) Table 1, zero-shot":
+                 "AnomalyCLIP", "ResAD (NeurIPS 2024) Table 1, 224 px": "ResAD"}
+#: Appended to a published number that was not checked against its paper's text.
+UNCONFIRMED = "*"
+_PUBLISHED_COLUMNS = ("source", "table", "dataset", "category", "k", "metric", "value", "check", "note")
+
+
+def published_results() -> pd.DataFrame:
+    """WinCLIP as later papers report it on more benchmarks, tidy, values in %: columns source, table, dataset,
+    category ("mean"), k, metric, value, check ("confirmed" against the paper's text, or "unconfirmed": read from a
+    copy of the table), note."""
+    with resources.files("winclip_lib.report").joinpath("published_results.csv").open("r", encoding="utf-8") as f:
+        df = pd.read_csv(f, dtype={"source": str, "table": str, "dataset": str, "category": str, "metric": str,
+                                   "check": str, "note": str})
+    if tuple(df.columns) != _PUBLISHED_COLUMNS:
+        raise ValueError(f"published_results.csv has columns {list(df.columns)}, expected {list(_PUBLISHED_COLUMNS)}")
+    if bad := sorted(set(df["check"]) - {"confirmed", "unconfirmed"}):
+        raise ValueError(f"published_results.csv: check must be confirmed or unconfirmed, got {bad}")
+    return df.assign(k=df["k"].astype(int), value=df["value"].astype(float))
+
+
+def _source_label(source: str) -> str | None:
+    return next((label for start, label in PUBLISHED_SOURCES.items() if source.startswith(start)), None)
+
+
+def published_reference(paper: pd.DataFrame | None = None, published: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every published WinCLIP mean over categories, one row per (dataset, k, metric, source): columns dataset, k,
+    metric, value, std (%; NaN where none is published), source (a name of :data:`PUBLISHED_SOURCES`), confirmed
+    (False for a number read from a copy of a table: the paper's secondary few-shot cells, the unconfirmed rows of
+    published_results.csv). A number in both files (MPDD from AnomalyCLIP) is taken from published_results.csv,
+    which records its check. The 2024 course report is a reproduction, not a published number: left out."""
+    paper = paper_results() if paper is None else paper
+    published = published_results() if published is None else published
+    ours = paper[paper["category"].eq("mean")].assign(
+        source=paper["source"].map(_source_label), confirmed=~paper["source"].str.startswith("secondary copy"))
+    later = published[published["category"].eq("mean")].assign(
+        source=published["source"].map(_source_label), std=math.nan, confirmed=published["check"].eq("confirmed"))
+    columns = ["dataset", "k", "metric", "value", "std", "source", "confirmed"]
+    ref = pd.concat([ours[columns], later[columns]], ignore_index=True).dropna(subset=["source"])
+    ref = ref.drop_duplicates(["dataset", "k", "metric", "source"], keep="last")
+    rank = {label: i for i, label in enumerate(dict.fromkeys(PUBLISHED_SOURCES.values()))}
+    ref = ref.assign(_rank=ref["source"].map(rank)).sort_values(["dataset", "k", "_rank"], kind="stable")
+    return ref.drop(columns="_rank").reset_index(drop=True)
+
+
+def _settings_text(ks: Iterable[int]) -> str:
+    labels = [setting_label(k) for k in sorted(set(ks))]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def missing_reason(reference: pd.DataFrame, dataset: str, k: int, metric: str) -> str:
+    """Why no published number stands beside ours for (dataset, k, metric), as the figures write it: "n/a — ..."
+    (no published WinCLIP number for the dataset; published at other settings only; the source reports no such
+    metric); "" when there is one. ``reference``: :func:`published_reference`; ``dataset``: the dataset whose
+    published numbers apply (after any alias)."""
+    if dataset == "folder":
+        return f"{NOT_AVAILABLE} — your own images: nothing published"
+    rows = reference[reference["dataset"] == dataset]
+    if rows.empty:
+        return f"{NOT_AVAILABLE} — no published WinCLIP number"
+    at_k = rows[rows["k"] == int(k)]
+    if at_k.empty:
+        return f"{NOT_AVAILABLE} — published at {_settings_text(rows['k'])} only"
+    if (at_k["metric"] == metric).any():
+        return ""
+    names = " or ".join(_SOURCE_SHORT.get(s, s) for s in dict.fromkeys(at_k["source"]))
+    return f"{NOT_AVAILABLE} — {names} reports no {METRIC_LABELS.get(metric, metric)}"
+
+
+
+def _ours_missing(metric: str, n_categories: float) -> str:
+    if metric in METRIC_NAMES[3:] and (n_categories == 0 or _is_missing(n_categories)):
+        return f"{NOT_AVAILABLE} — no masks: image metrics only"
+    return f"{NOT_AVAILABLE} — not computed"
+
+
+def benchmark_comparison(summary: pd.DataFrame, reference: pd.DataFrame | None = None,
+                         paper_alias: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Ours on every dataset of a run beside the preferred published number, numeric, in %.
+
+    Args:
+        summary: the runner's summary (dataset, k, metric, mean, std, n_seeds, n_categories; values 0-1), of one
+            run or of several concatenated.
+        reference: :func:`published_reference` (default).
+        paper_alias: {dataset: dataset whose published numbers it is compared with} (the demo: synthetic -> mvtec).
+
+    Returns:
+        One row per (dataset, k, metric): dataset, k, metric, ours, ours_std (NaN for one seed), ours_missing ("n/a
+        — ..." where ours is NaN), paper_dataset, published, published_std, published_source, published_confirmed,
+        published_missing ("n/a — ..." where there is no published number); datasets in the report's order.
+    """
+    reference = published_reference() if reference is None else reference
+    alias = dict(paper_alias or {})
+    rows = []
+    best = reference.drop_duplicates(["dataset", "k", "metric"], keep="first").set_index(["dataset", "k", "metric"])
+    for r in summary.to_dict("records"):
+        k, ref_ds = int(r["k"]), alias.get(r["dataset"], r["dataset"])
+        n_seeds = int(r.get("n_seeds", 1))
+        ours = float(r["mean"]) * 100.0
+        hit = best.loc[(ref_ds, k, r["metric"])] if (ref_ds, k, r["metric"]) in best.index else None
+        rows.append({
+            "dataset": r["dataset"], "k": k, "metric": r["metric"], "ours": ours,
+            "ours_std": float(r["std"]) * 100.0 if n_seeds > 1 else math.nan,
+            "ours_missing": _ours_missing(r["metric"], r.get("n_categories", math.nan)) if math.isnan(ours) else "",
+            "paper_dataset": ref_ds,
+            "published": math.nan if hit is None else float(hit["value"]),
+            "published_std": math.nan if hit is None else float(hit["std"]),
+            "published_source": None if hit is None else hit["source"],
+            "published_confirmed": None if hit is None else bool(hit["confirmed"]),
+            "published_missing": missing_reason(reference, ref_ds, k, r["metric"]) if hit is None else "",
+        })
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    ds_rank = {d: i for i, d in enumerate(_dataset_order(out["dataset"]))}
+    m_rank = {m: i for i, m in enumerate(_metric_order(out["metric"]))}
+    return out.sort_values(["dataset", "k", "metric"], kind="stable", key=lambda s: s.map(ds_rank)
+                           if s.name == "dataset" else s.map(m_rank) if s.name == "metric" else s
+                           ).reset_index(drop=True)
+
+
+def benchmark_table(summary: pd.DataFrame, reference: pd.DataFrame | None = None,
+                    paper_alias: Mapping[str, str] | None = None, shots: Sequence[int] | None = None
+                    ) -> pd.DataFrame:
+    """The report's table of every dataset: for each dataset and setting, a row of ours (mean ± std over seeds)
+    and under it a row per published source with numbers for that dataset and setting, its name in the Source
+    column; the seven metrics as columns ("—" where a row has no number, :data:`UNCONFIRMED` after a published
+    number read from a copy of its table, not checked against the paper's text).
+
+    Args:
+        summary, reference, paper_alias: as in :func:`benchmark_comparison`.
+        shots: the settings k to show (default: every k of ``summary``).
+    """
+    reference = published_reference() if reference is None else reference
+    alias = dict(paper_alias or {})
+    ours = summary.assign(k=summary["k"].astype(int))
+    if shots is not None:
+        ours = ours[ours["k"].isin([int(k) for k in shots])]
+    metrics = _metric_order(ours["metric"])
+    rows = []
+    for dataset in _dataset_order(ours["dataset"]):
+        ref_ds = alias.get(dataset, dataset)
+        for k in sorted(ours.loc[ours["dataset"] == dataset, "k"].unique()):
+            sub = ours[(ours["dataset"] == dataset) & (ours["k"] == k)].set_index("metric")
+            row = {"Dataset": dataset_label(dataset, alias), "Setting": setting_label(k), "Source": "ours"}
+            for m in metrics:
+                if m not in sub.index or _is_missing(sub.loc[m, "mean"]):
+                    row[METRIC_LABELS.get(m, m)] = "—"
+                    continue
+                one_seed = int(sub.loc[m].get("n_seeds", 1)) <= 1
+                row[METRIC_LABELS.get(m, m)] = format_value(100.0 * float(sub.loc[m, "mean"]),
+                                                            None if one_seed else 100.0 * float(sub.loc[m, "std"]))
+            rows.append(row)
+            pub = reference[(reference["dataset"] == ref_ds) & (reference["k"] == k)]
+            for source, grp in pub.groupby("source", sort=False):
+                values = grp.set_index("metric")
+                row = {"Dataset": dataset_label(dataset, alias), "Setting": setting_label(k), "Source": source}
+                for m in metrics:
+                    if m not in values.index:
+                        row[METRIC_LABELS.get(m, m)] = "—"
+                        continue
+                    v = values.loc[m]
+                    mark = "" if bool(v["confirmed"]) else UNCONFIRMED
+                    row[METRIC_LABELS.get(m, m)] = format_value(float(v["value"]), v["std"]) + mark
+                rows.append(row)
+    columns = ["Dataset", "Setting", "Source", *(METRIC_LABELS.get(m, m) for m in metrics)]
+    return pd.DataFrame(rows, columns=columns)

@@ -4,7 +4,7 @@
 - :mod:`~winclip_lib.report.figures.method` — illustrations of the method (windows, one window's pass, prompts);
 - :mod:`~winclip_lib.report.figures.maps` — anomaly maps over images, heatmap rows, the reference images;
 - :mod:`~winclip_lib.report.figures.results` — ours against the paper (bars, scatter, curve over k, per category,
-  ablations);
+  ablations) and every dataset beside the published numbers;
 - :mod:`~winclip_lib.report.figures.compute` — time per image of each stage.
 
 Plotting only: every number drawn comes from :mod:`winclip_lib` (windows from :mod:`~winclip_lib.core.encoder`, maps
@@ -30,6 +30,7 @@ from winclip_lib.report.figures.results import (
     COURSE_REPORT_LABEL,
     NOT_AVAILABLE,
     plot_ablation,
+    plot_benchmarks,
     plot_ours_vs_paper,
     plot_ours_vs_paper_scatter,
     plot_per_category,
@@ -69,4 +70,5 @@ __all__ = [
     "plot_per_category",
     "plot_compute",
     "plot_ablation",
+    "plot_benchmarks",
 ]

@@ -13,16 +13,19 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation
 
 from winclip_lib.report.figures.style import NOT_AVAILABLE, add_caption, add_header, renderer, wrap_text
 from winclip_lib.report.names import DATASET_LABELS, METRIC_LABELS, setting_label
+from winclip_lib.report.tables import PUBLISHED_SOURCES
 
 __all__ = [
     "COURSE_REPORT_LABEL",
     "MISSING_REASONS",
     "NOT_AVAILABLE",
     "plot_ablation",
+    "plot_benchmarks",
     "plot_ours_vs_paper",
     "plot_ours_vs_paper_scatter",
     "plot_per_category",
@@ -403,3 +406,85 @@ def plot_ablation(rows: pd.DataFrame, metric: str, banner: str | None = None, ti
     add_caption(fig, " ".join(filter(None, [_missing_caption(missing, "this row"), "The paper's numbers come from "
                                             "a secondary copy of its tables."])))
     return add_header(fig, title or f"Ablation: {METRIC_LABELS.get(metric, metric)}", banner)
+
+
+# ------------------------------------------------------------------ every dataset beside the published numbers
+
+
+def plot_benchmarks(comp: pd.DataFrame, metrics: Sequence[str] = ("image_auroc", "pixel_auroc"),
+                    shots: Sequence[int] | None = None, banner: str | None = None, title: str | None = None
+                    ) -> Figure:
+    """Ours on every dataset beside the published number, one panel per (setting, metric): for each dataset a bar
+    of ours (± std over seeds) and one of the preferred published number, coloured by its source and hatched where
+    it was read from a copy of the table (not checked against the paper's text). Where a bar is missing, its place
+    says why ("n/a — published at 0-shot only", "n/a — no masks: image metrics only", ...).
+
+    Args:
+        comp: :func:`winclip_lib.report.tables.benchmark_comparison` (values in %).
+        metrics: the metrics drawn, one column of panels each.
+        shots: the settings k drawn, one row of panels each (default: zero-shot and the largest k of ``comp``).
+    """
+    sel = comp[comp["metric"].isin(list(metrics))]
+    if shots is None and not sel.empty:
+        shots = {0, int(sel["k"].max())}
+    if shots is not None:
+        sel = sel[sel["k"].isin([int(k) for k in shots])]
+    if sel.empty:
+        raise ValueError("plot_benchmarks: nothing to draw for these metrics and settings")
+    metrics = [m for m in metrics if m in set(sel["metric"])]
+    ks = sorted(int(k) for k in sel["k"].unique())
+    datasets = list(dict.fromkeys(sel["dataset"]))
+    known = list(dict.fromkeys(PUBLISHED_SOURCES.values()))  # one colour per source, whatever is drawn
+    present = set(sel["published_source"].dropna())
+    sources = [s for s in known if s in present] + sorted(present - set(known))
+    deep = sns.color_palette("deep", 10)
+    shades = [deep[i] for i in (1, 3, 4, 2, 5, 6, 7, 8)]
+    colors = {"ours": deep[0], **dict(zip([*known, *sorted(present - set(known))], shades, strict=False))}
+    labels = {}
+    for d in datasets:
+        ref = sel.loc[sel["dataset"] == d, "paper_dataset"].iloc[0]
+        name = DATASET_LABELS.get(d, d)
+        labels[d] = name if ref == d else f"{name}\n(vs {DATASET_LABELS.get(ref, ref)} numbers)"
+    panel_h = 0.5 * len(datasets) + 0.9
+    fig, axes = plt.subplots(len(ks), len(metrics), figsize=(4.7 * len(metrics) + 3.2, panel_h * len(ks) + 1.9),
+                             layout="constrained", squeeze=False, sharey=True)
+    half = 0.38
+    for row, k in enumerate(ks):
+        for col, metric in enumerate(metrics):
+            ax = axes[row, col]
+            sub = sel[(sel["k"] == k) & (sel["metric"] == metric)].set_index("dataset")
+            for i, d in enumerate(datasets):
+                if d not in sub.index:
+                    continue
+                r = sub.loc[d]
+                for offset, value, std, missing, color, hatch in (
+                    (-half / 2, r["ours"], r["ours_std"], r["ours_missing"], colors["ours"], None),
+                    (half / 2, r["published"], r["published_std"], r["published_missing"],
+                     colors.get(r["published_source"], "0.5"),
+                     None if pd.isna(r["published"]) or bool(r["published_confirmed"]) else "///"),
+                ):
+                    y = i + offset
+                    if pd.isna(value):
+                        ax.text(1.0, y, missing or NOT_AVAILABLE, ha="left", va="center", fontsize=7, color="0.25")
+                        continue
+                    ax.barh(y, value, height=half, color=color, hatch=hatch, edgecolor="white", lw=0.5)
+                    if not pd.isna(std):
+                        ax.errorbar(value, y, xerr=std, color="black", capsize=2, lw=1)
+            ax.set_xlim(0, 105)
+            ax.set_ylim(len(datasets) - 0.5, -0.5)
+            ax.set_yticks(range(len(datasets)), [labels[d] for d in datasets], fontsize=8)
+            ax.set_title(f"{setting_label(k)}: {METRIC_LABELS.get(metric, metric)}", fontsize=10)
+            ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric)} (%)" if row == len(ks) - 1 else "")
+            ax.grid(axis="x", alpha=0.3)
+    handles = [Patch(color=colors["ours"], label="ours (± std over seeds)")]
+    handles += [Patch(color=colors[s], label=wrap_text(s, 2.6, 8)) for s in sources]
+    if sel["published_confirmed"].eq(False).any():  # None where nothing is published
+        handles.append(Patch(facecolor="0.75", hatch="///", edgecolor="white",
+                             label=wrap_text("published, read from a copy of the table (not checked against the "
+                                             "paper's text)", 2.6, 8)))
+    axes[0, -1].legend(handles=handles, fontsize=8, title="Source", title_fontsize=8, loc="upper left",
+                       bbox_to_anchor=(1.02, 1.0))
+    add_caption(fig, f"{NOT_AVAILABLE} — why a bar is missing. Published: the WinCLIP paper (MVTec-AD, VisA); "
+                     "WinCLIP run zero-shot by the AnomalyCLIP authors (ICLR 2024, Table 1); WinCLIP+ at 224 px by "
+                     "the ResAD authors (NeurIPS 2024, Table 1). Each dataset's mean over its categories.")
+    return add_header(fig, title or "WinCLIP on every dataset: ours beside the published numbers", banner)

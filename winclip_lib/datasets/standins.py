@@ -1,5 +1,7 @@
 """Stand-in datasets in the official layouts of BTAD, KolektorSDD, KolektorSDD2, DAGM 2007, DTD-Synthetic, MVTec
-LOCO AD, MVTec AD 2 and Real-IAD, and of a ``folder`` of one's own images — for the tests.
+LOCO AD, MVTec AD 2 and Real-IAD, and of a ``folder`` of one's own images — for the tests, the demo (a few of
+them beside the synthetic set) and the memory measurement of a Real-IAD-sized grid
+(``python -m benchmarks.realiad_scale``, with :func:`make_realiad`'s counts per category).
 
 Files are named as in the releases (``train/ok/000.bmp``, ``kos01/Part0.jpg`` + ``Part0_label.bmp``,
 ``10000.png`` + ``10000_GT.png``, ``Class1/Train/0001.PNG`` + ``Label/0001_label.PNG``, LOCO's mask folders
@@ -14,6 +16,7 @@ reproduce a release's official per-category counts or write a handful of images.
 from __future__ import annotations
 
 import json
+import shutil
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from winclip_lib.datasets.synthetic import add_defect, render_normal
+from winclip_lib.datasets.synthetic import MANIFEST_NAME, add_defect, render_normal
 
 DEFECTS = ("scratch", "spot", "missing")
 #: Defects that survive resizing a rendering to a narrow shape (KolektorSDD's tall, narrow images).
@@ -223,12 +226,12 @@ REALIAD_TIME = "20231021130525"
 
 
 def make_realiad(root: Path, categories: Mapping[str, tuple[int, int, int]], resolution: str = "realiad_1024",
-                 size: int = 32, nested_jsons: bool = False) -> Path:
+                 size: int = 32, nested_jsons: bool = False, views: Sequence[str] = ("C1", "C2")) -> Path:
     """``<resolution>/<category>/OK/S<nnnn>/<category>_<nnnn>_OK_C1_<time>.jpg`` and
-    ``NG/<defect>/S<nnnn>/<category>_<nnnn>_NG_<defect>_C1_<time>.jpg`` + ``.png`` mask (every sample also has a
-    C2 view on disk, which the single-view split does not list), and ``realiad_jsons_sv/<category>.json``
-    (``realiad_jsons/realiad_jsons_sv/`` with ``nested_jsons``, anomalib's layout); ``categories``: category ->
-    (train OK, test OK, test NG)."""
+    ``NG/<defect>/S<nnnn>/<category>_<nnnn>_NG_<defect>_C1_<time>.jpg`` + ``.png`` mask (every sample also has the
+    other ``views`` on disk, C2 by default, which the single-view split does not list), and
+    ``realiad_jsons_sv/<category>.json`` (``realiad_jsons/realiad_jsons_sv/`` with ``nested_jsons``, anomalib's
+    layout); ``categories``: category -> (train OK, test OK, test NG)."""
     json_dir = root / ("realiad_jsons/realiad_jsons_sv" if nested_jsons else "realiad_jsons_sv")
     for cat, (n_train, n_ok, n_ng) in categories.items():
         base = root / resolution / cat
@@ -239,7 +242,7 @@ def make_realiad(root: Path, categories: Mapping[str, tuple[int, int, int]], res
                 sample += 1
                 defect = ("AK", "BX", "QS")[i % 3] if bad else None
                 rel = f"NG/{defect}/S{sample:04d}" if bad else f"OK/S{sample:04d}"
-                for view in ("C1", "C2"):
+                for view in dict.fromkeys(("C1", *views)):
                     stem = f"{cat}_{sample:04d}_{'NG_' + defect if bad else 'OK'}_{view}_{REALIAD_TIME}"
                     mask = base / rel / f"{stem}.png" if bad else None
                     _pair(root, base / rel / f"{stem}.jpg", mask, "disc", ("realiad", cat, sample, view), size,
@@ -272,3 +275,55 @@ def make_folder(root: Path, n_good: int = 3, defects: Mapping[str, int] | None =
             _pair(root, root / d / f"part_{i}.png", mask, "disc", ("folder", d, i), size,
                   d if d in DEFECTS else DEFECTS[i % 3])
     return root
+
+
+# ------------------------------------------------------------------------------------------------ small sets
+
+
+def mark_stand_in(root: Path, dataset: str, **details: object) -> Path:
+    """Write the synthetic-set manifest (:data:`~winclip_lib.datasets.synthetic.MANIFEST_NAME`) at a stand-in's
+    root, so that every run and figure made from it is labelled synthetic data (DEMO) like the synthetic set's; it
+    lists no categories (``verify`` then checks the layout and files only)."""
+    manifest = {"generator": "winclip_lib.datasets.standins", "format": 1, "stand_in": dataset, "categories": {},
+                **details}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return root
+
+
+def make_standins(root: Path, datasets: Sequence[str], n_train: int = 4, n_good: int = 2, n_bad: int = 4,
+                  size: int = 64) -> dict[str, Path]:
+    """Small stand-ins of later benchmarks under ``root/<dataset>``, one category each (BTAD ``01``, DAGM
+    ``Class1``, DTD-Synthetic ``Woven_001``, MVTec AD 2 ``can``, Real-IAD ``audiojack``, KolektorSDD2's one; MVTec
+    LOCO AD: ``pushpins``, as its two categories), each marked as synthetic data (:func:`mark_stand_in`):
+    ``n_train`` normal training images and ``n_good + n_bad`` test images in the dataset's official layout (a
+    ``folder`` without masks: image metrics only). A stand-in already written with the same counts is kept.
+    Returns {dataset: its root}."""
+    details = {"n_train": n_train, "n_good": n_good, "n_bad": n_bad, "size": size}
+    writers = {
+        "btad": lambda r: make_btad(r, {"01": (n_train, n_good, n_bad)}, size=size),
+        "ksdd2": lambda r: make_ksdd2(r, train=(n_train, 0), test=(n_good, n_bad)),
+        "dagm": lambda r: make_dagm(r, {"Class1": (n_train, 0, n_good, n_bad)}, size=size),
+        "dtd": lambda r: make_dtd(r, ("Woven_001",), n_train, n_good, n_bad, size=size),
+        "loco": lambda r: make_loco(r, {"pushpins": (n_train, 1, n_good, n_bad, n_bad)}, size=size),
+        "mvtec2": lambda r: make_mvtec2(r, {"can": (n_train, 1, n_good, n_bad)}, n_private=0, size=size),
+        "realiad": lambda r: make_realiad(r, {"audiojack": (n_train, n_good, n_bad)}, size=size, views=("C1",)),
+        "folder": lambda r: make_folder(r, n_good, {"scratch": n_bad // 2, "spot": n_bad - n_bad // 2},
+                                        masks=False, n_train=n_train, size=size),
+    }
+    if unknown := [d for d in datasets if d not in writers]:
+        raise ValueError(f"no small stand-in for {unknown}; known: {', '.join(writers)}")
+    out = {}
+    for dataset in datasets:
+        folder = Path(root) / dataset
+        manifest = folder / MANIFEST_NAME
+        written = json.loads(manifest.read_text()) if manifest.is_file() else None
+        if written is None or any(written.get(k) != v for k, v in details.items()):
+            if folder.exists():
+                if not manifest.is_file():
+                    raise FileExistsError(f"{folder} exists and is not a stand-in; choose an empty or new folder")
+                shutil.rmtree(folder)
+            writers[dataset](folder)
+            mark_stand_in(folder, dataset, **details)
+        out[dataset] = folder
+    return out
