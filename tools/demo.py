@@ -12,8 +12,9 @@
    in two streams side by side (:data:`DEMO_STREAMS`: 02 → 03 → 05 beside 01 → 06 → 08 → 07 → 04; 03, 04 and 05
    read 02's run and wait for it), with the runs, feature cache, figures and tables under ``build/demo`` (never the
    report's ``figures/``) and notebook 07's inspection page under ``build/demo/predictions``. With random weights,
-   notebook 06 (the ablations), 08 and notebook 05's presets table run on the tiny test model (:data:`TINY_NOTEBOOKS`;
-   their figures and tables say "DEMO — tiny model, ..."), everything else on the paper's architecture;
+   notebooks 06 (the ablations), 07 and 08 and notebook 05's presets table run on the tiny test model
+   (:data:`TINY_NOTEBOOKS`; their figures, tables and pages say "DEMO — tiny model, ..."), everything else on the
+   paper's architecture;
 4. joins the executed notebooks into one HTML report, ``build/report/index.html`` (:mod:`tools.html_report`), and
    prints what was written, the encode counts and the wall time — last, the path of the HTML report.
 
@@ -129,14 +130,17 @@ def demo_parameters(base: Path, model_name: str, pretrained: str, precision: str
 #: With random weights, what the paper's architecture adds nothing to runs on the tiny test model (``WinCLIP-Tiny-240``:
 #: the same 240 px input and 15 x 15 patch grid, 2 blocks of width 64), and everything it writes is labelled "DEMO —
 #: tiny model, random weights, synthetic data: not a reproduction": notebook 06 (the ablations), notebook 05's
-#: presets table and notebook 08 (every dataset beside the published numbers) — many variants of the method, or
-#: more datasets, scored on one random encoder, whose bars and cells show only that each runs and how the figures
-#: and tables read, while on the real architecture the image-tiling rows alone cost 365 whole-image passes per test
-#: image, the presets two more encodings of the set and 08 the stand-ins' 20 images. {notebook: its parameters then}.
+#: presets table, notebook 07 (your own photos) and notebook 08 (every dataset beside the published numbers) — many
+#: variants of the method, or more images, scored on one random encoder, whose bars, maps and cells show only that
+#: each runs and how the figures, pages and tables read, while on the real architecture the image-tiling rows alone
+#: cost 365 whole-image passes per test image, the presets two more encodings of the set, 07 its photos and 08 the
+#: stand-ins' 20 images. The method's own notebooks (01-04, 05's comparison with the paper) run the paper's
+#: architecture. {notebook: its parameters then}.
 #: With the paper's weights every notebook runs the paper's model (the ablations then mean something).
 TINY_NOTEBOOKS: dict[str, dict[str, str]] = {
     "05_report": {"preset_model_name": TINY_MODEL},
     "06_ablations": {"model_name": TINY_MODEL, "pretrained": "none"},
+    "07_your_images": {"model_name": TINY_MODEL, "pretrained": "none"},
     "08_benchmarks": {"model_name": TINY_MODEL, "pretrained": "none"},
 }
 #: The notebooks in two streams run side by side, each stream in its order; a notebook first waits for those it
@@ -154,7 +158,8 @@ DEMO_NEEDS: dict[str, tuple[str, ...]] = {name: ("02_zero_shot_winclip",)
 
 
 #: How the report's label names what ran on the tiny model.
-_TINY_PARTS = {"05_report": "notebook 05's presets", "06_ablations": "notebook 06", "08_benchmarks": "notebook 08"}
+_TINY_PARTS = {"05_report": "notebook 05's presets", "06_ablations": "notebook 06", "07_your_images": "notebook 07",
+               "08_benchmarks": "notebook 08"}
 
 
 def demo_plan(params: dict[str, Any], tiny: bool = False) -> list[list[tuple[str, dict[str, Any]]]]:

@@ -28,8 +28,7 @@ from winclip_lib.experiments.files import WriteError
 from winclip_lib.experiments.labels import DEMO_BANNER, demo_label
 
 NOTEBOOK_DIR = nbmod.NOTEBOOK_DIR
-#: The label of what notebooks 01-06 and 08 draw here: they name the tiny model they run. Notebook 07's figures carry
-#: the label of its ``winclip predict`` run, which names the weights and the data only.
+#: The label of what the notebooks draw here: they name the tiny model they run.
 TINY_DEMO = demo_label(True, True, tiny_model=True)
 NAMES = ["01_cpe", "02_zero_shot_winclip", "03_winclip_plus", "04_heatmaps", "05_report", "06_ablations",
          "07_your_images", "08_benchmarks"]
@@ -131,8 +130,7 @@ def test_figures_written_and_labelled(executed):
     for name in EXPECTED_FIGURES:
         with Image.open(figures / name) as im:
             assert im.format == "PNG" and im.width > 300 and im.height > 200
-            expected = DEMO_BANNER if name.startswith("07_") else TINY_DEMO
-            assert im.text.get("Description") == expected, name
+            assert im.text.get("Description") == TINY_DEMO, name
 
 
 def test_tables_written_and_labelled(executed):
