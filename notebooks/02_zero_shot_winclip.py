@@ -63,8 +63,8 @@ from winclip_lib.core.imageio import load_image
 from winclip_lib.core.model import WinCLIP
 from winclip_lib.core.scoring import anomaly_probability, harmonic_aggregate, zero_shot_maps
 from winclip_lib.datasets.masks import load_mask
+from winclip_lib.experiments.feature_cache import FeatureCache
 from winclip_lib.experiments.grid import run_or_load
-from winclip_lib.experiments.labels import run_label
 from winclip_lib.experiments.units import plan_units
 from winclip_lib.report import figures as viz
 from winclip_lib.report import tables as report
@@ -114,10 +114,12 @@ saved = viz.save_figure(fig, figures / "02_window_pass.png")
 # ## One image through WinCLIP
 #
 # The same image, encoded once: the image embedding, the embedding of every window of every scale, and the patch
-# tokens (used by WinCLIP+ in notebook 03).
+# tokens (used by WinCLIP+ in notebook 03). It goes through the run's feature cache (`model.encode` computes the
+# same without one), so the grid below, and notebook 03, read it instead of encoding it again.
 
 # %%
-features = model.encode([sample.image_path])
+cache = FeatureCache.from_config(cfg, backbone, progress=False)
+features = cache.features([sample.image_path]).to(backbone.device)
 print(f"{unit.dataset}/{unit.category}: {sample.image_path.name} ({sample.defect}); class name {unit.class_name!r}")
 for name, tensor in features.named().items():
     print(f"  {name:18s} {tuple(tensor.shape)}")
@@ -158,7 +160,7 @@ saved = viz.save_figure(fig, figures / "02_scale_maps.png")
 
 # %%
 result = run_or_load(cfg, results_dir, backbone=backbone)
-banner = run_label(result.info)
+banner = setup.run_banner(result)
 print(f"run: {result.out_dir}")
 print("encode counts of the run:", result.info.get("encode_counts"))
 comp = report.comparison(result.summary, paper_alias=paper_alias)

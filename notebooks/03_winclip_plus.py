@@ -72,8 +72,8 @@ from winclip_lib.core.imageio import load_image
 from winclip_lib.core.model import WinCLIP
 from winclip_lib.core.scoring import harmonic_aggregate, zero_shot_maps
 from winclip_lib.datasets.masks import load_mask
+from winclip_lib.experiments.feature_cache import FeatureCache
 from winclip_lib.experiments.grid import run_or_load
-from winclip_lib.experiments.labels import run_label
 from winclip_lib.experiments.units import plan_units
 from winclip_lib.report import figures as viz
 from winclip_lib.report import tables as report
@@ -92,7 +92,7 @@ setup.settings()  # the settings that differ from their defaults
 
 # %%
 result = run_or_load(cfg, results_dir, backbone=backbone)
-banner = run_label(result.info)
+banner = setup.run_banner(result)
 few_shots = [k for k in cfg.shots if k > 0]
 print(f"run: {result.out_dir}")
 print("few-shot settings:", few_shots or "none (the grid is zero-shot only)", "| seeds:", list(cfg.seeds))
@@ -117,9 +117,13 @@ if refs:
 
 # %% [markdown]
 # ## The three memories
+#
+# The references' features come from the run's feature cache (the grid encoded them; `model.encode` computes the
+# same without a cache).
 
 # %%
-memory = VisualMemory.from_features(model.encode([s.image_path for s in refs])) if refs else None
+cache = FeatureCache.from_config(cfg, backbone, progress=False)
+memory = VisualMemory.from_features(cache.features([s.image_path for s in refs]).to(backbone.device)) if refs else None
 if memory is not None:
     for name, m in [*((f"R_{k}", m) for k, m in memory.windows.items()), ("R_p", memory.patches)]:
         print(f"  {name}: {tuple(m.shape)}")
@@ -133,7 +137,7 @@ if memory is not None:
 # %%
 if memory is not None:
     sample = viz.choose_examples(unit.test, n_anomalous=1, n_normal=1)[0]
-    query = model.encode([sample.image_path])
+    query = cache.features([sample.image_path]).to(backbone.device)
     V = {f"V_R{k}": harmonic_aggregate(nearest_distance(query.windows[k], memory.windows[k]), query.grid, k)
          for k in cfg.scales}  # eqs. 2 + 1
     V["V_Rp"] = nearest_distance(query.patches, memory.patches).reshape(1, query.grid, query.grid)  # eq. 2

@@ -37,6 +37,13 @@
 # runs, every image is encoded once with the union of what the variants need, per encoder setting, and each variant
 # is then scored from the cache. The paper's ablation numbers come from a *secondary copy* of its tables (marked so
 # in `paper_results.csv`).
+#
+# `make demo` without the real weights runs this notebook on the tiny test model (`WinCLIP-Tiny-240`: the same
+# 240 px input and 15 × 15 patch grid, 2 blocks of width 64) rather than the paper's architecture: with random weights
+# a bar shows only that a variant runs and how the figure reads, which the tiny model shows as well, while the
+# paper's architecture pays 365 whole-image passes per test image for the tiling row alone. Its figures and tables
+# then say "DEMO — tiny model, random weights, synthetic data". With the real weights the demo runs it on the
+# paper's model.
 
 # %% tags=["parameters"]
 # Parameters — papermill injects new values in a cell right after this one. A setting left at None takes its default

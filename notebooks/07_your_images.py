@@ -43,6 +43,11 @@
 # (one call, `inspect_images`, which writes `report.html`, `scores.csv`, `errors.csv`, `maps.npz` and one overlay
 # per image into `out_dir`), and then looks at the results. With `images = None` it first writes a few synthetic
 # demo photos (a folder of mixed sizes with three normal references, a corrupt file and a text file).
+#
+# `make demo` without the real weights runs this notebook on the tiny test model (`WinCLIP-Tiny-240`, same 240 px
+# input and 15 × 15 grid): with random weights the scores and maps say nothing about the photos on any architecture,
+# and the page, the ranking and the figures read the same; they say "DEMO — tiny model, ...". With the real weights
+# it runs the paper's model.
 
 # %% tags=["parameters"]
 # Parameters — papermill injects new values in a cell right after this one.

@@ -460,7 +460,7 @@ def test_predict_records_and_shows_which_weights_ran(files, data, tmp_path):
     verdict = info["weights"]["verdict"]
     assert info["weights"]["status"] == "unverified"
     assert info["weights"]["sha256"] == ck.file_sha256(files["safetensors"])
-    assert info["label"] == "DEMO — synthetic data: not a reproduction; " + verdict
+    assert info["label"] == "DEMO — tiny model, synthetic data: not a reproduction; " + verdict  # the tiny model ran
     page = html.unescape((out / "report.html").read_text())
     assert f"<tr><th>weights</th><td>{verdict}</td></tr>" in page
     assert "come from random weights" not in page and "not those of the paper's model" in page

@@ -16,8 +16,8 @@ from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.datasets.synthetic import render_normal
 from winclip_lib.experiments.labels import demo_label
 
-#: The label of every output of these runs (random weights; the photos are not a synthetic set).
-LABEL = demo_label(True, False)
+#: The label of every output of these runs (the tiny model with random weights; the photos are not a synthetic set).
+LABEL = demo_label(True, False, tiny_model=True)
 
 
 def photo(seed: int, h: int, w: int) -> np.ndarray:

@@ -189,17 +189,30 @@ def test_benchmark_bars_say_why_each_one_is_missing(render):
 
 
 def _ablation_rows() -> pd.DataFrame:
-    """Rows as run_ablations gives them, with the paper's numbers joined (one variant has none)."""
+    """Rows as run_ablations gives them, with the paper's numbers joined: one variant the paper does not report, one
+    whose value is 0 (a bar of no length, e.g. an AUROC of 0 on a few test images), one whose metric is undefined."""
     rows = [("raw patch tokens against the text", 0, 61.0, 22.4), ("windows (WinCLIP)", 0, 80.5, 85.1),
-            ("a variant the paper does not report, with a long label to wrap", 0, 79.0, np.nan)]
+            ("a variant the paper does not report, with a long label to wrap", 0, 79.0, np.nan),
+            ("one-class: 'normal [c]' only", 0, 0.0, 34.2), ("a variant with an undefined metric", 0, np.nan, 50.0)]
     return pd.DataFrame([{"ablation": "dense", "variant": v, "k": k, "metric": "pixel_auroc", "ours": o,
                           "ours_std": 0.0, "n_seeds": 1, "paper": p} for v, k, o, p in rows])
 
 
-def test_ablation_bars_mark_what_the_paper_lacks(render):
+def missing_marks(fig) -> list[str]:
+    """The "n/a — <why>" texts drawn at the places of missing bars."""
+    return [t.get_text() for t in drawn_texts(fig)
+            if t.axes is not None and t.get_text().startswith(f"{viz.NOT_AVAILABLE} — ")]
+
+
+def test_ablation_bars_say_why_a_bar_is_missing_or_empty(render):
     fig = render("plot_ablation")
     shown = [t.get_text() for t in drawn_texts(fig)]
-    assert shown.count(viz.NOT_AVAILABLE) == 1 and any("secondary copy" in t for t in shown)
+    assert sorted(missing_marks(fig)) == ["n/a — not published", "n/a — undefined"]
+    assert shown.count("0.0") == 1  # the bar of length 0 has its value beside it
+    caption = fig.get_supxlabel().replace("\n", " ")
+    assert "n/a — undefined: our value for this row: the metric is undefined on the evaluated test images" in caption
+    assert "n/a — not published: the paper reports no number for this row" in caption
+    assert "secondary copy" in caption
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +300,17 @@ def test_heatmap_colour_bars_are_labelled_and_rows_explained(render):
     assert fig.get_supxlabel()  # the caption
 
 
+def test_heatmaps_without_few_shot_say_why(samples):
+    fig = viz.heatmap_figure(samples, _prediction(len(samples), 32, 0.5), None, size=32, banner=DEMO_BANNER)
+    try:
+        assert len(colorbars(fig)) == 1
+        assert "No WinCLIP+ column (n/a — zero-shot only): the run has no few-shot setting" in " ".join(
+            fig.get_supxlabel().split())
+        assert clipped_texts(fig) == []
+    finally:
+        plt.close(fig)
+
+
 def test_plot_heatmaps_default_colour_bar_label(render):
     fig = render("plot_heatmaps")
     assert [cb.ax.get_xlabel() for cb in colorbars(fig)] == ["anomaly score", "anomaly score"]
@@ -338,15 +362,67 @@ def test_bars_mark_missing_paper_values(render, tables):
     sub = tables.comp[tables.comp["dataset"] == "mvtec"]
     missing = sub[sub["paper"].isna()]
     assert len(missing) > 0  # the paper has no pixel AP
-    na = [t for t in drawn_texts(fig) if t.get_text() == viz.NOT_AVAILABLE]
-    assert len(na) == len(missing)
+    assert missing_marks(fig).count("n/a — not published") == len(missing)
+    assert missing_marks(fig).count("n/a — not reported") == int(sub["course_report"].isna().sum()) > 0
+    assert "n/a — undefined" not in missing_marks(fig)  # every value of ours is defined
     texts = {t.get_text() for t in drawn_texts(fig)}
     assert viz.COURSE_REPORT_LABEL in texts and "seed report" not in texts
+    assert "the paper reports no number for this metric and setting" in fig.get_supxlabel().replace("\n", " ")
 
     fig = render("plot_per_category")
     pc = tables.per_cat[tables.per_cat["k"] == 1]
-    na = [t for t in drawn_texts(fig) if t.get_text() == viz.NOT_AVAILABLE]
-    assert len(na) == int(pc["paper"].isna().sum()) > 0
+    assert missing_marks(fig).count("n/a — not published") == int(pc["paper"].isna().sum()) > 0
+
+
+@pytest.fixture(scope="module")
+def undefined():
+    """Comparison tables where some of ours are NaN: MVTec-AD image AUROC at k = 2 in every category (so its mean),
+    synthetic pixel AUROC at k = 1, and the cable category's image AUROC at every k."""
+    metrics = pd.concat([fake_metrics(), fake_metrics(("mvtec",), ("bottle", "cable"), seed=1)], ignore_index=True)
+    for ds, k, cat, metric in (("mvtec", 2, None, "image_auroc"), ("synthetic", 1, None, "pixel_auroc"),
+                               ("mvtec", None, "cable", "image_auroc")):
+        rows = (metrics["dataset"] == ds) & (metrics["metric"] == metric)
+        rows &= (metrics["k"] == k) if k is not None else (metrics["category"] == cat)
+        metrics.loc[rows, "value"] = np.nan
+    summary, pc = summarize(metrics), per_category(metrics)
+    return SimpleNamespace(comp=report.comparison(summary, paper_alias=ALIAS),
+                           per_cat=report.per_category_comparison(pc, "mvtec", "image_auroc", summary=summary))
+
+
+def test_bars_say_where_ours_is_undefined(undefined):
+    figs = {"bars": viz.plot_ours_vs_paper(undefined.comp, "mvtec", banner=DEMO_BANNER),
+            "categories": viz.plot_per_category(undefined.per_cat, 1, "mvtec", "image_auroc", banner=DEMO_BANNER)}
+    try:
+        assert missing_marks(figs["bars"]).count("n/a — undefined") == 1  # image AUROC at k = 2
+        assert missing_marks(figs["categories"]).count("n/a — undefined") == 1  # the cable category
+        for fig in figs.values():
+            caption = fig.get_supxlabel().replace("\n", " ")
+            assert "n/a — undefined: our value for this" in caption
+            assert "without a normal or without an anomalous image" in caption
+            assert clipped_texts(fig) == []
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
+
+
+def test_points_not_drawn_are_listed_with_why(undefined, tables):
+    scatter = viz.plot_ours_vs_paper_scatter(undefined.comp, banner=DEMO_BANNER)
+    curve = viz.plot_shots_curve(undefined.comp, banner=DEMO_BANNER)
+    complete = viz.plot_shots_curve(tables.comp, banner=DEMO_BANNER)
+    try:
+        note = " ".join(scatter.get_supxlabel().split())
+        assert note.startswith("Not drawn (n/a): ")
+        assert "MVTec-AD Image AUROC (2-shot): ours undefined" in note
+        assert "Synthetic (vs MVTec-AD) Pixel AUROC (1-shot): ours undefined" in note
+        assert "MVTec-AD Pixel AP (every setting): paper not published" in note
+        assert "Undefined: the metric is undefined on the evaluated test images" in note
+        note = " ".join(curve.get_supxlabel().split())  # only the drawn metrics: image and pixel AUROC
+        assert "MVTec-AD Image AUROC (2-shot): ours undefined" in note and "Pixel AP" not in note
+        assert complete.get_supxlabel() == ""  # nothing is missing: no caption
+        assert clipped_texts(scatter) == [] and clipped_texts(curve) == []
+    finally:
+        for fig in (scatter, curve, complete):
+            plt.close(fig)
 
 
 def test_shots_curve_selection(tables):
@@ -366,6 +442,8 @@ def test_shots_curve_selection(tables):
 def test_compute_bars(render):
     fig = render("plot_compute")
     texts = {t.get_text() for t in drawn_texts(fig)}
-    assert {"410 ms", "12.0 ms", "not measured"} <= texts
+    assert {"410 ms", "12.0 ms", "n/a — not measured"} <= texts
+    assert "n/a — not measured: the benchmark's table has no time for this stage" in " ".join(
+        fig.get_supxlabel().split())
     assert fig.axes[0].get_xlabel() == "time per image (ms)"
     plt.close(viz.plot_compute({"encode": 3.0, "zero-shot": 3.4}))  # seconds when a stage takes >= 1 s

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.datasets.synthetic import make_synthetic
 from winclip_lib.evaluation.metrics import METRIC_NAMES
 from winclip_lib.experiments import labels
@@ -205,6 +206,15 @@ def test_labels(tmp_path):
     data = make_synthetic(tmp_path / "syn", categories=("disc",), n_train=1, n_test_good=1, n_test_bad=1, size=32)
     assert labels.label_for(True, {"synthetic": data}) == labels.DEMO_BANNER
     assert labels.label_for(False, {"mvtec": tmp_path / "nothing"}) is None
+    # the tiny test model is named where the caller names the model (the notebooks)
+    tiny = "DEMO — tiny model, random weights, synthetic data: not a reproduction"
+    assert labels.label_for(True, {"synthetic": data}, model_name=TINY_MODEL) == tiny
+    assert labels.label_for(True, {"synthetic": data}, model_name="ViT-B-16-plus-240") == labels.DEMO_BANNER
+    assert labels.label_for(False, {"mvtec": tmp_path / "nothing"}, model_name=TINY_MODEL) == (
+        "DEMO — tiny model: not a reproduction")
+    run = {"is_random": True, "synthetic_data": {"synthetic": True}, "model_name": TINY_MODEL}
+    assert labels.run_label(run) == labels.DEMO_BANNER and labels.run_label(run, name_model=True) == tiny
+    assert labels.run_label({**run, "model_name": "ViT-B-16-plus-240"}, name_model=True) == labels.DEMO_BANNER
 
 
 def test_markdown_and_write_report(tmp_path):

@@ -29,6 +29,7 @@ from winclip_lib.core.preprocess import preprocess
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.feature_cache import FeatureCache, FeatureRequest
 from winclip_lib.experiments.grid import load_run_backbone, run_or_load
+from winclip_lib.experiments.labels import run_label
 from winclip_lib.experiments.results import RunResult
 from winclip_lib.experiments.units import plan_units
 
@@ -193,7 +194,8 @@ def run_presets(explicit: Mapping[str, Any], presets: Sequence[str], results_dir
                 backbone_for: Callable[[RunConfig], Backbone] | None = None, progress: bool | None = None
                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every preset on the same data: ``explicit`` settings (datasets, the backbone, folders, k, ...) win over each
-    preset's. Returns (one row per preset, dataset, k and metric with ``ours`` in %, the encode counts)."""
+    preset's. Returns (one row per preset, dataset, k and metric with ``ours`` in %, the preset run's DEMO ``label``
+    (:func:`~winclip_lib.experiments.labels.run_label`, naming the tiny model), the encode counts)."""
     from winclip_lib.experiments.presets import PRESETS
 
     unknown = [p for p in presets if p not in PRESETS]
@@ -204,7 +206,9 @@ def run_presets(explicit: Mapping[str, Any], presets: Sequence[str], results_dir
     counts: dict[str, Any] = {"prewarm": prewarm([c for _, c in configs], backbone_for)}
     rows = []
     for name, cfg in configs:
-        frame = _summary_rows(run_or_load(cfg, results_dir, backbone=backbone_for(cfg), progress=progress))
+        result = run_or_load(cfg, results_dir, backbone=backbone_for(cfg), progress=progress)
+        frame = _summary_rows(result)
+        frame.insert(0, "label", run_label(result.info, name_model=True))
         frame.insert(0, "preset", name)
         rows.append(frame)
     return pd.concat(rows, ignore_index=True), counts

@@ -3,7 +3,8 @@
 Numbers of unknown provenance are never presented as a reproduction: a run without information is labelled as
 random weights. Real weights that are not the paper's checkpoint (another tag, or a file whose SHA-256 no public
 source lists: :class:`~winclip_lib.core.checkpoints.WeightsVerdict`) are labelled with the verdict, e.g.
-"weights: laion400m_e32 — not the paper's".
+"weights: laion400m_e32 — not the paper's". Work done with the tiny test model says so too, where the caller names
+the model (the notebooks do: "DEMO — tiny model, random weights, synthetic data: not a reproduction").
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.core.checkpoints import WeightsVerdict
 from winclip_lib.datasets.synthetic import read_manifest
 
@@ -29,10 +31,12 @@ def weights_label(weights: WeightsVerdict | Mapping[str, Any] | None) -> str | N
 
 
 def demo_label(random_weights: bool, synthetic_data: bool,
-               weights: WeightsVerdict | Mapping[str, Any] | None = None) -> str | None:
+               weights: WeightsVerdict | Mapping[str, Any] | None = None, tiny_model: bool = False) -> str | None:
     """"DEMO — <what>: not a reproduction", or None for real weights on real data; for real weights that are not the
-    paper's (``weights``, see :func:`weights_label`) their verdict is added."""
-    what = [w for w, on in (("random weights", random_weights), ("synthetic data", synthetic_data)) if on]
+    paper's (``weights``, see :func:`weights_label`) their verdict is added. ``tiny_model``: the work ran on the tiny
+    test model, not the paper's architecture ("DEMO — tiny model, ...")."""
+    what = [w for w, on in (("tiny model", tiny_model), ("random weights", random_weights),
+                            ("synthetic data", synthetic_data)) if on]
     demo = f"DEMO — {', '.join(what)}: not a reproduction" if what else None
     note = None if random_weights else weights_label(weights)
     return "; ".join(text for text in (demo, note) if text) or None
@@ -50,17 +54,19 @@ def is_synthetic_root(root: str | Path) -> bool:
         return False
 
 
-def run_label(info: Mapping[str, Any] | None) -> str | None:
+def run_label(info: Mapping[str, Any] | None, *, name_model: bool = False) -> str | None:
     """The label of a run from its ``run.json`` (``is_random``, ``synthetic_data``, ``weights``); None info counts
-    as random weights."""
+    as random weights. ``name_model``: also say "tiny model" when the run's ``model_name`` is the tiny test model
+    (the notebooks' labels do; the label stored in ``run.json`` does not)."""
     info = {"is_random": True} if info is None else info
     return demo_label(bool(info.get("is_random")), any(dict(info.get("synthetic_data") or {}).values()),
-                      info.get("weights"))
+                      info.get("weights"), tiny_model=name_model and info.get("model_name") == TINY_MODEL)
 
 
 def label_for(is_random: bool, datasets: Mapping[str, str | Path] | None = None,
-              weights: WeightsVerdict | None = None) -> str | None:
+              weights: WeightsVerdict | None = None, model_name: str | None = None) -> str | None:
     """The label of work done outside a run (a notebook's own figures, a prediction): random weights, synthetic
-    data when a dataset root holds a synthetic set, and the verdict of real weights that are not the paper's
-    (``weights``: e.g. ``backbone.weights``)."""
-    return demo_label(bool(is_random), any(is_synthetic_root(root) for root in (datasets or {}).values()), weights)
+    data when a dataset root holds a synthetic set, the verdict of real weights that are not the paper's
+    (``weights``: e.g. ``backbone.weights``), and "tiny model" when ``model_name`` is the tiny test model."""
+    return demo_label(bool(is_random), any(is_synthetic_root(root) for root in (datasets or {}).values()), weights,
+                      tiny_model=model_name == TINY_MODEL)

@@ -18,9 +18,10 @@ from winclip_lib.core.imageio import load_image
 from winclip_lib.experiments.files import writing
 from winclip_lib.experiments.progress import bar
 from winclip_lib.inspection.scoring import PredictionRun, explain_image
-from winclip_lib.report.figures.style import BANNER_COLOR, save_figure, stamp_banner
+from winclip_lib.report.figures.style import BANNER_COLOR, NOT_AVAILABLE, add_caption, save_figure, stamp_banner
 
 __all__ = [
+    "NO_THRESHOLD",
     "OVERLAY_DPI",
     "OVERLAY_LONG_SIDE",
     "OVERLAY_MARGIN",
@@ -46,6 +47,8 @@ OVERLAY_MIN_WIDTH = 600
 OVERLAY_DPI = 100
 #: PNG text entry of an overlay holding its photo's box in pixels: "left,top,width,height".
 PHOTO_BOX_KEY = "Photo box"
+#: What the score histogram says when the run has no threshold (no line drawn), followed by why.
+NO_THRESHOLD = f"threshold: {NOT_AVAILABLE}"
 _MIN_BOX_HEIGHT = 120
 HEAT_ALPHA = 0.45
 HEAT_CMAP = "jet"
@@ -157,7 +160,8 @@ def plot_overlay_grid(run: PredictionRun, images: Sequence[str | Path | int], nc
 
 def plot_score_histogram(run: PredictionRun, title: str | None = None) -> Figure:
     """Histogram of the image scores with the threshold (and how it was chosen) and the references'
-    leave-one-out scores as ticks; the run's DEMO label stamped."""
+    leave-one-out scores as ticks; the run's DEMO label stamped. Without a threshold the caption says
+    :data:`NO_THRESHOLD` and why."""
     fig, ax = plt.subplots(figsize=(7.0, 3.6), layout="constrained")
     scores = np.asarray(run.score, dtype=np.float64)
     if scores.size:
@@ -173,6 +177,8 @@ def plot_score_histogram(run: PredictionRun, title: str | None = None) -> Figure
     ax.set_ylabel("images")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8, loc="upper left")
+    if run.threshold.value is None:
+        add_caption(fig, f"{NO_THRESHOLD} — {run.threshold.explanation}.")
     fig.suptitle(title or f"Scores of {scores.size} images — {run.mode}")
     return stamp_banner(fig, run.label)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from winclip_lib.core.backbone import Backbone, load_backbone
+from winclip_lib.core.backbone import TINY_MODEL, Backbone, load_backbone
 from winclip_lib.core.model import Prediction, WinCLIP
 from winclip_lib.experiments.config import RunConfig, is_random_weights
 from winclip_lib.experiments.feature_cache import FeatureCache
@@ -160,7 +160,7 @@ def predict_images(cfg: RunConfig, class_name: str, inputs: Inputs, threshold: f
     """
     started = time.perf_counter()
     is_random = is_random_weights(cfg.pretrained)
-    label = demo_label(is_random, inputs.synthetic)
+    label = demo_label(is_random, inputs.synthetic, tiny_model=cfg.model_name == TINY_MODEL)
     choose_threshold(threshold)  # checks a given threshold before any work
     paths = [p for p, _ in inputs.images]
     refs = [p for p, _ in inputs.normal]
@@ -215,7 +215,8 @@ def predict_images(cfg: RunConfig, class_name: str, inputs: Inputs, threshold: f
         visual_max=torch.cat(vmax).numpy() if vmax else None, maps=torch.cat(maps).numpy(),
         threshold=choose_threshold(threshold, loo), skipped=list(inputs.skipped), excluded=list(inputs.excluded),
         backbone=backbone.describe(), is_random=backbone.is_random,
-        label=demo_label(backbone.is_random, inputs.synthetic, backbone.weights),
+        label=demo_label(backbone.is_random, inputs.synthetic, backbone.weights,
+                         tiny_model=backbone.model_name == TINY_MODEL),
         encode_counts=cache.counts(), seconds=seconds, precision=backbone.precision,
         weights=backbone.weights.as_dict(), stages=times.as_dict(None, len(paths) + len(refs)), model=model,
         cache=cache,

@@ -66,7 +66,8 @@ class NotebookSetup:
 
     Attributes:
         config: the run's :class:`RunConfig` (a run's own, when one was read). backbone: the loaded backbone.
-        banner: the DEMO label of everything the notebook draws (None for real weights on real data).
+        banner: the DEMO label of everything the notebook draws (None for real weights on real data; it names the
+            tiny test model when the notebook runs it).
         figures, tables: the output folders. result: the run (when ``results_dir`` was given), else None.
     """
 
@@ -76,6 +77,11 @@ class NotebookSetup:
     figures: Path
     tables: Path
     result: RunResult | None = None
+
+    def run_banner(self, result: RunResult) -> str | None:
+        """The label of a run the notebook computed or read (its ``run.json``), the tiny model named as in
+        :attr:`banner`."""
+        return run_label(result.info, name_model=True)
 
     def settings(self) -> pd.DataFrame:
         """The settings that differ from their defaults (:func:`settings_table`)."""
@@ -91,17 +97,18 @@ def setup_notebook(settings: Mapping[str, Any] | None = None, *, figures_dir: st
 
     With ``results_dir`` the finished run of that configuration is read from it, or computed into it
     (:func:`~winclip_lib.experiments.grid.run_or_load`): the configuration is then the run's own and the label the
-    run's. ``tables_dir`` defaults to ``figures_dir``/tables.
+    run's. The label names the tiny test model when the notebook runs it ("DEMO — tiny model, ...").
+    ``tables_dir`` defaults to ``figures_dir``/tables.
     """
     config = RunConfig.from_settings(settings, preset=preset, **named)
     backbone = load_run_backbone(config)
     result = None
     if results_dir is not None:
         result = run_or_load(config, results_dir, backbone=backbone)
-        config, banner = result.config, run_label(result.info)
+        config, banner = result.config, run_label(result.info, name_model=True)
         print(f"run: {result.out_dir}")
     else:
-        banner = label_for(backbone.is_random, config.datasets, backbone.weights)
+        banner = label_for(backbone.is_random, config.datasets, backbone.weights, backbone.model_name)
     print(backbone.describe())
     print(banner or "real weights on real data")
     figures = Path(figures_dir)
@@ -154,7 +161,8 @@ def setup_runs(groups: Mapping[str, Mapping[str, str | Path]], settings: Mapping
     datasets (notebook 08: the paper's benchmarks, the run notebooks 02-05 read, and the later ones): one run per
     group of ``groups`` ({group: {dataset: root}}) that names datasets, each read from ``results_dir`` when a run
     of those datasets and settings is there, else computed into it (:func:`run_or_load`); one backbone for all;
-    the label covers every run (random weights if any run had them, synthetic data if any dataset is synthetic).
+    the label covers every run (random weights if any run had them, synthetic data if any dataset is synthetic,
+    the tiny model when it runs).
     ``categories`` entries apply to the group holding their dataset; ``named`` are the other settings."""
     base = RunConfig.from_settings(settings, preset=preset, **named)
     backbone = load_run_backbone(base)
@@ -172,7 +180,7 @@ def setup_runs(groups: Mapping[str, Mapping[str, str | Path]], settings: Mapping
     banner = run_label({"is_random": any(bool(i.get("is_random", True)) for i in infos),
                         "synthetic_data": {f"{g}/{d}": bool(v) for g, r in results.items()
                                            for d, v in dict(r.info.get("synthetic_data") or {}).items()},
-                        "weights": infos[0].get("weights")})
+                        "weights": infos[0].get("weights"), "model_name": backbone.model_name}, name_model=True)
     print(backbone.describe())
     print(banner or "real weights on real data")
     figures = Path(figures_dir)

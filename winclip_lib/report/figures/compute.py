@@ -10,9 +10,12 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from winclip_lib.report.figures.style import add_header
+from winclip_lib.report.figures.style import NOT_AVAILABLE, add_caption, add_header
 
-__all__ = ["plot_compute"]
+__all__ = ["NOT_MEASURED", "plot_compute"]
+
+#: What a stage without a time says at its bar's place (the caption says why).
+NOT_MEASURED = f"{NOT_AVAILABLE} — not measured"
 
 
 def _duration(value: float, unit: str) -> str:
@@ -23,7 +26,8 @@ def _duration(value: float, unit: str) -> str:
 def plot_compute(stages: Mapping[str, float | None], banner: str | None = None, title: str | None = None,
                  unit: str = "auto") -> Figure:
     """Time per image of each stage as horizontal bars (top to bottom in the order of ``stages``), the value
-    written on each bar; a stage whose time is None (or NaN) is drawn as "not measured".
+    written on each bar; a stage whose time is None (or NaN) is drawn as "n/a — not measured", and the caption says
+    why.
 
     Args:
         stages: {stage name: seconds per image or None}, built by the caller from the benchmark's JSON (e.g.
@@ -48,7 +52,7 @@ def plot_compute(stages: Mapping[str, float | None], banner: str | None = None, 
     ax.barh(y, xs, color=color, height=0.6)
     for yi, v, x in zip(y, values, xs, strict=True):
         if v is None:
-            ax.text(0.01 * top, yi, "not measured", ha="left", va="center", fontsize=8, style="italic", color="0.4")
+            ax.text(0.01 * top, yi, NOT_MEASURED, ha="left", va="center", fontsize=8, style="italic", color="0.4")
         elif x >= 0.55 * top:
             ax.text(x - 0.01 * top, yi, _duration(x, unit), ha="right", va="center", fontsize=8, color="white",
                     fontweight="bold")
@@ -60,4 +64,7 @@ def plot_compute(stages: Mapping[str, float | None], banner: str | None = None, 
     ax.set_xlabel(f"time per image ({unit})")
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
+    if len(measured) < len(values):
+        add_caption(fig, f"{NOT_MEASURED}: the benchmark's table has no time for this stage (it did not run it on "
+                         "this machine, e.g. a precision this CPU cannot run).")
     return add_header(fig, title or "Compute: time per image of each stage", banner)

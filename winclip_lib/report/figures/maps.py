@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from winclip_lib.report.figures.style import (
+    NOT_AVAILABLE,
     add_caption,
     add_header,
     as_image,
@@ -151,7 +152,7 @@ def heatmap_figure(samples: Sequence[Any], zero_shot: Any, few_shot: Any | None 
             ``geometry`` — the model's :class:`~winclip_lib.core.geometry.Geometry`, so that they line up with the
             maps; by default a plain resize to ``size``).
         zero_shot: the zero-shot :class:`~winclip_lib.core.model.Prediction` of the samples (k = 0).
-        few_shot: the few-shot prediction (k > 0), or None.
+        few_shot: the few-shot prediction (k > 0), or None (the caption then says why there is no WinCLIP+ column).
     """
     from winclip_lib.core.geometry import Geometry
     from winclip_lib.core.imageio import load_image
@@ -174,6 +175,9 @@ def heatmap_figure(samples: Sequence[Any], zero_shot: Any, few_shot: Any | None 
         labels[name] = "WinCLIP+ anomaly score"
         titles = [f"{t}\nWinCLIP+ score {float(few_shot.score[i]):.3f}" for i, t in enumerate(titles)]
         caption += " and the WinCLIP+ image score, ($s_0$ + max of the visual map) / 2"
+    else:
+        caption += (f". No WinCLIP+ column ({NOT_AVAILABLE} — zero-shot only): the run has no few-shot setting "
+                    "(k > 0)")
     return plot_heatmaps(images, masks, columns, titles, banner=banner, title=title, cbar_labels=labels,
                          caption=caption + ".")
 

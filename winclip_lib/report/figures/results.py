@@ -16,12 +16,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation
 
-from winclip_lib.report.figures.style import add_caption, add_header, renderer, wrap_text
+from winclip_lib.report.figures.style import NOT_AVAILABLE, add_caption, add_header, renderer, wrap_text
 from winclip_lib.report.names import DATASET_LABELS, METRIC_LABELS, setting_label
 from winclip_lib.report.tables import PUBLISHED_SOURCES
 
 __all__ = [
     "COURSE_REPORT_LABEL",
+    "MISSING_REASONS",
     "NOT_AVAILABLE",
     "plot_ablation",
     "plot_benchmarks",
@@ -33,8 +34,18 @@ __all__ = [
 
 #: How the figures name the earlier reproduction whose numbers ``paper_results.csv`` carries besides the paper's.
 COURSE_REPORT_LABEL = "2024 course report"
-#: Written at a bar's place where the paper has no number.
-NOT_AVAILABLE = "n/a"
+#: Why a source's value can be missing (the caption of a figure that marks one says it at length: :data:`_WHY`).
+MISSING_REASONS: dict[str, str] = {"ours": "undefined", "paper": "not published",
+                                   "2024 course report": "not reported"}
+_UNDEFINED = ("the metric is undefined on the evaluated test images (a category without a normal or without an "
+              "anomalous image, or without defect pixels; NaN in the tables)")
+_WHY = {
+    "ours": "our value for {what}: " + _UNDEFINED,
+    "paper": "the paper reports no number for {what}",
+    "2024 course report": "the 2024 course report has no number for {what}",
+}
+#: Bars shorter than this (in %) would be invisible on a 0-105 axis: their value is written beside them.
+_SMALL_BAR = 2.0
 _SOURCES = ("ours", "paper", COURSE_REPORT_LABEL)
 #: Columns of the comparison tables that hold the course report's numbers (newest name first).
 _COURSE_COLUMNS = ("course_report", "seed_report")
@@ -83,18 +94,65 @@ def _error_bars(ax: plt.Axes, data: pd.DataFrame, key: str, order: Sequence[str]
             ax.errorbar(row["value"], centre, xerr=row["std"], color="black", capsize=2, lw=1)
 
 
+def _missing_text(source: str) -> str:
+    """What is written at the place of a missing bar of ``source``: "n/a — <why>"."""
+    return f"{NOT_AVAILABLE} — {MISSING_REASONS.get(source, 'missing')}"
+
+
 def _mark_missing(ax: plt.Axes, data: pd.DataFrame, key: str, order: Sequence[str], sources: Sequence[str],
-                  vertical: bool, source: str = "paper") -> None:
-    """:data:`NOT_AVAILABLE` at the place of each ``source`` bar that has no value."""
-    have = set(data.loc[data["source"] == source, key])
-    offset = _dodge(sources)[source]
-    for i, cat in enumerate(order):
-        if cat in have:
-            continue
-        if vertical:
-            ax.text(i + offset, 1.5, NOT_AVAILABLE, ha="center", va="bottom", fontsize=8, color="0.25")
-        else:
-            ax.text(1.0, i + offset, NOT_AVAILABLE, ha="left", va="center", fontsize=8, color="0.25")
+                  vertical: bool) -> set[str]:
+    """At the place of each bar that has no value (no row, or a NaN one), "n/a — <why>" (:func:`_missing_text`);
+    at the end of each bar too short to see (under :data:`_SMALL_BAR` %), its value. Returns the sources with a
+    missing bar (for the caption)."""
+    offset = _dodge(sources)
+    finite = data.dropna(subset=["value"])
+    missing: set[str] = set()
+    for source in sources:
+        values = dict(zip(finite.loc[finite["source"] == source, key], finite.loc[finite["source"] == source,
+                                                                                  "value"], strict=True))
+        for i, cat in enumerate(order):
+            pos = i + offset[source]
+            if cat not in values:
+                missing.add(source)
+                text, at = _missing_text(source), 1.0
+            elif abs(values[cat]) < _SMALL_BAR:
+                text, at = f"{values[cat]:.1f}", max(float(values[cat]), 0.0) + 1.0
+            else:
+                continue
+            if vertical:
+                ax.text(pos, at, text, ha="center", va="bottom", rotation=90, fontsize=7, color="0.25")
+            else:
+                ax.text(at, pos, text, ha="left", va="center", fontsize=7, color="0.25")
+    return missing
+
+
+def _missing_caption(missing: set[str], what: str) -> str:
+    """One sentence per kind of missing bar that the figure shows: "n/a — <why>: <what it means>" (``what``: the
+    bar's place, e.g. "this metric and setting")."""
+    return " ".join(f"{_missing_text(s)}: {_WHY[s].format(what=what)}." for s in _SOURCES if s in missing)
+
+
+def _missing_points(sel: pd.DataFrame, metrics: Sequence[str], paper: bool, alias: bool = True) -> str:
+    """The caption of a figure of points (scatter, curves) for the values it cannot draw: per dataset and metric,
+    the settings where ours is undefined and (``paper``) where the paper publishes no number; "" when none."""
+    notes = []
+    for (dataset, metric), grp in sel[sel["metric"].isin(list(metrics))].groupby(["dataset", "metric"], sort=False):
+        name = DATASET_LABELS.get(dataset, dataset)
+        ref = grp["paper_dataset"].iloc[0] if alias and "paper_dataset" in grp else dataset
+        if ref != dataset:
+            name += f" (vs {DATASET_LABELS.get(ref, ref)})"
+        label = f"{name} {METRIC_LABELS.get(metric, metric)}"
+        for source, lacking in (("ours", grp["ours"].isna()), ("paper", grp["paper"].isna() if paper else None)):
+            if lacking is None or not lacking.any():
+                continue
+            ks = sorted(int(k) for k in grp.loc[lacking, "k"])
+            where = "every setting" if len(ks) == len(grp) and len(ks) > 1 else ", ".join(map(setting_label, ks))
+            notes.append(f"{label} ({where}): {'ours' if source == 'ours' else 'paper'} "
+                         f"{MISSING_REASONS[source]}")
+    if not notes:
+        return ""
+    undefined = f" Undefined: {_UNDEFINED}." if any("ours undefined" in n for n in notes) else ""
+    return f"Not drawn ({NOT_AVAILABLE}): " + "; ".join(notes) + "." + undefined
 
 
 def _sources(long: pd.DataFrame) -> list[str]:
@@ -107,7 +165,8 @@ def _sources(long: pd.DataFrame) -> list[str]:
 def plot_ours_vs_paper(comp: pd.DataFrame, dataset: str, banner: str | None = None, title: str | None = None
                        ) -> Figure:
     """Bars of ours (± std over seeds), the paper (± its std) and the 2024 course report per metric, one panel per
-    k; "n/a" marks the place of a paper bar where the paper has no number.
+    k; "n/a — <why>" marks the place of a bar without a value (the paper publishes none, ours is undefined), and the
+    caption explains each kind shown.
 
     Args:
         comp: :func:`winclip_lib.report.tables.comparison` (values in %).
@@ -123,12 +182,13 @@ def plot_ours_vs_paper(comp: pd.DataFrame, dataset: str, banner: str | None = No
     palette = dict(zip(_SOURCES, sns.color_palette("deep", 3), strict=True))
     fig, axes = plt.subplots(len(ks), 1, figsize=(max(7.5, 1.3 * len(metrics) + 2.2), 2.6 * len(ks) + 1.5),
                              layout="constrained", squeeze=False, sharex=True)
+    missing: set[str] = set()
     for ax, k in zip(axes[:, 0], ks, strict=True):
         data = long[long["k"] == k]
         sns.barplot(data=data, x="metric", y="value", hue="source", order=metrics, hue_order=sources, ax=ax,
                     palette=palette, errorbar=None, legend=ax is axes[0, 0])
         _error_bars(ax, data, "metric", metrics, sources, vertical=True)
-        _mark_missing(ax, data, "metric", metrics, sources, vertical=True)
+        missing |= _mark_missing(ax, data, "metric", metrics, sources, vertical=True)
         ax.set_title(setting_label(k), fontsize=10)
         ax.set_xlabel("")
         ax.set_ylabel("%")
@@ -138,8 +198,8 @@ def plot_ours_vs_paper(comp: pd.DataFrame, dataset: str, banner: str | None = No
     for label in axes[-1, 0].get_xticklabels():
         label.set_ha("right")
         label.set_rotation_mode("anchor")
-    add_caption(fig, f"{NOT_AVAILABLE}: the paper reports no number for this metric and setting; "
-                  "error bars: std over seeds (ours) and as published (paper).")
+    add_caption(fig, " ".join(filter(None, [_missing_caption(missing, "this metric and setting"),
+                                            "Error bars: std over seeds (ours) and as published (paper)."])))
     default = f"{DATASET_LABELS.get(dataset, dataset)}: ours vs the paper (mean over categories)"
     return add_header(fig, title or default, banner)
 
@@ -148,7 +208,8 @@ def plot_shots_curve(comp: pd.DataFrame, metrics: Sequence[str] = ("image_auroc"
                      banner: str | None = None, title: str | None = None, datasets: Sequence[str] | None = None,
                      ks: Sequence[int] | None = None, show_paper: bool = True) -> Figure:
     """Ours (mean ± std over seeds) against k, one panel per metric and a line per dataset, with the paper's
-    numbers as dashed lines of the same colour.
+    numbers as dashed lines of the same colour. The caption lists the points that cannot be drawn ("n/a": ours
+    undefined, or no published number).
 
     The selection arguments let two uses of the figure differ, e.g. the few-shot notebook drawing only the
     few-shot settings of its datasets, ``plot_shots_curve(comp, ks=(1, 2, 4))``, and the report every setting of
@@ -197,6 +258,9 @@ def plot_shots_curve(comp: pd.DataFrame, metrics: Sequence[str] = ("image_auroc"
                 handles.append(h)
                 labels.append(lab)
     axes[0, -1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    note = _missing_points(sel, metrics, paper=show_paper)
+    if note:
+        add_caption(fig, note)
     few_only = bool(len(sel)) and int(sel["k"].min()) > 0
     default = ("Few-shot: ours vs the paper as k grows" if few_only else "Ours vs the paper as k grows") + \
         " (mean ± std over seeds)"
@@ -223,8 +287,9 @@ def _stack_legends(ax: plt.Axes, groups: Sequence[tuple[str, list[Any], list[str
 def plot_ours_vs_paper_scatter(comp: pd.DataFrame, banner: str | None = None, title: str | None = None) -> Figure:
     """Ours against the paper, one point per (dataset, k, metric) with a published number, the diagonal marking
     equality (points above it: ours ≥ paper); error bars are ours' std over seeds. Colour: the metric, size: the
-    setting, marker: the dataset (legends "Metric", "Setting", "Dataset")."""
-    sub = comp.dropna(subset=["paper"]).copy()
+    setting, marker: the dataset (legends "Metric", "Setting", "Dataset"). The caption lists the points that cannot
+    be drawn ("n/a": no published number, or ours undefined)."""
+    sub = comp.dropna(subset=["paper", "ours"]).copy()
     fig, ax = plt.subplots(figsize=(7.6, 5.8), layout="constrained")
     if sub.empty:
         ax.text(0.5, 0.5, "no published numbers for these datasets", ha="center", va="center")
@@ -263,12 +328,16 @@ def plot_ours_vs_paper_scatter(comp: pd.DataFrame, banner: str | None = None, ti
         ])
     ax.set_xlabel("paper (%)")
     ax.set_ylabel("ours (%)")
+    note = _missing_points(comp, list(dict.fromkeys(comp["metric"])), paper=True)
+    if note:
+        add_caption(fig, note)
     return add_header(fig, title or "Ours vs the paper: every metric and setting", banner)
 
 
 def plot_per_category(pc: pd.DataFrame, k: int, dataset: str, metric: str, banner: str | None = None) -> Figure:
     """Horizontal bars per category of one k: ours (± std over seeds) beside the paper and the 2024 course report;
-    "n/a" marks the place of a paper bar where the paper has no number for the category.
+    "n/a — <why>" marks the place of a bar without a value (the paper publishes none for the category, ours is
+    undefined), and the caption explains each kind shown.
 
     Args:
         pc: :func:`winclip_lib.report.tables.per_category_comparison` of ``dataset`` and ``metric`` (values in %).
@@ -289,19 +358,20 @@ def plot_per_category(pc: pd.DataFrame, k: int, dataset: str, metric: str, banne
     sns.barplot(data=data, y="category", x="value", hue="source", order=cats, hue_order=sources, errorbar=None,
                 ax=ax, palette=palette, orient="h")
     _error_bars(ax, data, "category", cats, sources, vertical=False)
-    _mark_missing(ax, data, "category", cats, sources, vertical=False)
+    missing = _mark_missing(ax, data, "category", cats, sources, vertical=False)
     ax.set_xlim(0, 105)
     ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric)} (%)")
     ax.set_ylabel("")
     ax.legend(fontsize=8, title="Source", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    add_caption(fig, f"{NOT_AVAILABLE}: the paper reports no number for this category.")
+    add_caption(fig, _missing_caption(missing, "this category and setting") or "Error bars: std over seeds.")
     title = f"{DATASET_LABELS.get(dataset, dataset)}, {k}-shot: {METRIC_LABELS.get(metric, metric)} per category"
     return add_header(fig, title, banner)
 
 
 def plot_ablation(rows: pd.DataFrame, metric: str, banner: str | None = None, title: str | None = None) -> Figure:
-    """One ablation as horizontal bars: ours for each variant (and k), beside the paper's number where it reports one
-    ("n/a" where it does not).
+    """One ablation as horizontal bars: ours for each variant (and k), beside the paper's number where it reports one;
+    "n/a — <why>" at the place of a bar without a value (the paper reports none, ours is undefined), explained in
+    the caption, and the value beside a bar too short to see (e.g. an AUROC of 0).
 
     Args:
         rows: the ablation's rows of :func:`winclip_lib.experiments.ablations.run_ablations` for ONE dataset, with a
@@ -327,14 +397,14 @@ def plot_ablation(rows: pd.DataFrame, metric: str, banner: str | None = None, ti
     sns.barplot(data=data, y="row", x="value", hue="source", order=order, hue_order=sources, errorbar=None, ax=ax,
                 palette=palette, orient="h")
     _error_bars(ax, data, "row", order, sources, vertical=False)
-    _mark_missing(ax, data, "row", order, sources, vertical=False)
+    missing = _mark_missing(ax, data, "row", order, sources, vertical=False)
     ax.set_xlim(0, 105)
     ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric)} (%)")
     ax.set_ylabel("")
     ax.set_yticks(range(len(order)), [wrap_text(o, 3.2, 8) for o in order], fontsize=8)
     ax.legend(fontsize=8, title="Source", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    add_caption(fig, f"{NOT_AVAILABLE}: the paper reports no number for this row. The paper's numbers come from a "
-                  "secondary copy of its tables.")
+    add_caption(fig, " ".join(filter(None, [_missing_caption(missing, "this row"), "The paper's numbers come from "
+                                            "a secondary copy of its tables."])))
     return add_header(fig, title or f"Ablation: {METRIC_LABELS.get(metric, metric)}", banner)
 
 

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "BANNER_COLOR",
+    "NOT_AVAILABLE",
     "add_caption",
     "add_header",
     "as_image",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 BANNER_COLOR = "#c0001a"
+#: Written where a figure has no value to draw, always followed by why ("n/a — not measured").
+NOT_AVAILABLE = "n/a"
 _BANNER_ATTR = "_winclip_banner"
 _BANNER_HEIGHT_IN = 0.32
 
