@@ -9,7 +9,7 @@ BUILD := build
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test test-browser lint lab notebooks demo demo-predict bench gpu-wheels reproduce clean
+.PHONY: setup test test-browser lint lab notebooks demo demo-predict bench bench-grid gpu-wheels reproduce clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,13 @@ demo-predict: setup
 
 bench: setup
 	$(PY) -m benchmarks.bench_speed --out $(BUILD)/bench/speed_cpu.json
+
+# The grid as a user runs it (`winclip run` on an MVTec-size synthetic set), stage by stage: on the CPU the tiny model
+# and a tenth of the images; SCALE, DEVICE, MODEL and BASELINE=<another checkout, run side by side> optional, e.g.
+# `git worktree add /tmp/base cb34c84 && make bench-grid BASELINE=/tmp/base`.
+bench-grid: setup
+	$(PY) -m benchmarks.bench_grid $(if $(SCALE),--scale $(SCALE)) $(if $(DEVICE),--device $(DEVICE)) \
+		$(if $(MODEL),--model $(MODEL)) $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_GRID_ARGS)
 
 # Wheels that the lent GPU machine lacks, for benchmarks/gpu_check.sh (see its header); .whl/ is git-ignored.
 gpu-wheels:

@@ -15,7 +15,16 @@ The names below are the small public API of the method. ``__version__`` is the i
 once in ``pyproject.toml``.
 """
 
+import os as _os
+import sys as _sys
 from importlib.metadata import PackageNotFoundError, version
+
+if "torch" not in _sys.modules:
+    # Idle OpenMP threads sleep instead of spinning (unless the user chose): on a few cores the encoder's spinning
+    # threads took the cores the decoder and writer threads needed, and theirs the encoder's — measured on 2 cores
+    # with benchmarks/bench_grid.py, the grid ran 2-6 times slower per stage with the default policy. libgomp reads
+    # this once, when torch loads it.
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from winclip_lib.core.backbone import (
     DEFAULT_MODEL,

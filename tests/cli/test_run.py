@@ -19,6 +19,7 @@ from tests.experiments.filesystems import full_disk_for, small_tmpfs
 from winclip_lib.cli import main
 from winclip_lib.cli import run as run_command
 from winclip_lib.core.backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, TINY_MODEL, find_cached_weights
+from winclip_lib.experiments.cache_entries import ENTRY_SUFFIX
 
 
 def _tiny_args(tmp_path: Path) -> list[str]:
@@ -138,11 +139,11 @@ def test_a_full_disk_mid_run_is_one_line_recorded_in_run_json_and_the_rerun_comp
     run that never failed."""
     argv = ["run", "--synthetic", str(synth), "--categories", "disc", "--shots", "0", "1", "--seeds", "0",
             *_tiny_args(tmp_path)]
-    full_disk_for(monkeypatch, ".pt")
+    full_disk_for(monkeypatch, ENTRY_SUFFIX)
     assert main(argv) == 2
     err = _one_line(capsys.readouterr().err)
     assert err.startswith(f"winclip: error: cannot write {tmp_path / 'cache'}/") and \
-        err.endswith(".pt: no space left on device")
+        err.endswith(f"{ENTRY_SUFFIX}: no space left on device")
     info = json.loads((tmp_path / "out" / "run.json").read_text())
     assert info["status"] == f"failed: {err.removeprefix('winclip: error: ')}"
     assert not [p for p in tmp_path.rglob("*.tmp")] and not (tmp_path / "out" / "metrics.csv").exists()

@@ -7,7 +7,15 @@ import torch
 
 from winclip_lib.core.encoder import window_masks
 from winclip_lib.core.features import Features
-from winclip_lib.core.fewshot import FUSIONS, VisualMemory, few_shot_maps, fuse, nearest_distance
+from winclip_lib.core.fewshot import (
+    FUSIONS,
+    ReferenceMaxima,
+    VisualMemory,
+    few_shot_maps,
+    fuse,
+    nearest_distance,
+    unit_features,
+)
 from winclip_lib.core.scoring import harmonic_aggregate
 
 
@@ -104,3 +112,20 @@ def test_memories_aggregation_fusions_and_scores_by_name():
         torch.testing.assert_close(top, expected.flatten(1).max(1).values, msg=fusion)
     # Z + V ranks every pixel and image as (Z + V) / 2 does: the AnomalyCLIP authors' sum changes no metric
     assert torch.equal(fuse(z, s, v, "sum")[0].flatten().argsort(), fuse(z, s, v, "mean")[0].flatten().argsort())
+
+
+@pytest.mark.parametrize("memories", [("windows", "patches"), ("windows",), ("patches",)])
+def test_reference_maxima_serve_every_draw_bit_for_bit(memories):
+    """The best of each reference's bests is the nearest feature of their memory: every draw of the candidates
+    gives exactly the maps of a memory fitted on it (the grid scores every k and seed this way)."""
+    queries, refs = _features(3, 10), _features(6, 11)
+    maxima = ReferenceMaxima.compute(unit_features(queries), unit_features(refs), memories)
+    for draw in ([0], [4, 1], [5, 2, 3, 0], [1, 1]):
+        idx = torch.tensor(draw)
+        want = few_shot_maps(queries, VisualMemory.from_features(refs[idx]), memories)
+        got = maxima.few_shot_maps(idx)
+        assert torch.equal(got["map"], want["map"]), draw
+        assert set(got["scale_maps"]) == set(want["scale_maps"])
+        for k in want["scale_maps"]:
+            assert torch.equal(got["scale_maps"][k], want["scale_maps"][k])
+        assert (got["patch_map"] is None) == (want["patch_map"] is None)

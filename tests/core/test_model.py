@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from winclip_lib import WinCLIP, preprocess
-from winclip_lib.core.fewshot import few_shot_maps, fuse
+from winclip_lib.core.fewshot import few_shot_maps, fuse, unit_features
 from winclip_lib.core.scoring import upsample, zero_shot_maps
 
 
@@ -119,3 +119,29 @@ def test_options_are_one_dataclass_and_unknown_names_are_errors(tiny):
     from_cfg = WinCLIP.from_config(tiny, cfg, "bottle")
     assert from_cfg.options.temperature == 0.05 and from_cfg.options.patch_tokens == "raw"
     assert from_cfg.options == WinCLIPOptions.from_config(cfg)
+
+
+def test_prepared_queries_score_every_setting_as_predict_does(tiny):
+    """prepare() once, then zero-shot and every draw of references by position: the very scores and maps of
+    predict_features after fit (what the grid relies on to score a unit's settings from one preparation)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3, tiny.image_size, tiny.image_size, generator=g)
+    model = WinCLIP(tiny, "screw")
+    feats = model.encode(x)
+    test, refs = feats[:2], feats[2:]
+    prepared = model.prepare(test, references=unit_features(refs))
+    model.reset()
+    zero, want = model.predict_features(prepared, details=False), model.predict_features(test)
+    assert torch.equal(zero.score, want.score) and torch.equal(zero.map, want.map) and zero.zero_shot_map is None
+    for draw in ([0], [2, 1], [0, 1, 2]):
+        idx = torch.tensor(draw)
+        got = model.predict_features(prepared, details=False, references=idx)
+        model.fit(refs[idx])
+        want = model.predict_features(test)
+        model.reset()
+        assert torch.equal(got.score, want.score) and torch.equal(got.map, want.map), draw
+    with pytest.raises(ValueError, match="prepared with the candidate references"):
+        model.predict_features(model.prepare(test), references=torch.tensor([0]))
+    other = WinCLIP(tiny, "bottle")
+    with pytest.raises(ValueError, match="other text embeddings"):
+        other.predict_features(prepared)

@@ -17,6 +17,7 @@ from winclip_lib.core.encoder import encode_images
 from winclip_lib.core.features import Features
 from winclip_lib.core.preprocess import preprocess
 from winclip_lib.datasets.scan import load_split
+from winclip_lib.experiments.cache_entries import encode_entry, read_entry
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.feature_cache import (
     ENCODER_VERSION,
@@ -46,7 +47,14 @@ def _assert_same(a: Features, b: Features, atol: float = 0.0) -> None:
 
 
 def _entries(cache: FeatureCache) -> list[Path]:
-    return sorted(cache.dir.glob("*/*.pt"))
+    return sorted(cache.dir.glob("*/*.feat"))
+
+
+def _stored(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of an entry file, as stored."""
+    got = read_entry(path)
+    assert got is not None, f"{path} is not a valid entry"
+    return got[1]
 
 
 def test_encodes_each_image_once_then_serves_it_from_disk(tiny, paths, tmp_path):
@@ -101,13 +109,13 @@ def test_one_encoding_serves_smaller_requests_and_is_extended_for_larger_ones(ti
     cache = _cache(tmp_path, tiny, request=small)
     first = cache.features(paths[:3])
     assert cache.encode_count == 3 and first.scales == (2,)
-    stored = torch.load(cache.entry_path(paths[0]), weights_only=True)["tensors"]
+    stored = _stored(cache.entry_path(paths[0]))
 
     grown = _cache(tmp_path, tiny, request=large)
     feats = grown.features(paths[:3])
     assert grown.counts()["extended"] == 3 and grown.encode_count == 3 and grown.hit_count == 0
     assert feats.scales == (1, 2, 3) and set(feats.extra) == {"patches.raw", "patches.penultimate", "crops"}
-    after = torch.load(cache.entry_path(paths[0]), weights_only=True)["tensors"]
+    after = _stored(cache.entry_path(paths[0]))
     for name, t in stored.items():
         assert torch.equal(after[name], t), f"{name} was recomputed"
     direct = encode_images(tiny, preprocess(paths[:3]), (1, 2, 3), patch_tokens=large.patch_tokens, crops=True)
@@ -147,20 +155,21 @@ def test_corrupt_or_stale_entry_is_detected_deleted_and_recomputed(tiny, paths, 
         target.write_bytes(b"not a torch file")
     elif damage == "other_image":  # a valid entry, but of another image: the key echo catches it
         shutil.copyfile(cache.entry_path(paths[1]), target)
-    else:
-        entry = torch.load(target, weights_only=True)
-        if damage == "bit_flip":  # same shapes, checksum no longer matches
-            entry["tensors"]["image"][0, 0] += 1.0
-        else:  # shapes of a different model, checksum recomputed so only the shape check can catch it
-            entry["tensors"]["patches.ln_post"] = entry["tensors"]["patches.ln_post"][:, :100]
-            entry["checksum"] = features_checksum(entry["tensors"])
-        torch.save(entry, target)
+    elif damage == "bit_flip":  # same shapes, checksum no longer matches
+        data = bytearray(target.read_bytes())
+        data[-5] ^= 0x01
+        target.write_bytes(bytes(data))
+    else:  # shapes of a different model, checksum recomputed so only the shape check can catch it
+        header, stored = read_entry(target)
+        stored = {**stored, "patches.ln_post": stored["patches.ln_post"][:, :100]}
+        target.write_bytes(encode_entry({k: header[k] for k in ("key", "spec", "image")}, stored))
+        assert read_entry(target) is not None
 
     again = _cache(tmp_path, tiny)
     feats = again.features(paths)
     assert again.invalid_count == 1 and again.encode_count == 1 and again.hit_count == len(paths) - 1
     _assert_same(feats, reference, atol=1e-6)
-    assert torch.load(target, weights_only=True)["checksum"] == features_checksum(feats[0].named())  # rewritten
+    assert read_entry(target)[0]["checksum"] == features_checksum(feats[0].named())  # rewritten
     third = _cache(tmp_path, tiny)
     third.features(paths)
     assert third.invalid_count == 0 and third.encode_count == 0
@@ -181,3 +190,93 @@ def test_bad_arguments(tiny, tmp_path):
         _cache(tmp_path, tiny, batch_size=0)
     with pytest.raises(ValueError, match="nothing to encode"):
         _cache(tmp_path, tiny).features([])
+
+
+def test_bf16_features_are_stored_in_bf16_exactly_and_take_half_the_disk(paths, tmp_path):
+    bf16 = load_backbone(TINY_MODEL, None, seed=0, precision="bf16", device="cpu")
+    cache = _cache(tmp_path, bf16)
+    encoded = cache.features(paths[:3])
+    stored = _stored(cache.entry_path(paths[0]))
+    assert {t.dtype for t in stored.values()} == {torch.bfloat16}
+    again = _cache(tmp_path, bf16)
+    read = again.features(paths[:3])
+    assert again.hit_count == 3 and again.encode_count == 0
+    _assert_same(read, encoded)  # bf16 -> float32 is exact: the features read back are the ones encoded
+    assert read.image.dtype == torch.float32
+    fp32 = _cache(tmp_path, load_backbone(TINY_MODEL, None, seed=0, precision="fp32", device="cpu"))
+    fp32.features(paths[:1])
+    ratio = cache.entry_path(paths[0]).stat().st_size / fp32.entry_path(paths[0]).stat().st_size
+    assert 0.45 < ratio < 0.55
+
+
+def test_entries_of_the_previous_format_are_used_and_rewritten(tiny, paths, tmp_path):
+    """A cache written by the previous version (torch.save entries, <id>.pt) is read as it is — the same features,
+    nothing encoded — and each entry is rewritten in the current format."""
+    cache = _cache(tmp_path, tiny)
+    reference = cache.features(paths)
+    for p in paths:  # turn every entry into its previous-format twin
+        header, stored = read_entry(cache.entry_path(p))
+        legacy = {"format": 2, "key": header["key"], "spec": header["spec"], "image": header["image"],
+                  "checksum": features_checksum(stored), "tensors": {n: t.clone() for n, t in stored.items()}}
+        torch.save(legacy, cache.entry_path(p).with_suffix(".pt"))
+        cache.entry_path(p).unlink()
+    assert not _entries(cache) and len(list(cache.dir.glob("*/*.pt"))) == len(paths)
+    old = _cache(tmp_path, tiny)
+    feats = old.features(paths)
+    assert old.encode_count == 0 and old.hit_count == len(paths) and old.invalid_count == 0
+    _assert_same(feats, reference)
+    assert len(_entries(old)) == len(paths) and not list(old.dir.glob("*/*.pt"))  # rewritten
+    _assert_same(_cache(tmp_path, tiny).features(paths), reference)
+    # a damaged previous-format entry is recomputed, like any other
+    header, stored = read_entry(old.entry_path(paths[0]))
+    old.entry_path(paths[0]).unlink()
+    old.entry_path(paths[0]).with_suffix(".pt").write_bytes(b"not a torch file")
+    third = _cache(tmp_path, tiny)
+    third.features(paths)
+    assert third.invalid_count == 1 and third.encode_count == 1
+
+
+def test_writes_happen_in_the_background_and_are_seen_before_they_land(tiny, paths, tmp_path):
+    cache = _cache(tmp_path, tiny, batch_size=2)
+    first = cache.features(paths, wait=False)
+    second = cache.features(paths)  # pending or written: never encoded twice
+    assert cache.encode_count == len(paths) and cache.hit_count == len(paths)
+    _assert_same(first, second)
+    cache.flush()
+    assert len(_entries(cache)) == len(paths) and not list(cache.dir.rglob("*.tmp"))
+    assert cache.times.busy_seconds["cache_write"] > 0
+
+
+def test_a_failed_write_is_raised(tiny, paths, tmp_path):
+    cache = _cache(tmp_path, tiny)
+    cache.dir.mkdir(parents=True)
+    (cache.dir / "spec.json").write_text("{}")
+    for p in paths[:2]:  # a file where the entry's folder should be: the write fails
+        cache.entry_path(p).parent.write_text("in the way")
+    with pytest.raises(OSError):
+        cache.features(paths[:2])
+
+
+def test_without_a_disk_features_live_for_one_unit(tiny, paths, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cache = FeatureCache("none", tiny, progress=False)
+    assert cache.dir is None and cache.root is None
+    first = cache.features(paths + paths[:2])
+    assert cache.encode_count == len(paths) and cache.counts()["max_encodes_per_image"] == 1
+    again = cache.features(paths[:3])  # the same unit: from memory
+    assert cache.encode_count == len(paths) and cache.hit_count == 3
+    _assert_same(again, first[:3])
+    cache.end_unit()
+    cache.features(paths[:1])
+    assert cache.encode_count == len(paths) + 1
+    assert not any(tmp_path.rglob("*.feat")) and not (tmp_path / "none").exists()
+    with pytest.raises(ValueError, match="no folder"):
+        cache.entry_path(paths[0])
+
+
+def test_stage_times_of_an_encoding(tiny, paths, tmp_path):
+    cache = _cache(tmp_path, tiny, batch_size=2)
+    cache.features(paths)
+    wall, busy = cache.times.wall, cache.times.busy_seconds
+    assert wall["encode"] > 0 and busy["decode"] > 0 and wall["cache_read"] > 0
+    assert wall["metrics"] == 0 and wall["scoring"] == 0

@@ -140,7 +140,7 @@ def test_feature_changing_settings_reencode_and_never_reuse_parts(synth, tiny, f
 def test_corrupt_cache_entry_is_recomputed_with_identical_results(synth, tiny, full_run, tmp_path):
     first, full_tmp = full_run
     shutil.copytree(full_tmp / "cache", tmp_path / "cache")
-    entries = sorted((tmp_path / "cache").glob("*/*/*.pt"))
+    entries = sorted((tmp_path / "cache").glob("*/*/*.feat"))
     assert len(entries) == _distinct_images(synth)
     entries[0].write_bytes(entries[0].read_bytes()[:1000])  # truncated
     r = run_grid(_cfg(synth, tmp_path), progress=False, backbone=tiny)

@@ -23,8 +23,10 @@ from winclip_lib.cli.summary import format_summary
 from winclip_lib.datasets.catalog import DATASET_LOADERS, DatasetError
 from winclip_lib.datasets.layout import list_categories, no_categories_error
 from winclip_lib.experiments.config import RunConfig
+from winclip_lib.experiments.feature_cache import is_no_cache
 from winclip_lib.experiments.grid import run_grid
 from winclip_lib.experiments.presets import PRESETS
+from winclip_lib.experiments.stages import format_stages
 
 __all__ = ["DESCRIPTION", "HELP", "NAME", "add_arguments", "config_from_args", "resolve_categories", "run"]
 
@@ -93,7 +95,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise DatasetError(f"no dataset given: pass at least one of {flags}")
     given = given_settings(args)
     for key in ("cache_dir", "out_dir"):
-        given[key] = absolute_path(given.get(key, getattr(RunConfig(), key)))
+        value = given.get(key, getattr(RunConfig(), key))
+        given[key] = value if key == "cache_dir" and is_no_cache(value) else absolute_path(value)
     # a preset first, the flags given over it; every value is checked before the categories touch the disk
     cfg = RunConfig.from_settings(given, preset=getattr(args, "preset", None), datasets=datasets)
     return cfg.replace(categories=resolve_categories(datasets, args.categories))
@@ -116,4 +119,5 @@ def run(args: argparse.Namespace) -> int:
         print(result.label)
     print("summary (mean over categories, then mean and std over seeds; values in %):")
     print(format_summary(result.summary))
+    print(format_stages(result.info["stages"]))
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from winclip_lib.experiments.config import RunConfig, setting_fields
+from winclip_lib.experiments.feature_cache import is_no_cache
 
 __all__ = ["absolute_path", "add_config_arguments", "given_settings"]
 
@@ -115,8 +116,9 @@ def absolute_path(path: str) -> str:
 
 def given_settings(args: argparse.Namespace, cls: type = RunConfig, include: Sequence[str] | None = None
                    ) -> dict[str, Any]:
-    """The settings given as flags (see :func:`add_config_arguments`), by name; ``cache_dir`` made absolute."""
+    """The settings given as flags (see :func:`add_config_arguments`), by name; ``cache_dir`` made absolute (unless
+    it is "none")."""
     given = {name: getattr(args, name) for name in _cli_names(cls, include) if hasattr(args, name)}
-    if "cache_dir" in given:
+    if "cache_dir" in given and not is_no_cache(given["cache_dir"]):
         given["cache_dir"] = absolute_path(given["cache_dir"])
     return given

@@ -49,20 +49,43 @@ class VisualMemory:
         )
 
 
-def nearest_distance(queries: torch.Tensor, memory: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def unit_features(features: Features) -> Features:
+    """The features few-shot scoring compares (windows and patch tokens) made unit-norm once, exactly as
+    :func:`nearest_distance` and :meth:`VisualMemory.from_features` would normalise them (row by row) — so queries
+    scored against many memories, or references drawn into many memories (:class:`ReferenceMaxima`), are
+    normalised once. The image embedding and the extras are kept as they are."""
+    def unit(t: torch.Tensor) -> torch.Tensor:
+        return F.normalize(t.float().reshape(-1, t.shape[-1]), dim=-1).reshape(t.shape)
+
+    return Features(features.image, {k: unit(w) for k, w in features.windows.items()}, unit(features.patches),
+                    features.grid, features.stride, dict(features.meta), dict(features.extra))
+
+
+def _distance(best_cos: torch.Tensor) -> torch.Tensor:
+    """Eq. 2 from the best cosine: (1 - cos) / 2, in [0, 1]."""
+    return ((1.0 - best_cos) / 2.0).clamp_(0.0, 1.0)
+
+
+def _best_cosine(q: torch.Tensor, memory: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(N,) max over the rows of ``memory`` (M, C) of q (N, C) @ memory.T, as chunked matrix products."""
+    return torch.cat([(q[i : i + chunk] @ memory.T).amax(dim=1) for i in range(0, q.shape[0], chunk)])
+
+
+def nearest_distance(queries: torch.Tensor, memory: torch.Tensor, chunk: int = 4096, normalized: bool = False
+                     ) -> torch.Tensor:
     """Eq. 2: min over the memory of (1 - cos) / 2, as chunked matrix products.
 
     Args:
-        queries: (..., C) query features (any norm).
+        queries: (..., C) query features (any norm; unit-norm already when ``normalized``).
         memory: (M, C) unit-norm reference features.
 
     Returns:
         (...) distances in [0, 1].
     """
     lead = queries.shape[:-1]
-    q = F.normalize(queries.float().reshape(-1, queries.shape[-1]), dim=-1).to(memory.device)
-    best = torch.cat([(q[i : i + chunk] @ memory.T).amax(dim=1) for i in range(0, q.shape[0], chunk)])
-    return ((1.0 - best) / 2.0).clamp_(0.0, 1.0).reshape(lead)
+    q = queries.float().reshape(-1, queries.shape[-1])
+    q = (q if normalized else F.normalize(q, dim=-1)).to(memory.device)
+    return _distance(_best_cosine(q, memory, chunk)).reshape(lead)
 
 
 MEMORIES = ("windows", "patches")
@@ -70,36 +93,99 @@ FUSIONS = ("mean", "sum", "harmonic", "visual")
 FEWSHOT_IMAGE_SCORES = ("mean", "map_max")
 
 
+def _check_memories(memories: tuple[str, ...]) -> None:
+    unknown = set(memories) - set(MEMORIES)
+    if not memories or unknown:
+        raise ValueError(f"memories must name one or more of {', '.join(MEMORIES)}, got {list(memories)}")
+
+
+def _visual_maps(window_distances: dict[int, torch.Tensor], patch_distances: torch.Tensor | None, grid: int,
+                 stride: int, visual_aggregation: str) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
+    """Eqs. 1 and 3: window distances {k: (B, n_k)} carried to patches, the patch distances (B, G*G) as a map, and
+    their mean."""
+    scale_maps = {k: aggregate(d, grid, k, stride, visual_aggregation) for k, d in sorted(window_distances.items())}
+    patch_map = None if patch_distances is None else patch_distances.reshape(-1, grid, grid)
+    parts = [*scale_maps.values(), *([] if patch_map is None else [patch_map])]
+    visual = torch.stack(parts).mean(dim=0)
+    return {"scale_maps": scale_maps, "patch_map": patch_map, "map": visual}
+
+
 def few_shot_maps(features: Features, memory: VisualMemory, memories: tuple[str, ...] = MEMORIES,
-                  visual_aggregation: str = "harmonic") -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
+                  visual_aggregation: str = "harmonic", normalized: bool = False
+                  ) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
     """Visual maps of a query batch against the reference memory.
 
     Args:
         memories: which memories take part: "windows" (one per scale) and/or "patches".
         visual_aggregation: window distances to patches, "harmonic" (eq. 1) or "mean".
+        normalized: the windows and patches of ``features`` are unit-norm already (:func:`unit_features`).
 
     Returns:
         {"scale_maps": {k: (B, G, G)}, "patch_map": (B, G, G) or None, "map": (B, G, G) the mean of the maps
         taking part (eq. 3)}.
     """
-    unknown = set(memories) - set(MEMORIES)
-    if not memories or unknown:
-        raise ValueError(f"memories must name one or more of {', '.join(MEMORIES)}, got {list(memories)}")
-    g = features.grid
-    scale_maps: dict[int, torch.Tensor] = {}
+    _check_memories(memories)
+    windows: dict[int, torch.Tensor] = {}
     if "windows" in memories:
         missing = set(features.windows) - set(memory.windows)
         if missing:
             raise ValueError(f"memory has no windows of scale(s) {sorted(missing)}; refit with the same scales")
-        scale_maps = {
-            k: aggregate(nearest_distance(w, memory.windows[k]), g, k, features.stride, visual_aggregation)
-            for k, w in sorted(features.windows.items())
-        }
-    patch_map = nearest_distance(features.patches, memory.patches).reshape(-1, g, g) if "patches" in memories \
-        else None
-    parts = [*scale_maps.values(), *([] if patch_map is None else [patch_map])]
-    visual = torch.stack(parts).mean(dim=0)
-    return {"scale_maps": scale_maps, "patch_map": patch_map, "map": visual}
+        windows = {k: nearest_distance(w, memory.windows[k], normalized=normalized)
+                   for k, w in features.windows.items()}
+    patches = (nearest_distance(features.patches, memory.patches, normalized=normalized)
+               if "patches" in memories else None)
+    return _visual_maps(windows, patches, features.grid, features.stride, visual_aggregation)
+
+
+@dataclass
+class ReferenceMaxima:
+    """For R candidate references and a batch of B queries: per reference r, the best cosine of every query window
+    (each scale) and patch over r's own features — (R, B, n_k) and (R, B, G*G).
+
+    The nearest feature of a memory made of any subset of the references is the best of their bests (a maximum of
+    maxima: nothing is rounded), so one pass over the candidates serves every draw of references — WinCLIP+ with
+    every k and seed of a grid — with the distances of eq. 2 :func:`few_shot_maps` would compute from their memory.
+    (Each reference's products are the chunked matrix products of :func:`nearest_distance`, against that
+    reference's rows; tested equal, bit for bit, to the products against a whole memory.)
+    """
+
+    windows: dict[int, torch.Tensor]
+    patches: torch.Tensor | None
+    grid: int
+    stride: int
+
+    @staticmethod
+    def compute(queries: Features, references: Features, memories: tuple[str, ...] = MEMORIES,
+                chunk: int = 4096) -> ReferenceMaxima:
+        """From unit-norm queries and unit-norm references (:func:`unit_features`)."""
+        _check_memories(memories)
+        if len(references) == 0:
+            raise ValueError("few-shot memory needs at least one reference image (got 0)")
+
+        def per_reference(q: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
+            flat = q.float().reshape(-1, q.shape[-1]).to(refs.device)
+            best = torch.stack([_best_cosine(flat, r.float(), chunk) for r in refs])
+            return best.reshape(len(refs), *q.shape[:-1])
+
+        windows = {}
+        if "windows" in memories:
+            missing = set(queries.windows) - set(references.windows)
+            if missing:
+                raise ValueError(f"the references have no windows of scale(s) {sorted(missing)}")
+            windows = {k: per_reference(w, references.windows[k]) for k, w in queries.windows.items()}
+        patches = per_reference(queries.patches, references.patches) if "patches" in memories else None
+        return ReferenceMaxima(windows, patches, queries.grid, queries.stride)
+
+    @property
+    def device(self) -> torch.device:
+        return (self.patches if self.patches is not None else next(iter(self.windows.values()))).device
+
+    def few_shot_maps(self, references: torch.Tensor, visual_aggregation: str = "harmonic"
+                      ) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
+        """:func:`few_shot_maps` of the memory of the references at the positions ``references`` (a LongTensor)."""
+        windows = {k: _distance(m[references].amax(dim=0)) for k, m in self.windows.items()}
+        patches = None if self.patches is None else _distance(self.patches[references].amax(dim=0))
+        return _visual_maps(windows, patches, self.grid, self.stride, visual_aggregation)
 
 
 def fuse(zero_shot_map: torch.Tensor, image_score: torch.Tensor, visual_map: torch.Tensor, fusion: str = "mean",

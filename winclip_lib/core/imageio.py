@@ -3,10 +3,20 @@
 Grayscale is replicated to three channels, alpha is dropped (no compositing), palette images are expanded, 16-bit
 images are scaled with round(v / 257), not clipped. EXIF orientation is ignored so that images stay aligned with
 their masks. Every failure raises :class:`ImageError` naming the file.
+
+**Two decoders, one result.** A well-formed PNG is decoded by OpenCV, which releases the GIL (decoder threads then
+run in parallel with each other and with the encoder); every other file, and any PNG that is not beyond doubt
+complete and intact, goes through PIL's full decode (:func:`load_image_pil`, the reference), so every error and every
+pixel stays what PIL gives. "Beyond doubt" (:func:`png_fast_path`): PIL parses the header chunks (checking their
+CRCs) and finds a still PNG; after the header, the file holds only IDAT chunks and then IEND, each complete and with
+a correct CRC; and OpenCV decodes it. PNG is lossless, so the two decoders agree pixel for pixel (tested on every
+colour type and bit depth against :func:`load_image_pil`, and on truncated and bit-flipped files). JPEG and the other
+formats stay with PIL: JPEG decoders may round differently, and features must not move.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
@@ -14,7 +24,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageError", "image_size", "is_image_file", "load_image", "read_pil"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageError", "image_size", "is_image_file", "load_image", "load_image_pil",
+           "png_fast_path", "read_mask_file", "read_pil"]
 
 #: File name extensions read as images (case-insensitive).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -81,13 +92,94 @@ def read_pil(path: Path) -> Image.Image:
     return img
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_tail_intact(data: bytes, start: int) -> bool:
+    """Whether ``data`` from ``start`` (the first IDAT chunk) holds only complete IDAT chunks and then a complete
+    IEND with its CRC (trailing bytes after IEND are ignored, as every decoder does). The IDAT CRCs are libpng's
+    to check (a bad one is an error, and OpenCV then returns nothing); only chunk headers are read here, so little
+    of the decode holds the GIL."""
+    pos, n = start, len(data)
+    seen_idat = False
+    while pos + 12 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > n or (kind != b"IDAT" and kind != b"IEND"):
+            return False
+        if kind == b"IEND":
+            return seen_idat and length == 0 and data[end - 4 : end] == b"\xaeB`\x82"  # the CRC of "IEND"
+        seen_idat = True
+        pos = end
+    return False
+
+
+def _first_idat(data: bytes) -> int | None:
+    """Offset of the first IDAT chunk of a PNG, None if the chunk chain breaks before it."""
+    pos, n = 8, len(data)
+    while pos + 8 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            return pos
+        pos += 12 + length
+    return None
+
+
+def png_fast_path(data: bytes, img: Image.Image | None = None) -> np.ndarray | None:
+    """OpenCV's decode of PNG bytes (``cv2.IMREAD_UNCHANGED``: BGR(A) order, 16 bits kept) when the file is beyond
+    doubt complete and intact (the module docstring), else None — then PIL must decide. ``img``: PIL's header parse
+    of ``data``, when already made."""
+    if data[:8] != _PNG_SIGNATURE:
+        return None
+    if img is None:
+        try:
+            img = Image.open(io.BytesIO(data))  # the header chunks, CRC-checked, as the PIL path reads them
+        except Exception:  # whatever PIL makes of it, the PIL path will say again
+            return None
+    if img.format != "PNG" or getattr(img, "is_animated", False):
+        return None
+    start = _first_idat(data)
+    if start is None or not _png_tail_intact(data, start):
+        return None
+    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.shape[:2] != (img.size[1], img.size[0]):
+        return None
+    return raw
+
+
+def _bgr_to_rgb(raw: np.ndarray, path: Path) -> np.ndarray:
+    """OpenCV's (H, W), (H, W, 3) BGR or (H, W, 4) BGRA array of any depth -> RGB uint8 (H, W, 3)."""
+    if raw.ndim == 3:
+        raw = cv2.cvtColor(raw, cv2.COLOR_BGRA2RGBA if raw.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return _to_rgb(_to_uint8(raw, path))
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as RGB uint8, shape (H, W, 3), whatever the file holds.
 
     Grayscale is replicated to three channels, alpha is dropped (no compositing), palette images are expanded,
     16-bit images are scaled with round(v / 257) (not clipped). EXIF orientation is ignored so that images stay
-    aligned with their masks. A corrupt or truncated file raises :class:`ImageError` naming it.
+    aligned with their masks. A corrupt or truncated file raises :class:`ImageError` naming it. An intact PNG is
+    decoded without holding the GIL (:func:`png_fast_path`); everything else as :func:`load_image_pil`, whose
+    pixels and errors these are.
     """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"image file {path} does not exist")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _corrupt(path, exc) from exc
+    raw = png_fast_path(data)
+    if raw is not None:
+        return _bgr_to_rgb(raw, path)
+    return load_image_pil(path)
+
+
+def load_image_pil(path: str | Path) -> np.ndarray:
+    """:func:`load_image` through PIL's full decode (OpenCV only for 16-bit files, whose depth PIL would cut): the
+    reference decoder, and the path of every file that is not an intact PNG."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image file {path} does not exist")
@@ -95,9 +187,7 @@ def load_image(path: str | Path) -> np.ndarray:
     if _png_bit_depth(path) == 16 or img.mode in ("I;16", "I;16B", "I;16L", "I") and img.format != "PNG":
         raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # keeps all 16 bits of RGB PNG/TIFF, unlike PIL
         if raw is not None:
-            if raw.ndim == 3:
-                raw = cv2.cvtColor(raw, cv2.COLOR_BGRA2RGBA if raw.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-            return _to_rgb(_to_uint8(raw, path))
+            return _bgr_to_rgb(raw, path)
         if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
             raise _corrupt(path, "OpenCV cannot decode this 16-bit image")
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -122,3 +212,33 @@ def image_size(path: str | Path) -> tuple[int, int]:
     except (OSError, SyntaxError, ValueError) as exc:
         raise _corrupt(path, exc) from exc
     return h, w
+
+
+def _mask_from_pil(path: Path) -> np.ndarray:
+    arr = np.asarray(read_pil(path))
+    if arr.ndim == 3:
+        channels = arr[:, :, :3] if arr.shape[2] >= 3 else arr[:, :, :1]
+        arr = channels.any(axis=2)
+    return arr != 0
+
+
+def read_mask_file(path: str | Path) -> np.ndarray:
+    """One mask file as a bool array (H, W): any non-zero value (in any colour channel; alpha ignored) is True.
+
+    Palette masks are read by index, not colour, and 16-bit colour masks as PIL reads them (PIL's pixels decide):
+    those, and every file that is not an intact 8-bit PNG (:func:`png_fast_path`), go through PIL; an intact PNG of
+    another kind is decoded by OpenCV without holding the GIL, to the same array. A corrupt file raises
+    :class:`ImageError` naming it.
+    """
+    path = Path(path)
+    if path.is_file():
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise _corrupt(path, exc) from exc
+        # IHDR: bit depth at byte 24, colour type at 25 (3 = palette: indices, which OpenCV would expand)
+        plain = len(data) > 26 and data[24] <= 8 and data[25] in (0, 2, 4, 6)
+        raw = png_fast_path(data) if plain else None
+        if raw is not None:
+            return (raw[:, :, :3].any(axis=2) if raw.ndim == 3 else raw != 0)
+    return _mask_from_pil(path)

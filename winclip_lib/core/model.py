@@ -16,16 +16,16 @@ from typing import Any
 import torch
 
 from winclip_lib.core.backbone import Backbone, load_backbone
-from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, encode_images
+from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, encode_images, resolve_batch_size
 from winclip_lib.core.features import Features
-from winclip_lib.core.fewshot import VisualMemory, few_shot_maps, fuse
+from winclip_lib.core.fewshot import ReferenceMaxima, VisualMemory, few_shot_maps, fuse, unit_features
 from winclip_lib.core.geometry import Geometry
 from winclip_lib.core.options import WinCLIPOptions
 from winclip_lib.core.preprocess import preprocess
 from winclip_lib.core.prompts import TextEmbeddingCache, text_embeddings
 from winclip_lib.core.scoring import smooth, upsample, zero_shot_image_score, zero_shot_maps
 
-__all__ = ["Prediction", "WinCLIP"]
+__all__ = ["Prediction", "Queries", "WinCLIP"]
 
 
 @dataclass
@@ -37,20 +37,46 @@ class Prediction:
         score: (B,) final image score — s0 zero-shot, (s0 + max visual) / 2 few-shot (or the options' variants).
         map: (B, H, W) final anomaly map — zero-shot map, or (zero-shot + visual) / 2 few-shot.
         image_score: (B,) s0, the whole-image text score.
-        zero_shot_map: (B, H, W) harmonic mean of s0 and the per-scale maps.
+        zero_shot_map: (B, H, W) harmonic mean of s0 and the per-scale maps (None when scored with
+            ``details=False``).
         scale_maps: {k: (B, G, G)} zero-shot per-scale maps (eq. 1).
-        visual_map: (B, H, W) few-shot visual map (eq. 3), None zero-shot.
+        visual_map: (B, H, W) few-shot visual map (eq. 3), None zero-shot (and with ``details=False``).
         visual_scale_maps: {k: (B, G, G)} few-shot per-scale maps; visual_patch_map (B, G, G) the patch map.
     """
 
     score: torch.Tensor
     map: torch.Tensor
     image_score: torch.Tensor
-    zero_shot_map: torch.Tensor
+    zero_shot_map: torch.Tensor | None
     scale_maps: dict[int, torch.Tensor]
     visual_map: torch.Tensor | None = None
     visual_scale_maps: dict[int, torch.Tensor] = field(default_factory=dict)
     visual_patch_map: torch.Tensor | None = None
+
+
+@dataclass
+class Queries:
+    """A batch of encoded images prepared once for scoring against many references (:meth:`WinCLIP.prepare`): what
+    does not depend on the references — the zero-shot maps and scores, and the unit-norm query features — computed
+    once, with the very operations :meth:`WinCLIP.predict_features` runs, so every score and map is bit-identical.
+
+    Attributes:
+        features: the batch, with its windows and patch tokens unit-norm when ``unit_norm``
+            (:func:`~winclip_lib.core.fewshot.unit_features`). zero_shot: the output of
+            :func:`~winclip_lib.core.scoring.zero_shot_maps`. language: (B,) the zero-shot image score.
+        text: the text embeddings they were made with. maxima: the best cosines against each candidate reference
+            (:class:`~winclip_lib.core.fewshot.ReferenceMaxima`), when prepared with references.
+    """
+
+    features: Features
+    zero_shot: dict[str, Any]
+    language: torch.Tensor
+    text: torch.Tensor = field(repr=False)
+    unit_norm: bool = True
+    maxima: ReferenceMaxima | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.features)
 
 
 class WinCLIP:
@@ -139,9 +165,10 @@ class WinCLIP:
         if x.ndim == 4 and x.shape[0] == 0:
             raise ValueError("empty batch: nothing to encode")
         o = self.options
+        n = resolve_batch_size(o.batch_size, self.backbone, max_tokens=self.max_tokens)
         parts = [
-            encode_images(self.backbone, x[i : i + o.batch_size], max_tokens=self.max_tokens, **o.feature_request())
-            for i in range(0, x.shape[0], o.batch_size)
+            encode_images(self.backbone, x[i : i + n], max_tokens=self.max_tokens, **o.feature_request())
+            for i in range(0, x.shape[0], n)
         ]
         return Features.cat(parts)
 
@@ -161,27 +188,54 @@ class WinCLIP:
         return self
 
     # -- scoring ---------------------------------------------------------------------------------------------
-    def predict_features(self, features: Features) -> Prediction:
-        """Score encoded features: zero-shot, plus few-shot when fitted."""
+    def prepare(self, features: Features, unit_norm: bool = True, references: Features | None = None) -> Queries:
+        """What scoring ``features`` under any references shares: the zero-shot results and the unit-norm query
+        features (:class:`Queries`), for :meth:`predict_features` to score it many times (after each :meth:`fit`).
+        ``unit_norm=False`` leaves the features as they are (for zero-shot scoring only). ``references``: candidate
+        references, unit-norm (:func:`~winclip_lib.core.fewshot.unit_features`), compared once with every query
+        (:class:`~winclip_lib.core.fewshot.ReferenceMaxima`), so that any draw of them is scored without a
+        :meth:`fit` (``predict_features(..., references=positions)``)."""
         o = self.options
         zs = zero_shot_maps(features, self.text, o.temperature, window_aggregation=o.window_aggregation,
                             image_term=o.image_term, zero_shot_map=o.zero_shot_map, dense_features=o.dense_features,
                             projection=self.backbone.visual.proj)
-        s0, z = zs["image_score"], zs["map"]
         language = zero_shot_image_score(zs, features, self.text, o.temperature, o.image_score)
+        unit = unit_features(features) if unit_norm or references is not None else features
+        maxima = None if references is None else ReferenceMaxima.compute(unit, references, o.memories)
+        return Queries(unit, zs, language, self.text, unit_norm or references is not None, maxima)
+
+    def predict_features(self, features: Features | Queries, *, details: bool = True,
+                         references: torch.Tensor | None = None) -> Prediction:
+        """Score encoded features (or a batch :meth:`prepare` made with this model's text): zero-shot, plus few-shot
+        when fitted — or, for queries prepared with candidate references, few-shot with the candidates at the
+        positions ``references`` (a LongTensor; the same numbers as after fitting those references).
+        ``details=False`` leaves out the upsampled intermediate maps (``zero_shot_map``, ``visual_map``), which only
+        cost time when nobody looks at them."""
+        o = self.options
+        queries = features if isinstance(features, Queries) else self.prepare(features, self.memory is not None)
+        if queries.text is not self.text:
+            raise ValueError("these queries were prepared with other text embeddings: prepare them with this model")
+        if references is not None and queries.maxima is None:
+            raise ValueError("references given by position need queries prepared with the candidate references")
+        zs, language = queries.zero_shot, queries.language
+        s0, z = zs["image_score"], zs["map"]
         out = self.output_size
-        if self.memory is None:
+        if references is not None:
+            vis = queries.maxima.few_shot_maps(references.to(queries.maxima.device), o.visual_aggregation)
+            final, score = fuse(z, language, vis["map"], o.fusion, o.fewshot_image_score)
+        elif self.memory is None:
             final, score, vis = z, language, None
         else:
-            vis = few_shot_maps(features, self.memory, o.memories, o.visual_aggregation)
+            vis = few_shot_maps(queries.features, self.memory, o.memories, o.visual_aggregation,
+                                normalized=queries.unit_norm)
             final, score = fuse(z, language, vis["map"], o.fusion, o.fewshot_image_score)
         return Prediction(
             score=score,
             map=smooth(upsample(final, out), o.smoothing_sigma),
             image_score=s0,
-            zero_shot_map=upsample(z, out),
+            zero_shot_map=upsample(z, out) if details else None,
             scale_maps=zs["scale_maps"],
-            visual_map=None if vis is None else upsample(vis["map"], out),
+            visual_map=None if vis is None or not details else upsample(vis["map"], out),
             visual_scale_maps={} if vis is None else vis["scale_maps"],
             visual_patch_map=None if vis is None else vis["patch_map"],
         )

@@ -100,7 +100,8 @@ class WinCLIPOptions:
                                   "alone (visual: no language term)", choices=FUSIONS)
     fewshot_image_score: str = setting("mean", "WinCLIP+ image score: (zero-shot score + max V) / 2 (mean) or the "
                                                "max of the final map (map_max)", choices=FEWSHOT_IMAGE_SCORES)
-    batch_size: int = setting(8, "images per encoding pass", results=False)
+    batch_size: int | str = setting("auto", "images per encoding pass; auto: from the device and its free memory "
+                                            "(8 on the CPU, up to 256 on a GPU)", results=False, metavar="{auto,N}")
 
     def __post_init__(self) -> None:
         set_frozen(self, "scales", tuple(int(k) for k in self.scales))
@@ -135,8 +136,15 @@ class WinCLIPOptions:
         set_frozen(self, "smoothing_sigma", float(self.smoothing_sigma))
         if self.smoothing_sigma < 0:
             raise ValueError(f"smoothing_sigma must be >= 0, got {self.smoothing_sigma}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if str(self.batch_size).lower() == "auto":
+            set_frozen(self, "batch_size", "auto")
+        else:
+            try:
+                set_frozen(self, "batch_size", int(self.batch_size))
+            except (TypeError, ValueError):
+                raise ValueError(f"batch_size must be a positive integer or 'auto', got {self.batch_size!r}") from None
+            if self.batch_size < 1:
+                raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
     @classmethod
     def from_config(cls, config: Any) -> WinCLIPOptions:

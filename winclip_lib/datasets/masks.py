@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from winclip_lib.core.imageio import ImageError, image_size, is_image_file, read_pil
+from winclip_lib.core.imageio import ImageError, image_size, is_image_file, read_mask_file
 from winclip_lib.datasets.catalog import DatasetError, Sample
 
 __all__ = ["has_defect", "is_empty_mask", "load_mask", "mask_files"]
@@ -24,14 +24,6 @@ def mask_files(mask_path: Path) -> list[Path]:
     if not mask_path.is_dir():
         return [mask_path]
     return sorted((p for p in mask_path.iterdir() if is_image_file(p)), key=lambda p: p.name)
-
-
-def _read_one(path: Path) -> np.ndarray:
-    arr = np.asarray(read_pil(path))
-    if arr.ndim == 3:
-        channels = arr[:, :, :3] if arr.shape[2] >= 3 else arr[:, :, :1]
-        arr = channels.any(axis=2)
-    return arr != 0
 
 
 @functools.lru_cache(maxsize=65536)
@@ -56,7 +48,7 @@ def is_empty_mask(mask_path: str | Path) -> bool:
     Raises:
         ImageError: a mask file that cannot be decoded.
     """
-    return not any(_read_one(f).any() for f in mask_files(Path(mask_path)))
+    return not any(read_mask_file(f).any() for f in mask_files(Path(mask_path)))
 
 
 def load_mask(sample_or_path: Sample | str | Path | None, image_shape: Sequence[int] | None = None) -> np.ndarray:
@@ -89,7 +81,7 @@ def load_mask(sample_or_path: Sample | str | Path | None, image_shape: Sequence[
         raise DatasetError(f"mask folder {mask_path} holds no mask files; re-extract the dataset")
     mask: np.ndarray | None = None
     for file in files:
-        part = _read_one(file)
+        part = read_mask_file(file)
         if expected is not None and part.shape != expected:
             of = f"its image {image_path}" if image_path is not None else "the image"
             raise DatasetError(

@@ -101,8 +101,9 @@ class RunConfig(WinCLIPOptions):
                                 "only, for datasets whose anomalous images have no masks)")
     preset: str | None = setting(None, "the named preset these settings started from (record only; see "
                                        "winclip_lib.experiments.presets)", results=False, cli=False)
-    cache_dir: str = setting(".cache/winclip/features", "the feature cache (encoded images, reused by every run)",
-                             results=False)
+    cache_dir: str = setting(".cache/winclip/features", "the feature cache (encoded images, reused by every run); "
+                                                        "none: no cache on disk, each category's features kept in "
+                                                        "memory for its scoring only", results=False)
     out_dir: str = setting("build/results", "where the results go", results=False, flag="--out")
 
     def __post_init__(self) -> None:

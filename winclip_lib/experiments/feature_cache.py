@@ -6,7 +6,12 @@ size, geometry, mean / std), window stride and :data:`ENCODER_VERSION`. Its hash
 per image holding *named tensors* (:meth:`winclip_lib.core.features.Features.named`)::
 
     <cache_dir>/<spec key>/spec.json                   the spec, readable
-    <cache_dir>/<spec key>/<id[:2]>/<id>.pt            torch.save of {format, key, spec, image, checksum, tensors}
+    <cache_dir>/<spec key>/<id[:2]>/<id>.feat          the entry (winclip_lib.experiments.cache_entries)
+
+Entries hold the tensors in the encoder's precision where that is exact (bf16 or fp16 features take half the disk of
+float32; about 0.87 MB per image for ViT-B-16-plus-240 in bf16, 1.74 MB in fp32) and are read back as float32. An
+entry of the previous format (``<id>.pt``, :data:`~winclip_lib.experiments.cache_entries.LEGACY_FORMAT`) is read
+and used as it is (its features are the same), then rewritten in the current format.
 
 A *request* (:class:`FeatureRequest`: window scales, patch-token variants, multi-crop views, tiles) says which named
 tensors a scoring needs. An entry that holds them all serves the request by selection, so one encoding with the
@@ -25,69 +30,87 @@ of an image encoded alone differs from the same image encoded in a batch by ~3e-
 (corrupt, or a run killed mid-unit) can move a metric in its 6th decimal; results are bit-identical whenever the
 features come from the cache. ``batch_size=1`` makes encoding batch-independent.
 
-An entry is used only if it loads with ``torch.load(weights_only=True)``, echoes this spec and this image id, has
-the expected shapes and dtype, and its tensors hash to the stored checksum; anything else (a truncated file, an
-entry of another spec, a bit flip) is counted in :attr:`FeatureCache.invalid_count`, deleted and recomputed — never
-silently used. Entries are written atomically, so a run killed mid-write leaves no partial entry.
+An entry is used only if it is complete, its tensors hash to the stored checksum, it echoes this spec and this
+image id, and it has the expected shapes and dtypes; anything else (a truncated file, an entry of another spec, a bit
+flip) is counted in :attr:`FeatureCache.invalid_count`, deleted and recomputed — never silently used. Entries are
+written atomically by a background thread (:class:`~winclip_lib.experiments.cache_entries.EntryWriter`) while the
+encoder goes on, so a run killed mid-write leaves no partial entry; :meth:`FeatureCache.flush` waits for them.
+
+**The pipeline** (:meth:`FeatureCache.features`): content hashes and entry reads run on a pool of threads; the misses
+are decoded by the same threads a few batches ahead of the encoder (:class:`~winclip_lib.experiments.image_loader.
+ImageLoader`), encoded, and handed to the writer — decode, encode and write overlap. Each step's time goes to the
+cache's :class:`~winclip_lib.experiments.stages.StageTimes`.
+
+**Without a disk** (``cache_dir`` None; ``--cache-dir none``): entries are kept in memory until :meth:`FeatureCache.
+end_unit` (the grid calls it after each unit), for data sets too large to cache (Real-IAD's 150,000 images would take
+about 130 GB in bf16). Nothing is reused across units or runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
-import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from winclip_lib.core.backbone import Backbone
-from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, crop_boxes, encode_images
+from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, crop_boxes, encode_images, resolve_batch_size
 from winclip_lib.core.features import Features
-from winclip_lib.core.geometry import RESIZE_MODES
+from winclip_lib.core.geometry import RESIZE_MODES, Geometry
 from winclip_lib.core.options import WinCLIPOptions
-from winclip_lib.core.preprocess import preprocess
-from winclip_lib.experiments.files import atomic_write_bytes, atomic_write_text, content_digest
+from winclip_lib.experiments.cache_entries import (
+    ENTRY_SUFFIX,
+    LEGACY_SUFFIX,
+    EntryWriter,
+    encode_entry,
+    features_checksum,
+    read_entry,
+    read_legacy_entry,
+    storage_tensors,
+    write_entry_file,
+)
+from winclip_lib.experiments.files import atomic_write_text, content_digest
+from winclip_lib.experiments.image_loader import ImageLoader
+from winclip_lib.experiments.stages import StageTimes
 
 __all__ = [
+    "AHEAD_IMAGES",
     "CACHE_FORMAT",
     "ENCODER_VERSION",
+    "NO_CACHE",
     "EncoderSpec",
     "FeatureCache",
     "FeatureRequest",
     "features_checksum",
+    "is_no_cache",
 ]
 
 #: Bump when the encoder, the image decoding or the preprocessing change what features an image gets.
 ENCODER_VERSION = "2"
-#: Layout version of one cache entry.
-CACHE_FORMAT = 2
+#: Layout version of one cache entry (:mod:`~winclip_lib.experiments.cache_entries`).
+CACHE_FORMAT = 3
+#: The ``cache_dir`` value that means "no feature cache on disk".
+NO_CACHE = "none"
+#: Images :meth:`FeatureCache.prefetch` decodes ahead at most (about 180 MB of 240 x 240 inputs).
+AHEAD_IMAGES = 1024
 
 _log = logging.getLogger(__name__)
+_FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-def _tensor_bytes(t: torch.Tensor) -> bytes:
-    return t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes()
-
-
-def features_checksum(named: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the names, shapes, dtypes and raw bytes of named tensors (in name order)."""
-    h = hashlib.sha256()
-    for name in sorted(named):
-        t = named[name]
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(_tensor_bytes(t))
-    return h.hexdigest()
-
-
+def is_no_cache(cache_dir: str | Path | None) -> bool:
+    """True for the ``cache_dir`` values that mean no cache on disk: None and "none" (any case)."""
+    return cache_dir is None or str(cache_dir).strip().lower() == NO_CACHE
 # -------------------------------------------------------------------------------------------------------- spec
 
 
@@ -185,62 +208,71 @@ class FeatureRequest:
 
 
 class FeatureCache:
-    """Encode images through the on-disk cache.
+    """Encode images through the feature cache (the module docstring).
 
     Args:
-        cache_dir: root folder of the cache (shared by all specs).
+        cache_dir: root folder of the cache (shared by all specs); None or "none": no disk, entries kept in memory
+            until :meth:`end_unit`.
         backbone: the CLIP backbone that encodes the misses.
         request: the tensors :meth:`features` returns by default (:class:`FeatureRequest`).
         stride, resize_mode: the window stride and the preprocessing geometry (part of the spec).
-        batch_size: images per :func:`~winclip_lib.core.encoder.encode_images` call. max_tokens: tokens per
-            transformer call.
-        progress: show a tqdm bar while encoding misses. workers: threads that decode images ahead of the encoder.
+        batch_size: images per :func:`~winclip_lib.core.encoder.encode_images` call, or "auto"
+            (:func:`~winclip_lib.core.encoder.resolve_batch_size`). max_tokens: tokens per transformer call.
+        progress: show a tqdm bar while encoding misses. workers: threads that hash, read and decode files
+            (default: one per CPU). times: where each stage's seconds go (default: a new
+            :class:`~winclip_lib.experiments.stages.StageTimes`, :attr:`times`).
 
     Attributes:
         encode_count: images run through the ViT by this object.
-        hit_count: images served from disk without encoding. extend_count: entries that had to be extended.
+        hit_count: images served from the cache without encoding. extend_count: entries that had to be extended.
         invalid_count: entries found stale or corrupt (deleted, recomputed).
         encoded: Counter of image ids encoded (each should be 1).
     """
 
     def __init__(
         self,
-        cache_dir: str | Path,
+        cache_dir: str | Path | None,
         backbone: Backbone,
         request: FeatureRequest | None = None,
         *,
         stride: int = 1,
         resize_mode: str = "resize",
-        batch_size: int = 8,
+        batch_size: int | str = 8,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         progress: bool = True,
         workers: int | None = None,
+        times: StageTimes | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.backbone = backbone
         self.request = request or FeatureRequest()
         self.spec = EncoderSpec.from_backbone(backbone, stride=stride, resize_mode=resize_mode)
-        self.root = Path(cache_dir)
-        self.dir = self.root / self.spec.key
-        self.batch_size = int(batch_size)
+        self.batch_size = resolve_batch_size(batch_size, backbone, max_tokens=max_tokens)
+        self.root = None if is_no_cache(cache_dir) else Path(cache_dir)
+        self.dir = None if self.root is None else self.root / self.spec.key
         self.max_tokens = int(max_tokens)
         self.progress = progress
-        self.workers = workers or min(8, os.cpu_count() or 1)
+        self.times = times if times is not None else StageTimes()
+        self.loader = ImageLoader(Geometry(self.spec.image_size, self.spec.resize_mode), self.spec.mean,
+                                  self.spec.std, backbone.device, workers, self.times)
+        self.workers = self.loader.workers
         self.encode_count = 0
         self.hit_count = 0
         self.extend_count = 0
         self.invalid_count = 0
         self.encoded: Counter[str] = Counter()
+        self._memory: dict[str, dict[str, torch.Tensor]] = {}
+        self._ahead: dict[Path, Future] = {}
+        self._writer = EntryWriter(self.times, max_pending=max(64, 2 * self.batch_size))
+        self._storage = backbone.dtype if backbone.dtype in (torch.bfloat16, torch.float16) else torch.float32
 
     @classmethod
     def from_config(cls, config: Any, backbone: Backbone, *, request: FeatureRequest | None = None,
-                    progress: bool = True) -> FeatureCache:
+                    progress: bool = True, times: StageTimes | None = None) -> FeatureCache:
         """The cache of a config (``cache_dir``, ``resize_mode``, ``batch_size`` and, unless ``request`` is given,
         the tensors its method options need)."""
         request = request or FeatureRequest.from_options(WinCLIPOptions.from_config(config))
         return cls(config.cache_dir, backbone, request, resize_mode=config.resize_mode, batch_size=config.batch_size,
-                   progress=progress)
+                   progress=progress, times=times)
 
     # -- identity ------------------------------------------------------------------------------------------
     def _expected_shape(self, name: str) -> tuple[int, ...] | None:
@@ -261,59 +293,127 @@ class FeatureCache:
         """Where the entry of an image file lives (whether or not it exists)."""
         return self._entry_path_of(self.image_id(path))
 
-    def _entry_path_of(self, iid: str) -> Path:
-        return self.dir / iid[:2] / f"{iid}.pt"
+    def _entry_path_of(self, iid: str, suffix: str = ENTRY_SUFFIX) -> Path:
+        if self.dir is None:
+            raise ValueError("this feature cache has no folder (cache_dir none): its entries are in memory")
+        return self.dir / iid[:2] / f"{iid}{suffix}"
 
     # -- entries -------------------------------------------------------------------------------------------
-    def _valid(self, entry: object, iid: str) -> dict[str, torch.Tensor] | None:
-        """The entry's named tensors if it is a well-formed entry of this spec and image, else None."""
-        if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
+    def _checked(self, header: object, stored: dict[str, torch.Tensor], iid: str, dtypes: tuple[torch.dtype, ...]
+                 ) -> dict[str, torch.Tensor] | None:
+        """The entry's tensors as float32 if it is a well-formed entry of this spec and image, else None."""
+        if not isinstance(header, dict):
             return None
-        if entry.get("key") != self.spec.key or entry.get("spec") != self.spec.as_dict() or entry.get("image") != iid:
+        if (header.get("key"), header.get("spec"), header.get("image")) != (self.spec.key, self.spec.as_dict(), iid):
             return None
-        named = entry.get("tensors")
-        if not isinstance(named, dict) or "image" not in named:
+        if "image" not in stored:
             return None
-        for name, t in named.items():
+        for name, t in stored.items():
             shape = self._expected_shape(str(name))
-            if shape is None or not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype != torch.float32:
+            if shape is None or not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype not in dtypes:
                 return None
-        if entry.get("checksum") != features_checksum(named):
-            return None
-        return dict(named)
+        return {str(n): t.float() for n, t in stored.items()}
 
-    def _load(self, iid: str) -> dict[str, torch.Tensor] | None:
-        entry_path = self._entry_path_of(iid)
-        if not entry_path.is_file():
-            return None
-        try:
-            entry = torch.load(entry_path, map_location="cpu", weights_only=True)
-        except Exception:  # truncated, garbage, unpicklable: all mean "recompute"
-            entry = None
-        named = self._valid(entry, iid)
+    def _read(self, iid: str) -> tuple[dict[str, torch.Tensor] | None, Path | None, Path | None]:
+        """(the entry's float32 tensors or None, the path of an invalid entry (deleted), the path of a valid entry of
+        the previous format (to be rewritten)). Runs on the loader's threads."""
+        if self.dir is None:
+            return self._memory.get(iid), None, None
+        pending = self._writer.pending(iid)
+        if pending is not None:
+            return pending, None, None
+        path = self._entry_path_of(iid)
+        if path.is_file():
+            got = read_entry(path)
+            named = None if got is None else self._checked(got[0], got[1], iid, _FLOAT_DTYPES)
+        else:
+            path = self._entry_path_of(iid, LEGACY_SUFFIX)
+            if not path.is_file():
+                return None, None, None
+            entry = read_legacy_entry(path)
+            named = None if entry is None else self._checked(entry, entry["tensors"], iid, (torch.float32,))
+            if named is not None:
+                return named, None, path
         if named is None:
-            self.invalid_count += 1
-            _log.warning("feature cache: invalid entry %s (stale or corrupt), deleted and recomputed", entry_path)
             with contextlib.suppress(FileNotFoundError):
-                entry_path.unlink()
-        return named
+                path.unlink()
+            return None, path, None
+        return named, None, None
+
+    def _note_invalid(self, path: Path) -> None:
+        self.invalid_count += 1
+        _log.warning("feature cache: invalid entry %s (stale or corrupt), deleted and recomputed", path)
 
     def load(self, path: str | Path, request: FeatureRequest | None = None) -> Features | None:
         """The cached features (1 image) of an image file for ``request``, or None when its entry is missing or
         lacks some of the request; an invalid entry is deleted."""
         request = request or self.request
-        named = self._load(self.image_id(path))
+        named, invalid, _ = self._read(self.image_id(path))
+        if invalid is not None:
+            self._note_invalid(invalid)
         if named is None or not set(request.names()) <= set(named):
             return None
         return self._assemble(named, request)
 
-    def _store(self, iid: str, named: dict[str, torch.Tensor]) -> None:
-        """Write one entry; the tensors (1 image) must own their CPU storage."""
-        entry = {"format": CACHE_FORMAT, "key": self.spec.key, "spec": self.spec.as_dict(), "image": iid,
-                 "checksum": features_checksum(named), "tensors": named}
-        buf = io.BytesIO()
-        torch.save(entry, buf)
-        atomic_write_bytes(self._entry_path_of(iid), buf.getvalue())
+    def _write(self, iid: str, named: dict[str, torch.Tensor], event: Any = None, replaces: Path | None = None
+               ) -> None:
+        """Store one entry (1 image): kept in memory without a disk, else handed to the writer thread (after
+        ``event``, the copy of the tensors to the host, has completed); ``replaces``: an old-format entry deleted
+        once the new one is written."""
+        if self.dir is None:
+            self._memory[iid] = named
+            return
+        header = {"key": self.spec.key, "spec": self.spec.as_dict(), "image": iid}
+        target = self._entry_path_of(iid)
+
+        def write() -> None:
+            if event is not None:
+                event.synchronize()
+            write_entry_file(target, encode_entry(header, storage_tensors(named, self._storage)))
+            if replaces is not None:
+                replaces.unlink(missing_ok=True)
+
+        self._writer.submit(iid, named, write)
+
+    def flush(self) -> None:
+        """Wait until every entry handed to the writer is on disk (raises the first write error)."""
+        self._writer.flush()
+
+    def end_unit(self) -> None:
+        """The grid is done with a unit: without a disk, its entries are forgotten (with one, nothing changes)."""
+        if self.dir is None:
+            self._memory.clear()
+
+    def close(self) -> None:
+        """:meth:`flush`, then stop the writer and decoder threads (a later call starts them again)."""
+        self._ahead.clear()
+        try:
+            self._writer.close()
+        finally:
+            self.loader.close()
+
+    def _has_entry(self, iid: str) -> bool:
+        if self.dir is None:
+            return iid in self._memory
+        return (self._entry_path_of(iid).is_file() or self._entry_path_of(iid, LEGACY_SUFFIX).is_file()
+                or self._writer.pending(iid) is not None)
+
+    def _prepare_ahead(self, path: Path) -> np.ndarray | None:
+        """A later call's image: its content hash (remembered) and, when it has no entry, its decoded input."""
+        return None if self._has_entry(self.image_id(path)) else self.loader.image(path)
+
+    def prefetch(self, paths: Sequence[str | Path]) -> None:
+        """Prepare the images of a later :meth:`features` call ahead of time (:meth:`~winclip_lib.experiments.
+        image_loader.ImageLoader.ahead_job`: at once on a GPU, while cores are spare on the CPU): their content hashes
+        and, for those without an entry, their decoded inputs (at most :data:`AHEAD_IMAGES`, in order). What a call
+        needs before it is ready is done by the call itself; an earlier prefetch that was not used is dropped."""
+        for f in self._ahead.values():
+            f.cancel()
+        self._ahead = {}
+        for p in dict.fromkeys(Path(p) for p in paths):
+            if len(self._ahead) >= AHEAD_IMAGES:
+                break
+            self._ahead[p] = self.loader.ahead_job("decode", self._prepare_ahead, p)
 
     def _write_spec(self) -> None:
         spec_file = self.dir / "spec.json"
@@ -325,62 +425,69 @@ class FeatureCache:
                                    request.patch_tokens[0], request.extras())
 
     # -- encoding ------------------------------------------------------------------------------------------
-    def _preprocess_one(self, path: Path) -> torch.Tensor:
-        return preprocess(path, self.spec.image_size, mode=self.spec.resize_mode, mean=self.spec.mean,
-                          std=self.spec.std)
+    def _to_host(self, named: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Any]:
+        """The encoder's output on the host: as it is on the CPU; on a GPU copied into pinned memory without blocking,
+        with the CUDA event that marks the copy's end (None on the CPU)."""
+        if self.backbone.device.type != "cuda":
+            return named, None
+        host = {n: torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for n, t in named.items()}
+        for n, t in named.items():
+            host[n].copy_(t, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return host, event
 
-    def _batches(self, paths: Sequence[Path]) -> Iterator[torch.Tensor]:
-        """(b, 3, S, S) batches of ``paths``, the next batch decoded by threads while the current one encodes."""
-        chunks = [paths[i : i + self.batch_size] for i in range(0, len(paths), self.batch_size)]
-        with ThreadPoolExecutor(self.workers) as pool:
-            pending = [pool.submit(self._preprocess_one, p) for p in chunks[0]] if chunks else []
-            for i in range(len(chunks)):
-                current = pending
-                pending = [pool.submit(self._preprocess_one, p) for p in chunks[i + 1]] if i + 1 < len(chunks) else []
-                yield torch.cat([f.result() for f in current])
-
-    def _encode(self, todo: dict[str, tuple[Path, FeatureRequest, dict[str, torch.Tensor]]], desc: str
+    def _encode(self, todo: dict[str, tuple[Path, FeatureRequest, dict[str, torch.Tensor], Path | None]], desc: str
                 ) -> dict[str, dict[str, torch.Tensor]]:
-        """Encode what each image lacks (``{id: (path, missing request, stored tensors)}``), grouped by the missing
-        request; store each entry with the new tensors added; return ``{id: all its named tensors}``."""
+        """Encode what each image lacks (``{id: (path, missing request, stored tensors, old-format entry)}``),
+        grouped by the missing request; hand each entry with the new tensors added to the writer; return ``{id: all
+        its named tensors}``."""
         out: dict[str, dict[str, torch.Tensor]] = {}
         if not todo:
             return out
-        self._write_spec()
+        if self.dir is not None:
+            self._write_spec()
         groups: dict[FeatureRequest, list[str]] = {}
-        for iid, (_, missing, _) in todo.items():
+        for iid, (_, missing, _, _) in todo.items():
             groups.setdefault(missing, []).append(iid)
         bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not self.progress, leave=False)
+        events = []
         try:
             for missing, ids in groups.items():
-                start = 0
-                for x in self._batches([todo[i][0] for i in ids]):
-                    feats = encode_images(self.backbone, x, missing.scales, stride=self.spec.stride,
-                                          patch_tokens=missing.patch_tokens, crops=missing.crops,
-                                          tile_scales=missing.tile_scales, max_tokens=self.max_tokens).to("cpu")
-                    new = feats.named()
+                for start, x in self.loader.batches([todo[i][0] for i in ids], self.batch_size, self._ahead):
+                    with self.times.stage("encode"):
+                        feats = encode_images(self.backbone, x, missing.scales, stride=self.spec.stride,
+                                              patch_tokens=missing.patch_tokens, crops=missing.crops,
+                                              tile_scales=missing.tile_scales, max_tokens=self.max_tokens)
+                        new, event = self._to_host(feats.named())
+                    events.append(event)
                     for j in range(len(feats)):
                         iid = ids[start + j]
-                        stored = todo[iid][2]
-                        named = {**{n: t[j : j + 1].clone() for n, t in new.items() if n not in stored}, **stored}
-                        self._store(iid, named)
+                        stored, replaces = todo[iid][2], todo[iid][3]
+                        named = {**{n: t[j : j + 1] for n, t in new.items() if n not in stored}, **stored}
                         out[iid] = named
                         self.encoded[iid] += 1
+                        self._write(iid, named, event, replaces)
                     self.encode_count += len(feats)
-                    start += len(feats)
                     bar.update(len(feats))
+            with self.times.stage("encode"):
+                for event in events:
+                    if event is not None:
+                        event.synchronize()
         finally:
             bar.close()
         return out
 
-    def features(self, paths: Sequence[str | Path], desc: str = "encode", request: FeatureRequest | None = None
-                 ) -> Features:
+    def features(self, paths: Sequence[str | Path], desc: str = "encode", request: FeatureRequest | None = None,
+                 *, wait: bool = True) -> Features:
         """Features of image files, in order, encoding only what is not cached.
 
         Args:
             paths: N image files (duplicates allowed).
             desc: label of the progress bar.
             request: the tensors wanted (default: the cache's own request).
+            wait: return once every new entry is on disk (False: the writer may still be writing — call
+                :meth:`flush` before relying on the files; reads through this object see the entries either way).
 
         Returns:
             :class:`Features` on the CPU with image (N, D), windows {k: (N, n_k, D)}, patches (N, G*G, W) and the
@@ -389,22 +496,32 @@ class FeatureCache:
         if len(paths) == 0:
             raise ValueError("no images given: nothing to encode")
         request = request or self.request
-        ids = [self.image_id(p) for p in paths]
+        ids = self.loader.map("cache_read", self.image_id, paths)
+        first = {iid: Path(p) for iid, p in reversed(list(zip(ids, paths, strict=True)))}
+        unique = list(dict.fromkeys(ids))
+        reads = self.loader.map("cache_read", self._read, unique)
         found: dict[str, dict[str, torch.Tensor]] = {}
-        todo: dict[str, tuple[Path, FeatureRequest, dict[str, torch.Tensor]]] = {}
-        for iid, p in zip(ids, paths, strict=True):
-            if iid in found or iid in todo:
-                continue
-            named = self._load(iid) or {}
-            missing = request.missing_from(set(named))
-            if missing is None:
-                found[iid] = named
-                self.hit_count += 1
-            else:
-                if named:
-                    self.extend_count += 1
-                todo[iid] = (Path(p), missing, named)
+        todo: dict[str, tuple[Path, FeatureRequest, dict[str, torch.Tensor], Path | None]] = {}
+        with self.times.stage("cache_read"):
+            for iid, (named, invalid, legacy) in zip(unique, reads, strict=True):
+                if invalid is not None:
+                    self._note_invalid(invalid)
+                named = named or {}
+                missing = request.missing_from(set(named))
+                if missing is None:
+                    found[iid] = named
+                    self.hit_count += 1
+                    if legacy is not None:
+                        self._write(iid, named, replaces=legacy)
+                else:
+                    if named:
+                        self.extend_count += 1
+                    todo[iid] = (first[iid], missing, named, legacy)
         found.update(self._encode(todo, desc))
+        for p in paths:
+            self._ahead.pop(Path(p), None)
+        if wait:
+            self.flush()
         return Features.cat([self._assemble(found[i], request) for i in ids])
 
     def counts(self) -> dict[str, int]:

@@ -93,8 +93,10 @@ def user_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see the module docstring); parent folders are created.
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see the module docstring); parent folders are created. ``durable=False``
+    skips the fsync: still atomic against a killed process, but a power loss may lose or tear the file (for files
+    whose readers check them, e.g. checksummed cache entries).
 
     Raises:
         WriteError: the folder or the file could not be written (the message names ``path`` and the cause).
@@ -108,8 +110,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, user_file_mode())
         os.replace(tmp, path)
     except BaseException as exc:

@@ -10,7 +10,8 @@ For every (dataset, category) unit (:mod:`~winclip_lib.experiments.units`) :func
 
 Then the part files of all units are gathered into the run folder (``cfg.out_dir``): ``metrics.csv``,
 ``scores.csv``, ``summary.csv`` and ``run.json`` (with ``weights``: which weights ran, proven by the checkpoint's
-SHA-256, :class:`~winclip_lib.core.checkpoints.WeightsVerdict`).
+SHA-256, :class:`~winclip_lib.core.checkpoints.WeightsVerdict`; and ``stages``: the seconds of each stage and the
+images per second, :mod:`~winclip_lib.experiments.stages`).
 
 **Resume.** A unit is done when its marker exists and its part files match the checksums in it; a re-run skips done
 units and rebuilds the same CSVs byte for byte, and an interrupted run resumes. The unit key hashes everything that
@@ -71,9 +72,10 @@ from winclip_lib.experiments.results import (
     write_tables,
     write_unit,
 )
+from winclip_lib.experiments.stages import StageTimes
 from winclip_lib.experiments.summary import summarize
 from winclip_lib.experiments.unit_eval import score_unit
-from winclip_lib.experiments.units import canonical_json, plan_units, unit_key
+from winclip_lib.experiments.units import Unit, canonical_json, plan_units, unit_key
 
 __all__ = ["RUNNER_VERSION", "check_backbone", "identity_key", "load_run_backbone", "result_config", "run_grid",
            "run_identity", "run_or_load"]
@@ -127,6 +129,14 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def _next_images(units: list[Unit], keys: list[str], out_dir: Path) -> list[Path]:
+    """The images of the next unit that is not done yet (for the cache to prepare while a unit is scored)."""
+    for unit, key in zip(units, keys, strict=True):
+        if not unit_done(part_paths(out_dir, unit, key), key):
+            return [s.image_path for s in (*unit.test, *unit.reference_union)]
+    return []
+
+
 def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | None = None, *,
              max_units: int | None = None, text_cache: TextEmbeddingCache | None = None) -> RunResult:
     """Run (or resume) a grid and write its results to ``cfg.out_dir`` (see the module docstring).
@@ -153,6 +163,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
         FileExistsError: the output folder holds another run or other files (before any work).
         KeyboardInterrupt: after recording ``"status": "interrupted"`` in ``run.json``.
     """
+    started = time.perf_counter()
     cfg.check_runnable()
     units = plan_units(cfg)
     identity = run_identity(cfg)
@@ -168,7 +179,8 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     for name in TABLES:
         (out_dir / name).unlink(missing_ok=True)  # final tables exist only for a complete run
 
-    cache = FeatureCache.from_config(cfg, backbone, progress=show)
+    times = StageTimes()
+    cache = FeatureCache.from_config(cfg, backbone, progress=show, times=times)
     text_cache = text_cache if text_cache is not None else TextEmbeddingCache()
     text_before = text_cache.encodes
     result_cfg = result_config(cfg, backbone)
@@ -187,7 +199,8 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
         "weights": None if backbone.weights is None else backbone.weights.as_dict(),
         "synthetic_data": {d: is_synthetic_root(root) for d, root in cfg.datasets.items()},
         "versions": _versions(),
-        "feature_cache": {"dir": str(cache.dir), "spec": cache.spec.as_dict()},
+        "feature_cache": {"dir": None if cache.dir is None else str(cache.dir), "spec": cache.spec.as_dict(),
+                          "batch_size": cache.batch_size, "workers": cache.workers},
         "result_config": result_cfg,
     }
     info["label"] = run_label(info)
@@ -197,12 +210,13 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     unit_log: list[dict[str, Any]] = []
     warnings: list[str] = []
     computed = 0
-    started = time.perf_counter()
+    images = 0
     units_bar = bar(units, enabled=show, desc="units", unit="unit")
+    keys = [unit_key(unit, result_cfg) for unit in units]
     try:
-        for unit in units_bar:
+        for i, unit in enumerate(units_bar):
             units_bar.set_postfix_str(f"{unit.dataset}/{unit.category}")
-            key = unit_key(unit, result_cfg)
+            key = keys[i]
             paths = part_paths(out_dir, unit, key)
             entry = {"dataset": unit.dataset, "category": unit.category, "key": key, "n_test": len(unit.test),
                      "n_references": len(unit.reference_union)}
@@ -218,7 +232,10 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
             warnings += unit_warnings
             before = cache.counts()
             t0 = time.perf_counter()
-            metrics, scores = score_unit(unit, cfg, backbone, cache, show, text_cache)
+            metrics, scores = score_unit(unit, cfg, backbone, cache, show, text_cache,
+                                         ahead=_next_images(units[i + 1 :], keys[i + 1 :], out_dir))
+            cache.end_unit()
+            images += entry["n_test"] + entry["n_references"]
             after = cache.counts()
             counts = {n: after[n] - before[n] for n in ("encoded", "hits", "extended", "invalid")}
             write_unit(paths, key, metrics, scores, {"dataset": unit.dataset, "category": unit.category, **counts,
@@ -226,6 +243,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
             parts.append(paths)
             unit_log.append({**entry, "status": "computed", **counts, "seconds": round(time.perf_counter() - t0, 3)})
             computed += 1
+        cache.flush()  # the last entries on disk before the run is called complete
 
         metrics, scores = gather_parts(parts)
         complete = len(parts) == len(units)
@@ -237,20 +255,25 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
             "encode_counts": {**cache.counts(),
                               "distinct_images": sum(u["n_test"] + u["n_references"] for u in unit_log),
                               "text_encodes": text_cache.encodes - text_before},
-            "seconds": round(time.perf_counter() - started, 3),
         })
         if complete:
             write_tables(out_dir, {"metrics.csv": metrics, "scores.csv": scores, "summary.csv": summary},
                          info["label"])
+        seconds = time.perf_counter() - started
+        info.update({"seconds": round(seconds, 3), "stages": times.as_dict(seconds, images)})
         write_run_json(out_dir, info)
     except BaseException as exc:
+        with contextlib.suppress(Exception):  # the entries already encoded kept (a failed write is not retried)
+            cache.close()
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {describe_error(exc)}"
-        info.update({"status": status, "units": unit_log, "warnings": warnings,
-                     "seconds": round(time.perf_counter() - started, 3)})
+        seconds = time.perf_counter() - started
+        info.update({"status": status, "units": unit_log, "warnings": warnings, "seconds": round(seconds, 3),
+                     "stages": times.as_dict(seconds, images)})
         with contextlib.suppress(OSError):  # a full disk may refuse run.json too: the error raised says why
             write_run_json(out_dir, info)
         raise
     finally:
+        cache.close()
         units_bar.close()
     return RunResult(metrics, scores, summary, info, out_dir)
 

@@ -14,6 +14,8 @@ defect pixels indexed on the model's device) and every setting's maps stay on th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,16 +24,18 @@ import torch
 from tqdm.auto import tqdm
 
 from winclip_lib.core.backbone import Backbone
-from winclip_lib.core.features import Features
+from winclip_lib.core.fewshot import unit_features
 from winclip_lib.core.geometry import Geometry
-from winclip_lib.core.model import WinCLIP
+from winclip_lib.core.model import Queries, WinCLIP
 from winclip_lib.core.options import WinCLIPOptions
 from winclip_lib.core.prompts import TextEmbeddingCache
+from winclip_lib.datasets.catalog import Sample
 from winclip_lib.datasets.masks import load_mask
 from winclip_lib.evaluation.device_metrics import PixelTargets, category_metrics, image_metrics
 from winclip_lib.evaluation.metrics import IMAGE_METRIC_NAMES, METRIC_NAMES
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.feature_cache import FeatureCache
+from winclip_lib.experiments.image_loader import ImageLoader
 from winclip_lib.experiments.summary import METRICS_COLUMNS, SCORES_COLUMNS
 from winclip_lib.experiments.units import Unit
 
@@ -45,15 +49,36 @@ def eval_geometry(cfg: RunConfig, input_size: int) -> Geometry:
     return Geometry(side, cfg.resize_mode)
 
 
-def eval_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str = "area"
-               ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-    """Ground-truth masks of the unit's test images — through ``geometry`` to (N, N) bool (``method`` resizing),
-    or for "mask" the covered region of each mask at its own resolution — and each mask's full (H, W)."""
-    full = [load_mask(s) for s in unit.test]
-    shapes = [m.shape for m in full]
+def _eval_mask(sample: Sample, geometry: Geometry, eval_resolution: str, method: str
+               ) -> tuple[np.ndarray, tuple[int, int]]:
+    full = load_mask(sample)
     if eval_resolution != "mask":
-        return [geometry.mask(m, method) for m in full], shapes
-    return [m[geometry.region(*m.shape)] for m in full], shapes
+        return geometry.mask(full, method), full.shape
+    return full[geometry.region(*full.shape)], full.shape
+
+
+def _start_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str, loader: ImageLoader | None
+                 ) -> Callable[[], tuple[list[np.ndarray], list[tuple[int, int]]]]:
+    """Start the masks of :func:`eval_masks` on the loader's threads; the function returned waits for them."""
+    if loader is None:
+        done = [_eval_mask(s, geometry, eval_resolution, method) for s in unit.test]
+        return lambda: ([m for m, _ in done], [shape for _, shape in done])
+    futures = [loader.submit("decode", _eval_mask, s, geometry, eval_resolution, method) for s in unit.test]
+
+    def collect() -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+        with loader.times.stage("decode"):
+            done = [loader.result(f) for f in futures]
+        return [m for m, _ in done], [shape for _, shape in done]
+
+    return collect
+
+
+def eval_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str = "area",
+               loader: ImageLoader | None = None) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Ground-truth masks of the unit's test images — through ``geometry`` to (N, N) bool (``method`` resizing),
+    or for "mask" the covered region of each mask at its own resolution — and each mask's full (H, W). With a
+    ``loader``, the masks are decoded and resized on its threads."""
+    return _start_masks(unit, geometry, eval_resolution, method, loader)()
 
 
 def model_for(unit: Unit, cfg: RunConfig, backbone: Backbone, text_cache: TextEmbeddingCache | None = None
@@ -67,29 +92,30 @@ def model_for(unit: Unit, cfg: RunConfig, backbone: Backbone, text_cache: TextEm
                    output_size=side)
 
 
-def _score(model: WinCLIP, test: Features, mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None,
-           chunk: int) -> tuple[np.ndarray, torch.Tensor | list[torch.Tensor] | None]:
-    """Image scores (N,) float64 and the maps of the test features, scored ``chunk`` at a time; the maps stay on the
-    model's device as float32: one (N, H, W) tensor when all have one size, else N tensors (H_i, W_i) — each map at
-    its mask's shape (carried onto the covered region of the mask where the model's map has another shape).
-    ``mask_shapes`` None: scores only (maps None)."""
-    device = model.backbone.device
+def _score(model: WinCLIP, test: list[Queries], mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None,
+           references: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor | list[torch.Tensor] | None]:
+    """Image scores (N,) float64 and the maps of the test images, prepared in chunks with the unit's references
+    (:meth:`WinCLIP.prepare`), few-shot with the references at the positions ``references`` (None: zero-shot). The
+    maps stay on the model's device as float32: one (N, H, W) tensor when all have one size, else N tensors
+    (H_i, W_i) — each map at its mask's shape (carried onto the covered region of the mask where the model's map has
+    another shape). ``mask_shapes`` None: scores only (maps None)."""
     scores: list[torch.Tensor] = []
     maps: list[torch.Tensor] = []  # (B, H, W) pieces
-    for i in range(0, len(test), chunk):
-        pred = model.predict_features(test[i : i + chunk].to(device))
+    i = 0
+    for chunk in test:
+        pred = model.predict_features(chunk, details=False, references=references)
         scores.append(pred.score.double())
-        if mask_shapes is None:
-            continue
-        batch = pred.map.float()
-        if all(tuple(batch.shape[1:]) == mask_shapes[i + j] for j in range(len(batch))):
-            maps.append(batch)
-            continue
-        for j in range(len(batch)):
-            m = batch[j : j + 1]
-            if tuple(m.shape[1:]) != mask_shapes[i + j]:
-                m = model.geometry.map_to_region(m, *full_shapes[i + j])
-            maps.append(m)
+        if mask_shapes is not None:
+            batch = pred.map.float()
+            if all(tuple(batch.shape[1:]) == mask_shapes[i + j] for j in range(len(batch))):
+                maps.append(batch)
+            else:
+                for j in range(len(batch)):
+                    m = batch[j : j + 1]
+                    if tuple(m.shape[1:]) != mask_shapes[i + j]:
+                        m = model.geometry.map_to_region(m, *full_shapes[i + j])
+                    maps.append(m)
+        i += len(chunk)
     score_array = torch.cat(scores).cpu().numpy()
     if mask_shapes is None:
         return score_array, None
@@ -107,43 +133,67 @@ def _prepare_targets(masks: list[np.ndarray], device: torch.device) -> PixelTarg
 
 @torch.inference_mode()
 def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCache, progress: bool = True,
-               text_cache: TextEmbeddingCache | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+               text_cache: TextEmbeddingCache | None = None, ahead: Sequence[Path] = ()
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Encode (through the cache) and score one unit for every (k, seed).
+
+    The masks are decoded on the cache's loader threads while the images are encoded (after them when the loader
+    decodes nothing ahead), and once the images are encoded the next unit's images (``ahead``) are prepared ahead
+    (:meth:`FeatureCache.prefetch`; on the CPU while the main thread leaves cores spare); the test features are
+    prepared once with the unit's references (the zero-shot maps, the best cosine of every query against each
+    reference: :class:`~winclip_lib.core.fewshot.ReferenceMaxima`), and every setting is scored from them, its draw
+    of references picked by position. Each step's time goes to ``cache.times``. The cache's writes may still be
+    running when this returns (:meth:`FeatureCache.flush`).
 
     Returns:
         (metrics rows with :data:`~winclip_lib.experiments.summary.METRICS_COLUMNS`, per-image score rows with
         :data:`~winclip_lib.experiments.summary.SCORES_COLUMNS`).
     """
     name = f"{unit.dataset}/{unit.category}"
+    times = cache.times
     refs = unit.reference_union
-    feats = cache.features([s.image_path for s in unit.test] + [s.image_path for s in refs], desc=f"encode {name}")
-    test_feats = feats[: len(unit.test)]
-    ref_index = {s.image_path: len(unit.test) + i for i, s in enumerate(refs)}
+    masks_ready = None
+    start_masks = (lambda: _start_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,  # noqa: E731
+                                        cfg.mask_resize, cache.loader)) if cfg.masks and unit.has_masks else None
+    if start_masks is not None and cache.loader.ahead:
+        masks_ready = start_masks()  # beside the encoder
+    feats = cache.features([s.image_path for s in unit.test] + [s.image_path for s in refs], desc=f"encode {name}",
+                           wait=False)
+    if start_masks is not None and masks_ready is None:
+        decoded = start_masks()()  # now, with every core
+        masks_ready = lambda: decoded  # noqa: E731
+    cache.prefetch(ahead)
+    ref_index = {s.image_path: i for i, s in enumerate(refs)}
 
     model = model_for(unit, cfg, backbone, text_cache)
+    with times.stage("text"):
+        model.text  # noqa: B018 - the class's prompts encoded now, so that their time is the text's
     labels = np.array([s.label for s in unit.test], dtype=np.int64)
     mask_shapes = full_shapes = targets = None
-    if cfg.masks and unit.has_masks:
-        masks, full_shapes = eval_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,
-                                        cfg.mask_resize)
-        targets = _prepare_targets(masks, backbone.device)
+    if masks_ready is not None:
+        masks, full_shapes = masks_ready()
+        with times.stage("metrics"):  # what every setting's pixel metrics share
+            targets = _prepare_targets(masks, backbone.device)
         mask_shapes = [m.shape for m in masks]
 
+    chunk = max(1, 4 * cache.batch_size)
+    with times.stage("scoring"):
+        unit_refs = unit_features(feats[len(unit.test) :].to(backbone.device)) if refs else None
+        test = [model.prepare(feats[i : min(i + chunk, len(unit.test))].to(backbone.device), unit_norm=bool(refs),
+                              references=unit_refs) for i in range(0, len(unit.test), chunk)]
     metric_rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, Any]] = []
     images = [unit.relative(s.image_path) for s in unit.test]
     for k, seed in tqdm(unit.settings, desc=f"score {name}", unit="setting", disable=not progress, leave=False):
-        if k == 0:
-            model.reset()
-        else:
-            idx = torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
-            model.fit(feats[idx].to(backbone.device))
-        scores, maps = _score(model, test_feats, mask_shapes, full_shapes, chunk=max(1, 4 * cfg.batch_size))
-        if targets is not None:
-            values = category_metrics(labels, scores, maps, targets, aupro_method=cfg.aupro)
-        else:
-            values = {**image_metrics(labels, scores), **{m: float("nan") for m in METRIC_NAMES
-                                                          if m not in IMAGE_METRIC_NAMES}}
+        with times.stage("scoring"):
+            drawn = None if k == 0 else torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
+            scores, maps = _score(model, test, mask_shapes, full_shapes, drawn)
+        with times.stage("metrics"), cache.loader.spare_cores():
+            if targets is not None:
+                values = category_metrics(labels, scores, maps, targets, aupro_method=cfg.aupro)
+            else:
+                values = {**image_metrics(labels, scores), **{m: float("nan") for m in METRIC_NAMES
+                                                              if m not in IMAGE_METRIC_NAMES}}
         metric_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed,
                          "metric": m, "value": float(values[m])} for m in METRIC_NAMES]
         score_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed, "image": img,

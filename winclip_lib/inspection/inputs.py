@@ -13,11 +13,13 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from winclip_lib.core.imageio import IMAGE_EXTENSIONS, ImageError, load_image
 from winclip_lib.datasets.synthetic import MANIFEST_NAME
+from winclip_lib.experiments.image_loader import default_workers
 from winclip_lib.experiments.labels import is_synthetic_root
 from winclip_lib.experiments.progress import bar
 
@@ -162,12 +164,21 @@ def _problem(message: str) -> str:
 
 def _check_all(paths: Sequence[Path], role: str, progress: bool | None
                ) -> tuple[list[tuple[Path, tuple[int, int]]], list[Skipped]]:
-    ok, skipped = [], []
-    for p in bar(paths, enabled=progress, desc=f"check {role}", unit="file", leave=False):
+    def check(p: Path) -> tuple[int, int] | ImageError:
         try:
-            ok.append((p, check_image(p)))
+            return check_image(p)
         except ImageError as exc:
-            skipped.append(Skipped(str(p), role, _problem(str(exc)), str(exc)))
+            return exc
+
+    ok, skipped = [], []
+    with ThreadPoolExecutor(default_workers()) as pool:  # decoding PNGs releases the GIL
+        checked = pool.map(check, paths)
+        for p, got in zip(bar(paths, enabled=progress, desc=f"check {role}", unit="file", leave=False), checked,
+                          strict=True):
+            if isinstance(got, ImageError):
+                skipped.append(Skipped(str(p), role, _problem(str(got)), str(got)))
+            else:
+                ok.append((p, got))
     return ok, skipped
 
 

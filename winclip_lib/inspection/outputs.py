@@ -161,6 +161,7 @@ def run_info(run: PredictionRun, identity: dict[str, Any] | None = None, status:
         "encode_counts": run.encode_counts,
         "seconds": round(run.seconds, 3),
         "seconds_per_image": round(run.seconds / n, 4) if n else None,
+        "stages": run.stages,
         "versions": {"winclip_lib": winclip_lib.__version__, "torch": torch.__version__,
                      "open_clip": open_clip.__version__},
     }

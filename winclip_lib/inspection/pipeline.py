@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.files import check_output_dirs, describe_error, writing
+from winclip_lib.experiments.stages import StageTimes, format_stages
 from winclip_lib.inspection.figures import plot_score_histogram, write_overlays
 from winclip_lib.inspection.inputs import Inputs, collect_inputs
 from winclip_lib.inspection.outputs import (
@@ -92,7 +93,9 @@ def inspect_images(cfg: RunConfig, class_name: str, images: Sequence[str | Path]
     identity = prediction_identity(cfg, class_name, images, normal, threshold)
     earlier = check_out_dir(out)
     check_output_dirs({"--cache-dir": cfg.cache_dir})
-    inputs = collect_inputs(images, normal, out_dir=out, progress=progress)
+    times = StageTimes()
+    with times.stage("decode"):  # every input is read once to check it (in parallel)
+        inputs = collect_inputs(images, normal, out_dir=out, progress=progress)
     if earlier is not None:
         same = earlier.get("identity") == identity
         what = "the same images and settings" if same else "other images or settings"
@@ -100,7 +103,8 @@ def inspect_images(cfg: RunConfig, class_name: str, images: Sequence[str | Path]
         say(f"{doing} the earlier output in {out} ({what}; its status: {earlier.get('status', 'unknown')})")
     start_outputs(out, identity)
     try:
-        result = _score_and_write(cfg, class_name, inputs, normal, out, threshold, embed, progress, say, backbone)
+        result = _score_and_write(cfg, class_name, inputs, normal, out, threshold, embed, progress, say, backbone,
+                                  times)
         write_run_json(out, run_info(result.run, identity))
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {describe_error(exc)}"
@@ -115,14 +119,14 @@ def inspect_images(cfg: RunConfig, class_name: str, images: Sequence[str | Path]
 
 def _score_and_write(cfg: RunConfig, class_name: str, inputs: Inputs, normal: Any, out: Path,
                      threshold: float | None, embed: bool | None, progress: bool | None, say: Callable[[str], Any],
-                     backbone: Any) -> Inspection:
+                     backbone: Any, times: StageTimes) -> Inspection:
     """Score the checked inputs and write every file but the final ``run.json``."""
     n_normal = len(inputs.normal)
     say(f"inputs: {len(inputs.images)} image(s) to score, {n_normal} normal reference(s), {len(inputs.skipped)} "
         "file(s) skipped")
     if normal and not n_normal and inputs.images:
         say("no normal reference could be read: scoring zero-shot")
-    run = predict_images(cfg, class_name, inputs, threshold, backbone=backbone, progress=progress)
+    run = predict_images(cfg, class_name, inputs, threshold, backbone=backbone, progress=progress, times=times)
     if run.images:
         say(f"mode: {run.mode}" + (f": all {run.k} usable normal references" if run.k else ""))
         say(f"backbone: {run.backbone}")
@@ -130,6 +134,7 @@ def _score_and_write(cfg: RunConfig, class_name: str, inputs: Inputs, normal: An
         say(f"images encoded: {counts['encoded']}, read from the feature cache: {counts['hits']}")
         say(f"scored {len(run.images)} image(s) in {run.seconds:.1f} s ({run.seconds / len(run.images):.3f} s per "
             "image)")
+        say(format_stages(run.stages))
     say(f"threshold: {run.threshold.explanation}")
     files = write_outputs(run, out)
     overlays = write_overlays(run, out, progress) if run.images else {}

@@ -22,6 +22,7 @@ from winclip_lib.experiments.feature_cache import FeatureCache
 from winclip_lib.experiments.grid import check_backbone
 from winclip_lib.experiments.labels import demo_label
 from winclip_lib.experiments.progress import bar, progress_enabled
+from winclip_lib.experiments.stages import StageTimes
 from winclip_lib.inspection.inputs import Inputs, Skipped, image_key
 from winclip_lib.inspection.threshold import Threshold, choose_threshold, decide, leave_one_out_scores
 
@@ -56,6 +57,8 @@ class PredictionRun:
             was loaded).
         precision: the precision actually used.
         encode_counts: the feature cache's counts (``encoded`` 0 on a re-run). seconds: wall time of the scoring.
+        stages: the seconds of each stage and the images per second
+            (:meth:`~winclip_lib.experiments.stages.StageTimes.as_dict`; None when nothing was scored).
         model, cache: the fitted model and the cache (for :func:`explain_image`; None when nothing was scored).
     """
 
@@ -79,6 +82,7 @@ class PredictionRun:
     seconds: float
     precision: str
     weights: dict[str, Any] | None = None
+    stages: dict[str, Any] | None = None
     model: WinCLIP | None = field(default=None, repr=False)
     cache: FeatureCache | None = field(default=None, repr=False)
 
@@ -140,12 +144,15 @@ def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
 
 
 def predict_images(cfg: RunConfig, class_name: str, inputs: Inputs, threshold: float | None = None, *,
-                   backbone: Backbone | None = None, progress: bool | None = None) -> PredictionRun:
+                   backbone: Backbone | None = None, progress: bool | None = None,
+                   times: StageTimes | None = None) -> PredictionRun:
     """Score the checked inputs: zero-shot without references, WinCLIP+ with k = every usable reference.
 
-    Every image is encoded through the feature cache of ``cfg`` (``cache_dir``, in batches of ``batch_size``); the
-    references' leave-one-out scores (k >= 2) set the threshold unless ``threshold`` is given
-    (:func:`choose_threshold`). With no image to score, nothing is loaded and the run is empty.
+    Every image is encoded through the feature cache of ``cfg`` (``cache_dir``, in batches of ``batch_size``; many
+    batches per call, so that decoding, encoding and cache writes overlap); the references' leave-one-out scores
+    (k >= 2) set the threshold unless ``threshold`` is given (:func:`choose_threshold`). With no image to score,
+    nothing is loaded and the run is empty. The seconds of each stage are in ``stages`` (charged to ``times`` when
+    given — e.g. with the checks of the inputs already in it — and counted from its start).
 
     Raises:
         ValueError / FileNotFoundError / WeightsUnavailableError: a setting this machine cannot run (before any
@@ -168,25 +175,39 @@ def predict_images(cfg: RunConfig, class_name: str, inputs: Inputs, threshold: f
     else:
         check_backbone(cfg, backbone)
     show = progress_enabled(progress)
-    cache = FeatureCache.from_config(cfg, backbone, progress=show)
+    times = times if times is not None else StageTimes()
+    cache = FeatureCache.from_config(cfg, backbone, progress=show, times=times)
     model = WinCLIP.from_config(backbone, cfg, class_name)
     device = backbone.device
     scores, s0s, vmax, maps = [], [], [], []
     loo: np.ndarray = np.zeros(0)
-    with torch.inference_mode():
-        if refs:
-            ref_features = cache.features(refs, desc="encode references").to(device)
-            if len(refs) >= 2:
-                loo = leave_one_out_scores(model, ref_features)
-            model.fit(ref_features)
-        chunk = max(cfg.batch_size, 32)
-        for part in bar(list(_chunks(paths, chunk)), enabled=show, desc="score", unit="chunk", leave=False):
-            pred = model.predict_features(cache.features(part, desc="encode images").to(device))
-            scores.append(pred.score.float().cpu())
-            s0s.append(pred.image_score.float().cpu())
-            if model.memory is not None:
-                vmax.append((2 * pred.score.double() - pred.image_score.double()).float().cpu())  # eq. 4
-            maps.append(pred.map.float().cpu())
+    try:
+        with torch.inference_mode():
+            with times.stage("text"):
+                model.text  # noqa: B018 - the prompts encoded now, so that their time is the text's
+            if refs:
+                ref_features = cache.features(refs, desc="encode references", wait=False).to(device)
+                with times.stage("scoring"):
+                    if len(refs) >= 2:
+                        loo = leave_one_out_scores(model, ref_features)
+                    model.fit(ref_features)
+            step = max(cache.batch_size, 32)  # images scored per call
+            per_call = step * max(1, (8 * cache.batch_size) // step)  # images encoded per cache call (pipelined)
+            for part in bar(list(_chunks(paths, per_call)), enabled=show, desc="score", unit="chunk", leave=False):
+                feats = cache.features(part, desc="encode images", wait=False)
+                with times.stage("scoring"):
+                    for i in range(0, len(part), step):
+                        pred = model.predict_features(feats[i : i + step].to(device), details=False)
+                        scores.append(pred.score.float().cpu())
+                        s0s.append(pred.image_score.float().cpu())
+                        if model.memory is not None:
+                            vmax.append((2 * pred.score.double() - pred.image_score.double()).float().cpu())  # eq. 4
+                        maps.append(pred.map.float().cpu())
+                cache.end_unit()  # without a disk cache, a part's features are not kept
+            cache.flush()
+    finally:
+        cache.close()
+    seconds = time.perf_counter() - started
     return PredictionRun(
         config=cfg, class_name=class_name, images=paths, names=[image_key(p) for p in paths],
         sizes=[hw for _, hw in inputs.images], references=refs,
@@ -196,8 +217,9 @@ def predict_images(cfg: RunConfig, class_name: str, inputs: Inputs, threshold: f
         backbone=backbone.describe(), is_random=backbone.is_random,
         label=demo_label(backbone.is_random, inputs.synthetic, backbone.weights,
                          tiny_model=backbone.model_name == TINY_MODEL),
-        encode_counts=cache.counts(), seconds=time.perf_counter() - started, precision=backbone.precision,
-        weights=backbone.weights.as_dict(), model=model, cache=cache,
+        encode_counts=cache.counts(), seconds=seconds, precision=backbone.precision,
+        weights=backbone.weights.as_dict(), stages=times.as_dict(None, len(paths) + len(refs)), model=model,
+        cache=cache,
     )
 
 

@@ -1,0 +1,57 @@
+"""The loader's scheduling: work done ahead starts only while cores are spare on the CPU, at once on a GPU, and
+closing never waits for cores that will not come."""
+
+import threading
+import time
+from concurrent.futures import CancelledError
+
+import pytest
+import torch
+
+from winclip_lib.core.geometry import Geometry
+from winclip_lib.experiments.image_loader import ImageLoader
+
+
+def _loader(device: str = "cpu") -> ImageLoader:
+    return ImageLoader(Geometry(24), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device(device), workers=2)
+
+
+def test_ahead_jobs_wait_for_spare_cores_on_the_cpu():
+    loader = _loader()
+    started = threading.Event()
+    try:
+        job = loader.ahead_job("decode", lambda: started.set() or 7)
+        assert not started.wait(0.3) and not job.done()  # the main thread holds the cores
+        with loader.spare_cores():
+            assert job.result(timeout=10) == 7
+        # waiting for a job through result() leaves the cores spare: no deadlock on a job that waits for them
+        assert loader.result(loader.ahead_job("decode", lambda: 11)) == 11
+    finally:
+        loader.close()
+
+
+def test_close_cancels_ahead_jobs_still_waiting_for_cores():
+    loader = _loader()
+    ran = []
+    first = loader.ahead_job("decode", lambda: ran.append(1))
+    second = loader.ahead_job("decode", lambda: ran.append(2))
+    time.sleep(0.2)  # the first has begun: it waits for spare cores
+    t0 = time.perf_counter()
+    loader.close()
+    assert time.perf_counter() - t0 < 5 and ran == []
+    with pytest.raises(CancelledError):
+        first.result(timeout=1)
+    assert second.cancelled()
+    # usable again after closing, and still gated
+    again = loader.ahead_job("decode", lambda: 3)
+    with loader.spare_cores():
+        assert again.result(timeout=10) == 3
+    loader.close()
+
+
+def test_on_a_gpu_ahead_jobs_start_at_once():
+    loader = _loader("meta")  # any non-CPU device: nothing is copied here
+    try:
+        assert loader.ahead_job("decode", lambda: 5).result(timeout=10) == 5
+    finally:
+        loader.close()

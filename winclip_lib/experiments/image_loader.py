@@ -1,0 +1,211 @@
+"""Images decoded ahead of the encoder, in parallel: :class:`ImageLoader`.
+
+A pool of threads decodes files (:func:`~winclip_lib.core.imageio.load_image`: OpenCV releases the GIL on PNGs) and
+applies the model's geometry (:class:`~winclip_lib.core.geometry.Geometry`: PIL's resampling also runs without the
+GIL); the main thread only stacks and normalises each batch — exactly as :func:`~winclip_lib.core.preprocess.
+preprocess` does, so the input is bit-identical — and, on a GPU, copies it from pinned memory without blocking. The
+same threads serve the other per-file work of a run (content hashes, cache reads) through :meth:`ImageLoader.map`.
+
+**When decoding overlaps encoding.** Batches are decoded :data:`PREFETCH` ahead of the one being encoded, on a GPU
+and on the CPU alike. (On the CPU this pays only because idle OpenMP threads sleep — ``OMP_WAIT_POLICY=PASSIVE``, set
+by :mod:`winclip_lib` unless the user chose: with spinning OpenMP threads, any busy thread beside the encoder stalled
+each of its parallel steps, measured on 2 cores as an encoder 3 to 10 times slower. OpenCV's own threads are turned
+off while the pool decodes, one image per thread.) Work for later (:meth:`ImageLoader.ahead_job`: the next unit's
+images) runs on a second, small pool; on the CPU its jobs start only while the main thread leaves cores idle
+(:meth:`ImageLoader.spare_cores`, e.g. around the metrics) or waits for one of them; on a GPU they start at once.
+
+Time is charged to the run's :class:`~winclip_lib.experiments.stages.StageTimes`: the workers' time to the stage of
+their work (busy seconds), the main thread's waiting for a batch to ``decode`` (wall seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+import torch
+
+from winclip_lib.core.geometry import Geometry
+from winclip_lib.core.imageio import load_image
+from winclip_lib.core.preprocess import normalize
+from winclip_lib.experiments.stages import StageTimes
+
+__all__ = ["ImageLoader", "default_workers"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+#: Batches decoded ahead of the one being encoded.
+PREFETCH = 2
+
+
+def default_workers() -> int:
+    """Decoder threads: one per CPU this process may run on (at most 32)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(32, cpus))
+
+
+class ImageLoader:
+    """Decode and preprocess image files in a pool of threads (the module docstring).
+
+    Args:
+        geometry: the model input's geometry (side and resize mode). mean, std: the backbone's normalisation.
+        device: where batches go (pinned memory and non-blocking copies on CUDA).
+        workers: threads (default :func:`default_workers`). times: where the seconds are charged.
+    """
+
+    def __init__(self, geometry: Geometry, mean: Sequence[float], std: Sequence[float], device: torch.device,
+                 workers: int | None = None, times: StageTimes | None = None) -> None:
+        self.geometry = geometry
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.device = torch.device(device)
+        self.workers = int(workers or default_workers())
+        self.times = times if times is not None else StageTimes()
+        cpu = self.device.type == "cpu"
+        self.ahead = PREFETCH
+        self.background_workers = 1 if cpu else max(1, self.workers // 2)
+        self._pool: ThreadPoolExecutor | None = None
+        self._background: ThreadPoolExecutor | None = None
+        self._spare = threading.Event()  # set: ahead jobs may start
+        self._hold = 0 if cpu else 1  # spare_cores / waits in progress (always one on a GPU)
+        self._hold_lock = threading.Lock()
+        self._closing = False
+        if not cpu:
+            self._spare.set()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            if self.workers > 1:
+                cv2.setNumThreads(1)  # the pool decodes one image per thread: OpenCV's own threads only oversubscribe
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="winclip-decode")
+        return self._pool
+
+    def _job(self, stage: str, fn: Callable[..., R], *args: Any) -> Callable[[], R]:
+        def job() -> R:
+            with self.times.busy(stage):
+                return fn(*args)
+        return job
+
+    def submit(self, stage: str, fn: Callable[..., R], *args: Any) -> Future[R]:
+        """Run ``fn(*args)`` on the pool, its time charged to ``stage`` (busy)."""
+        return self.pool.submit(self._job(stage, fn, *args))
+
+    def ahead_job(self, stage: str, fn: Callable[..., R], *args: Any) -> Future[R]:
+        """Run ``fn(*args)`` on the pool of work done ahead (the module docstring) once cores are spare, its time
+        charged to ``stage`` (busy). Jobs start in the order given; wait for one with :meth:`result`."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(self.background_workers, thread_name_prefix="winclip-ahead")
+        job = self._job(stage, fn, *args)
+
+        def gated() -> R:
+            self._spare.wait()
+            if self._closing:
+                raise CancelledError
+            return job()
+
+        return self._background.submit(gated)
+
+    @contextlib.contextmanager
+    def spare_cores(self) -> Iterator[None]:
+        """While inside, :meth:`ahead_job` work may start (the main thread leaves cores idle)."""
+        with self._hold_lock:
+            self._hold += 1
+            self._spare.set()
+        try:
+            yield
+        finally:
+            with self._hold_lock:
+                self._hold -= 1
+                if self._hold == 0:
+                    self._spare.clear()
+
+    def result(self, future: Future[R]) -> R:
+        """The result of a job, cores left spare while waiting for it (an :meth:`ahead_job` may wait for them)."""
+        with self.spare_cores():
+            return future.result()
+
+    def map(self, stage: str, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``[fn(x) for x in items]`` on the pool; the main thread's wait is charged to ``stage`` (wall), the
+        workers' time too (busy). One item (or one worker) runs on the calling thread."""
+        items = list(items)
+        with self.times.stage(stage):
+            if len(items) <= 1 or self.workers == 1:
+                return [fn(x) for x in items]
+            futures = [self.submit(stage, fn, x) for x in items]
+            return [f.result() for f in futures]
+
+    def image(self, path: Path) -> np.ndarray:
+        """One file as the model's (S, S, 3) uint8 input (decoded, resized or cropped)."""
+        return self.geometry.image(load_image(path))
+
+    def batch(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        """(b, 3, S, S) CLIP-normalised float32 of decoded inputs, on :attr:`device` (copied without blocking from
+        pinned memory on CUDA)."""
+        x = normalize(np.stack(arrays), self.mean, self.std)
+        if self.device.type == "cuda":
+            return x.pin_memory().to(self.device, non_blocking=True)
+        return x
+
+    def batches(self, paths: Sequence[Path], batch_size: int, ready: dict[Path, Future] | None = None
+                ) -> Iterator[tuple[int, torch.Tensor]]:
+        """(start, batch of ``paths[start : start + batch_size]``), in order, decoded :attr:`ahead` batches ahead of
+        the one yielded (the module docstring). ``ready``: decodes already started (:meth:`ahead_job`, a result of
+        None meaning "not decoded"), used instead of decoding again. A file that cannot be read raises
+        :class:`~winclip_lib.core.imageio.ImageError` when its batch is reached."""
+        ready = ready if ready is not None else {}
+        starts = list(range(0, len(paths), batch_size))
+        in_flight: list[list[tuple[Path, Future[np.ndarray] | None]]] = []
+
+        def start(s: int) -> list[tuple[Path, Future[np.ndarray] | None]]:
+            jobs = []
+            for p in paths[s : s + batch_size]:
+                early = ready.pop(Path(p), None)
+                if early is not None and early.cancel():
+                    early = None  # not begun: decoded now, with every thread
+                jobs.append((p, early if early is not None else self.submit("decode", self.image, p)))
+            return jobs
+
+        try:
+            for i, s in enumerate(starts):
+                while len(in_flight) <= self.ahead and i + len(in_flight) < len(starts):
+                    in_flight.append(start(starts[i + len(in_flight)]))
+                with self.times.stage("decode"):
+                    arrays = []
+                    for p, f in in_flight.pop(0):
+                        arr = self.result(f)
+                        arrays.append(arr if arr is not None else self.image(p))
+                    x = self.batch(arrays)
+                yield s, x
+        finally:
+            for jobs in in_flight:
+                for _, f in jobs:
+                    f.cancel()
+
+    def close(self) -> None:
+        """Stop the threads (a later call starts them again). Jobs not begun are cancelled, and so is an
+        :meth:`ahead_job` still waiting for spare cores."""
+        pools = [p for p in (self._pool, self._background) if p is not None]
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        with self._hold_lock:
+            self._closing = True
+            self._spare.set()
+        try:
+            for pool in pools:
+                pool.shutdown(wait=True)
+        finally:
+            self._pool = self._background = None
+            with self._hold_lock:
+                self._closing = False
+                if self._hold == 0:
+                    self._spare.clear()
