@@ -12,6 +12,7 @@ import torch
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from tests.evaluation.blobs import blob_masks
 from winclip_lib.evaluation import device_metrics as D
 from winclip_lib.evaluation import metrics as M
 from winclip_lib.evaluation.kernels import NumpyOps, TorchOps
@@ -31,13 +32,7 @@ def category(seed: int, n: int = 8, h: int = 20, w: int = 17, levels: int | None
     """Masks with 1-3 blobs on half the images (some single pixels), maps that respond to them; ``levels``
     quantises the maps to that many values (ties within and across the classes)."""
     rng = np.random.default_rng(seed)
-    masks = np.zeros((n, h, w), bool)
-    for i in range(n // 2):
-        for _ in range(rng.integers(1, 4)):
-            y, x = rng.integers(0, h - 2), rng.integers(0, w - 2)
-            dy, dx = rng.integers(1, 5, size=2)
-            masks[i, y : y + dy, x : x + dx] = True
-        masks[i, rng.integers(0, h), rng.integers(0, w)] = True  # often a single-pixel region
+    masks = blob_masks(rng, n, h, w, single_pixel=True)
     maps = rng.normal(size=(n, h, w)) + masks * rng.uniform(0.5, 2.0)
     if levels is not None:
         maps = np.round((maps - maps.min()) / np.ptp(maps) * (levels - 1)) / (levels - 1)

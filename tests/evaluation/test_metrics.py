@@ -10,6 +10,7 @@ import torch
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
+from tests.evaluation.blobs import blob_masks
 from winclip_lib.evaluation import metrics as M
 
 
@@ -56,12 +57,7 @@ def random_category(seed: int, n: int = 6, h: int = 12, w: int = 15, levels: int
     """Masks with several blobs of different sizes (some images normal) and maps correlated with them, quantised
     to ``levels`` values so that ties occur."""
     rng = np.random.default_rng(seed)
-    masks = np.zeros((n, h, w), bool)
-    for i in range(n // 2):
-        for _ in range(rng.integers(1, 4)):
-            y, x = rng.integers(0, h - 2), rng.integers(0, w - 2)
-            dy, dx = rng.integers(1, 5, size=2)
-            masks[i, y : y + dy, x : x + dx] = True
+    masks = blob_masks(rng, n, h, w)
     maps = rng.random((n, h, w)) + masks * rng.uniform(0.1, 0.8)
     maps = np.round(maps * levels) / levels
     return masks, maps
