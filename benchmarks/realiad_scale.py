@@ -35,7 +35,8 @@ from typing import Any
 
 from winclip_lib.datasets.catalog import REALIAD_CATEGORIES
 
-__all__ = ["GRID_COUNTS", "LISTED_COUNTS", "feature_bytes_per_image", "main", "peak_of", "scaled", "write_standin"]
+__all__ = ["GRID_COUNTS", "LISTED_COUNTS", "feature_bytes_per_image", "fresh_run_dir", "main", "peak_of", "scaled",
+           "write_standin"]
 
 #: Objects scored, each (train OK, test OK, test NG): the release's mean per object (151,050 images, 51,329 of them
 #: anomalous, over 30 objects: 5,035 and 1,711), split 1,500 / 1,824 / 1,711 — and a half and a fifth of it, so that
@@ -176,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def fresh_run_dir(out: Path, name: str) -> Path:
+    """The folder of the grid run ``name`` beside ``out``, emptied: a finished run left there by an earlier
+    invocation would only be read back by ``winclip run``, and its peak would not be the grid's."""
+    run_dir = out.parent / "runs" / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return run_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     root, out = args.root.resolve(), args.out.resolve()
@@ -198,10 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     for cats in [[c] for c in GRID_COUNTS] + [list(GRID_COUNTS)]:
         name = "+".join(cats)
+        run_dir = fresh_run_dir(out, name)
         argv_run = [sys.executable, "-m", "winclip_lib.cli", "run", "--realiad", str(root), "--categories", *cats,
                     "--model", args.model, "--pretrained", "none", "--precision", args.precision, "--device", "cpu",
                     "--shots", *map(str, args.shots), "--seeds", *map(str, args.seeds), "--cache-dir", cache,
-                    "--out", str(out.parent / "runs" / name), "--no-progress"]
+                    "--out", str(run_dir), "--no-progress"]
         result = peak_of(argv_run, log=out.parent / f"run-{name}.log")
         n_test = sum(spec["grid"][c][1] + spec["grid"][c][2] for c in cats)
         runs.append({"categories": cats, "test_images": n_test, **result})

@@ -33,3 +33,16 @@ def test_peak_of_measures_the_subprocess_alone():
     assert small["exit_status"] == big["exit_status"] == 0
     assert big["peak_rss_mib"] - small["peak_rss_mib"] > 250
     assert rs.peak_of([sys.executable, "-c", "raise SystemExit(3)"])["exit_status"] == 3
+
+
+
+def test_each_grid_run_starts_in_an_empty_folder(tmp_path):
+    """A second invocation with the same ``--out`` must run every grid again, not read back the first's results."""
+    out = tmp_path / "m" / "memory.json"
+    first = rs.fresh_run_dir(out, "audiojack")
+    (first / "sub").mkdir(parents=True)
+    (first / "run.json").write_text('{"status": "complete"}')
+    (tmp_path / "m" / "runs" / "pcb").mkdir()
+    again = rs.fresh_run_dir(out, "audiojack")
+    assert again == tmp_path / "m" / "runs" / "audiojack" and not again.exists()
+    assert (tmp_path / "m" / "runs" / "pcb").is_dir()  # the other runs' folders are left alone
