@@ -24,8 +24,7 @@ from winclip_lib.core.backbone import DEFAULT_DEVICE, DEFAULT_MODEL, resolve_dev
 from winclip_lib.core.checkpoints import PRETRAINED_ENV, default_pretrained, is_checkpoint_path
 from winclip_lib.core.choices import check_choice
 from winclip_lib.core.geometry import MASK_METHODS
-from winclip_lib.core.options import WinCLIPOptions, replace_settings, setting
-from winclip_lib.core.options import set_frozen as _freeze
+from winclip_lib.core.options import WinCLIPOptions, replace_settings, set_frozen, setting
 from winclip_lib.core.precision import DEFAULT_PRECISION, PRECISION_CHOICES, check_precision
 from winclip_lib.datasets.catalog import DATASET_LOADERS
 from winclip_lib.datasets.references import REFERENCE_SAMPLINGS
@@ -108,14 +107,14 @@ class RunConfig(WinCLIPOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _freeze(self, "datasets", {str(k): str(v) for k, v in self.datasets.items()})
-        _freeze(self, "categories", {str(k): None if v is None else [str(c) for c in v]
+        set_frozen(self, "datasets", {str(k): str(v) for k, v in self.datasets.items()})
+        set_frozen(self, "categories", {str(k): None if v is None else [str(c) for c in v]
                                      for k, v in self.categories.items()})
-        _freeze(self, "shots", tuple(sorted({int(k) for k in self.shots})))
-        _freeze(self, "seeds", tuple(dict.fromkeys(int(s) for s in self.seeds)))
-        _freeze(self, "pretrained", None if is_random_weights(self.pretrained) else str(self.pretrained))
-        _freeze(self, "cache_dir", str(self.cache_dir))
-        _freeze(self, "out_dir", str(self.out_dir))
+        set_frozen(self, "shots", tuple(sorted({int(k) for k in self.shots})))
+        set_frozen(self, "seeds", tuple(dict.fromkeys(int(s) for s in self.seeds)))
+        set_frozen(self, "pretrained", None if is_random_weights(self.pretrained) else str(self.pretrained))
+        set_frozen(self, "cache_dir", str(self.cache_dir))
+        set_frozen(self, "out_dir", str(self.out_dir))
         unknown = [d for d in self.datasets if d not in DATASET_LOADERS]
         if unknown:
             raise ValueError(f"unknown dataset(s) {unknown}; valid names are {', '.join(DATASET_LOADERS)}")
@@ -127,7 +126,7 @@ class RunConfig(WinCLIPOptions):
         if any(k > 0 for k in self.shots) and not self.seeds:
             raise ValueError("few-shot k > 0 needs at least one seed")
         check_choice("reference sampling", self.reference_sampling, REFERENCE_SAMPLINGS)
-        _freeze(self, "eval_resolution", str(self.eval_resolution))
+        set_frozen(self, "eval_resolution", str(self.eval_resolution))
         if self.eval_resolution != "mask" and not (self.eval_resolution.isdigit() and int(self.eval_resolution) > 0):
             raise ValueError(f"eval_resolution must be 'mask' or a positive side in pixels (e.g. 240), got "
                              f"{self.eval_resolution!r}")
@@ -135,7 +134,7 @@ class RunConfig(WinCLIPOptions):
         check_choice("AUPRO method", self.aupro, AUPRO_METHODS)
         check_choice("class-name style", self.class_names, CLASS_NAME_STYLES)
         check_precision(self.precision)
-        _freeze(self, "max_test_images", _optional_int("max_test_images", self.max_test_images))
+        set_frozen(self, "max_test_images", _optional_int("max_test_images", self.max_test_images))
         if self.max_test_images is not None and self.max_test_images < 2:
             raise ValueError(f"max_test_images must be at least 2 (a normal and an anomalous image), got "
                              f"{self.max_test_images}")
