@@ -52,7 +52,7 @@ from benchmarks.grid_data import build_grid_set  # noqa: E402
 from winclip_lib.core.backbone import TINY_MODEL  # noqa: E402
 from winclip_lib.experiments.stages import STAGES  # noqa: E402
 
-__all__ = ["GpuSampler", "format_table", "main", "run_side"]
+__all__ = ["GpuSampler", "format_table", "main", "run_side", "side_pythonpath"]
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).resolve().with_name("grid_probe.py")
@@ -97,6 +97,14 @@ def _du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
 
+def side_pythonpath(checkout: Path) -> str:
+    """PYTHONPATH of one side: its checkout first, then the user's own entries (packages installed with ``--target``,
+    as on the lent GPU machine), without any other checkout of this repository."""
+    ours = {REPO.resolve(), checkout.resolve()}
+    keep = [p for p in USER_ENV.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() not in ours]
+    return os.pathsep.join([str(checkout), *keep])
+
+
 def run_side(name: str, checkout: Path, data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One ``winclip run`` of ``checkout`` on ``data`` with a new cache: its figures (module docstring)."""
     out, cache = work / "out", work / "cache"
@@ -110,9 +118,9 @@ def run_side(name: str, checkout: Path, data: Path, work: Path, args: argparse.N
     probe_json = work / "probe.json"
     cmd = ([sys.executable, "-m", "winclip_lib.cli", *cli] if own_stages
            else [sys.executable, str(PROBE), str(probe_json), "--", *cli])
-    env = {**USER_ENV, "PYTHONPATH": str(checkout), "HF_HUB_OFFLINE": "1", "WINCLIP_PROGRESS": "0",
-           "PYTHONUNBUFFERED": "1"}
-    print(f"[{name}] cd {shlex.quote(str(checkout))} && PYTHONPATH={shlex.quote(str(checkout))} "
+    path = side_pythonpath(checkout)
+    env = {**USER_ENV, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "WINCLIP_PROGRESS": "0", "PYTHONUNBUFFERED": "1"}
+    print(f"[{name}] cd {shlex.quote(str(checkout))} && PYTHONPATH={shlex.quote(path)} "
           f"{shlex.join(cmd)}", flush=True)
     gpu = GpuSampler() if args.device.startswith("cuda") else None
     t0 = time.perf_counter()

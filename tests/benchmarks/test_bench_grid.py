@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -101,3 +102,14 @@ def test_one_run_side_by_side_with_a_checkout_from_before_stage_timings(grid_set
         if baseline:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)],
                            capture_output=True)
+
+
+def test_each_side_imports_its_own_checkout_and_keeps_the_users_packages(monkeypatch, tmp_path):
+    """The user's PYTHONPATH entries (e.g. packages installed with ``--target``) stay on each side's path, after the
+    side's checkout; this repository is dropped from the baseline's path, so the baseline never imports our code."""
+    site, base = tmp_path / "site", tmp_path / "base"
+    monkeypatch.setitem(bench_grid.USER_ENV, "PYTHONPATH", os.pathsep.join([str(bench_grid.REPO), str(site), ""]))
+    assert bench_grid.side_pythonpath(base).split(os.pathsep) == [str(base), str(site)]
+    assert bench_grid.side_pythonpath(bench_grid.REPO).split(os.pathsep) == [str(bench_grid.REPO), str(site)]
+    monkeypatch.delitem(bench_grid.USER_ENV, "PYTHONPATH")
+    assert bench_grid.side_pythonpath(base) == str(base)
