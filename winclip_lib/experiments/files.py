@@ -244,26 +244,35 @@ def file_digest(path: str | Path, n_hex: int = 32) -> str:
 _DIGESTS: dict[tuple[int, int, int, int, int], str] = {}
 
 
+def _identity(path: str | Path) -> tuple[int, int, int, int, int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def content_digest(path: str | Path) -> str:
     """The full SHA-256 (64 hex digits) of a file's bytes, read once per process: remembered under the file's
     device, inode, size, mtime and ctime (in ns) — the same file by any path or link, and a file rewritten during
     the process is read again (see the module docstring for why the memory ends with the process)."""
-    st = os.stat(path)
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    digest = _DIGESTS.get(key)
-    if digest is None:
-        digest = _DIGESTS[key] = file_sha256(path)
-    return digest
+    return content_digests([path], workers=1)[0]
 
 
 def content_digests(paths: Sequence[str | Path], workers: int | None = None) -> list[str]:
-    """:func:`content_digest` of many files, in order, read by ``workers`` threads (default: min(8, CPUs); hashing
-    releases the GIL)."""
+    """:func:`content_digest` of many files, in order; the files not read yet in this process are read once each
+    (one path per file identity, whatever the paths or links to it), by ``workers`` threads (default: min(8, CPUs);
+    hashing releases the GIL)."""
+    keys = [_identity(p) for p in paths]
+    unread: dict[tuple[int, int, int, int, int], str | Path] = {}
+    for path, key in zip(paths, keys, strict=True):
+        if key not in _DIGESTS:
+            unread.setdefault(key, path)
     workers = workers or min(8, os.cpu_count() or 1)
-    if workers <= 1 or len(paths) < 2:
-        return [content_digest(p) for p in paths]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(content_digest, paths))
+    if workers <= 1 or len(unread) < 2:
+        digests = [file_sha256(p) for p in unread.values()]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            digests = list(pool.map(file_sha256, unread.values()))
+    _DIGESTS.update(zip(unread, digests, strict=True))
+    return [_DIGESTS[key] for key in keys]
 
 
 #: Columns of the results CSVs that are names, read as text whatever they look like (BTAD's categories are "01" ...).
