@@ -152,16 +152,14 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     name = f"{unit.dataset}/{unit.category}"
     times = cache.times
     refs = unit.reference_union
-    masks_ready = None
-    start_masks = (lambda: _start_masks(unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution,  # noqa: E731
-                                        cfg.mask_resize, cache.loader)) if cfg.masks and unit.has_masks else None
-    if start_masks is not None and cache.loader.ahead:
-        masks_ready = start_masks()  # beside the encoder
+    wants_masks = cfg.masks and unit.has_masks
+    mask_args = (unit, eval_geometry(cfg, backbone.image_size), cfg.eval_resolution, cfg.mask_resize, cache.loader)
+    pending_masks = _start_masks(*mask_args) if wants_masks and cache.loader.ahead else None  # beside the encoder
     feats = cache.features([s.image_path for s in unit.test] + [s.image_path for s in refs], desc=f"encode {name}",
                            wait=False)
-    if start_masks is not None and masks_ready is None:
-        decoded = start_masks()()  # now, with every core
-        masks_ready = lambda: decoded  # noqa: E731
+    masks = full_shapes = None
+    if wants_masks and pending_masks is None:
+        masks, full_shapes = eval_masks(*mask_args)  # now, with every core
     cache.prefetch(ahead)
     ref_index = {s.image_path: i for i, s in enumerate(refs)}
 
@@ -169,9 +167,10 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     with times.stage("text"):
         model.text  # noqa: B018 - the class's prompts encoded now, so that their time is the text's
     labels = np.array([s.label for s in unit.test], dtype=np.int64)
-    mask_shapes = full_shapes = targets = None
-    if masks_ready is not None:
-        masks, full_shapes = masks_ready()
+    if pending_masks is not None:
+        masks, full_shapes = pending_masks()
+    mask_shapes = targets = None
+    if masks is not None:
         with times.stage("metrics"):  # what every setting's pixel metrics share
             targets = _prepare_targets(masks, backbone.device)
         mask_shapes = [m.shape for m in masks]
