@@ -1,6 +1,7 @@
 """The metrics computed from prepared masks equal the numpy reference (evaluation.metrics) to 1e-9: random, tie-heavy
 and degenerate categories, both AUPRO methods, every input form, the same NaN warnings and errors — with the CPU's
-kernels (numpy) and with the GPU's (torch, run here on the CPU; tests/test_gpu.py runs them on CUDA)."""
+kernels (numpy, in one sorted piece and in several: one per core on a large category, forced here on small ones) and
+with the GPU's (torch, run here on the CPU; tests/test_gpu.py runs them on CUDA)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from winclip_lib.evaluation.kernels import NumpyOps, TorchOps
 from winclip_lib.evaluation.regions import label_regions
 
 TOL = 1e-9
-KERNELS = {"numpy": NumpyOps(), "torch": TorchOps(torch.device("cpu"))}
+KERNELS = {"numpy": NumpyOps(threads=1), "numpy-pieces": NumpyOps(threads=3, min_piece=1),
+           "torch": TorchOps(torch.device("cpu"))}
 
 
 @pytest.fixture(params=list(KERNELS))
 def ops(request):
-    """Each set of kernels: numpy (the CPU's) and torch (a GPU's)."""
+    """Each set of kernels: numpy (the CPU's) in one sorted piece and in three, and torch (a GPU's)."""
     return KERNELS[request.param]
 
 

@@ -8,8 +8,10 @@ implementation (the reference) to 1e-9 on random, tie-heavy and degenerate input
   :meth:`PixelTargets.from_masks` does their part once: the flat indices of the defect pixels, the weight
   1 / |region| of each (its 8-connected region, :func:`~winclip_lib.evaluation.regions.label_regions`), the
   counts — held on the device.
-* **One value sort per evaluation, no argsort of every pixel.** The scores of all pixels are sorted by value only,
-  and the defect pixels (a few percent) with their order; every pixel metric reads these two arrays:
+* **One value sort per evaluation, no argsort of every pixel.** The scores of all pixels are sorted by value only
+  (on the CPU in one piece per core, sorted at once and never merged:
+  :class:`~winclip_lib.evaluation.kernels.SortedUnion`), and the defect pixels (a few percent) with their order;
+  every pixel metric reads these two:
 
   - for each distinct defect score u (ascending), binary search in the sorted scores gives the pixels below and at
     u, hence the defect-free pixels below / at u and the true and false positives at threshold u. AUROC is the
@@ -45,7 +47,7 @@ import numpy as np
 import torch
 
 from winclip_lib.core.choices import check_choice
-from winclip_lib.evaluation.kernels import ArrayOps, ops_for
+from winclip_lib.evaluation.kernels import ArrayOps, SortedUnion, ops_for
 from winclip_lib.evaluation.metrics import (
     AUPRO_METHODS,
     IMAGE_METRIC_NAMES,
@@ -219,18 +221,19 @@ class _Ranks:
 class _SortedScores:
     """One evaluation's scores, sorted once, shared by every pixel metric (arrays of ``targets.ops``).
 
-    ``all``: (T,) every pixel's score ascending. ``defect``: (P,) the defect pixels' scores ascending; ``weight``
-    (P,) their region weights 1 / |region| in that order; ``overlap_from`` (P + 1,) float64, element i the summed
-    weights of ``defect[i:]`` (0 at P) — R times the PRO at a threshold with i defect pixels below it. ``ranks``:
+    ``all``: every pixel's score, sorted (:class:`~winclip_lib.evaluation.kernels.SortedUnion`). ``defect``: (P,)
+    the defect pixels' scores ascending; ``weight`` (P,) their region weights 1 / |region| in that order;
+    ``overlap_from`` (P + 1,) float64, element i the summed weights of ``defect[i:]`` (0 at P) — R times the PRO at
+    a threshold with i defect pixels below it. ``ranks``:
     the defect pixels among the defect-free ones (:class:`_Ranks`).
     """
 
     def __init__(self, scores: torch.Tensor, targets: PixelTargets) -> None:
         ops = self.ops = targets.ops
         x = ops.asarray(scores)
-        self.all = ops.sort(x)
-        if len(x) and ops.count_nan(self.all[-1:]):
-            raise ValueError(f"maps holds {ops.count_nan(self.all)} NaN values")
+        self.all = SortedUnion(ops.sort_pieces(x), ops)
+        if len(x) and (n_nan := self.all.count_nan()):
+            raise ValueError(f"maps holds {n_nan} NaN values")
         self.defect, order = ops.sort_with_order(x[ops.asarray(targets.defect_index)])
         self.weight = ops.asarray(targets.defect_weight)[order]
         self.overlap_from = ops.suffix_sums(self.weight)
@@ -240,13 +243,13 @@ class _SortedScores:
         self.dtype = scores.dtype
         u, count = ops.run_lengths(self.defect)
         first = count.cumsum(0) - count
-        self.ranks = _Ranks(count, first, ops.searchsorted(self.all, u) - first,
-                            ops.searchsorted(self.all, u, right=True) - first - count, self.n_pos, self.n_neg)
+        self.ranks = _Ranks(count, first, self.all.searchsorted(u) - first,
+                            self.all.searchsorted(u, right=True) - first - count, self.n_pos, self.n_neg)
 
     def normal_below(self, values: Any, right: bool = False) -> Any:
         """Defect-free pixels with score < each of ``values`` (<= with ``right``)."""
         ops = self.ops
-        return ops.searchsorted(self.all, values, right) - ops.searchsorted(self.defect, values, right)
+        return self.all.searchsorted(values, right) - ops.searchsorted(self.defect, values, right)
 
 
 # ------------------------------------------------------------------------------------- AUROC, AP, F1-max
@@ -330,7 +333,7 @@ def _aupro_exact(ss: _SortedScores, fpr_limit: float) -> float:
     # (m = floor(limit N)): the lowest of them has more than m + 2 defect-free pixels at or above it, and a score
     # with more than limit N of them at or above has its first place at least m + 1 from the top
     m = math.floor(fpr_limit * n_neg)
-    window = ss.all[max(0, n_all - m - n_pos - 3) : max(0, n_all - m + 2)]
+    window = ss.all.ranks(max(0, n_all - m - n_pos - 3), max(0, n_all - m + 2))
     at_or_above = n_neg - ss.normal_below(window)  # FPR x N at each, falling
     n_over = int((ops.float64(at_or_above) / n_neg > fpr_limit).sum())
     correction, below_star = 0.0, 0
@@ -366,7 +369,7 @@ def _at_or_below(t: np.ndarray, dtype: torch.dtype) -> np.ndarray:
 def _aupro_sampled(ss: _SortedScores, steps: int, fpr_limit: float) -> float:
     if ss.n_regions == 0 or ss.n_neg == 0:
         return _nan("pixel_aupro", "no defect region" if ss.n_regions == 0 else "no defect-free pixel")
-    lo, hi = float(ss.all[0]), float(ss.all[-1])
+    lo, hi = ss.all.first(), ss.all.last()
     if hi <= lo:
         return _nan("pixel_aupro", "the maps are constant")
     ops = ss.ops

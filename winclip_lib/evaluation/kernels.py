@@ -5,18 +5,28 @@ indexing, ``cumsum(0)``, ``sum()`` and ``max()`` that numpy arrays and torch ten
 torch's. On the CPU they are numpy's, on zero-copy views of the CPU tensors: numpy's sort, binary search and run
 lengths measured 2-4x faster than torch's on the 2-core AMD EPYC, and numpy runs each element-wise step on the
 calling thread — torch's thread pool, when other processes hold the cores, waited for its threads on each of the
-evaluation's small steps and took several times longer. (Sorting all pixels in one piece per thread, the pieces
-merged by numpy's timsort, was slower there too, so the CPU sorts in one piece; the sort is most of the time.)
+evaluation's small steps and took several times longer.
+
+**Sorted pieces.** The sort of every pixel is most of an evaluation's time, and numpy sorts on one core. On the CPU
+:meth:`ArrayOps.sort_pieces` cuts a large array into one piece per core and sorts the pieces at once on threads (numpy
+releases the GIL while it sorts); the pieces are never merged (merging them cost more than the sort saved, measured).
+:class:`SortedUnion` answers what the metrics ask of "all scores sorted" from the pieces: how many are below a value
+(the sum over the pieces of a binary search) and the values at a range of ranks (found by binary search over the
+pieces, then only that range merged). Every answer is a count or a value of the array itself, so the metrics are the
+same numbers as with one sorted array. On a GPU there is one piece (torch sorts on the whole device).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["ArrayOps", "NumpyOps", "TorchOps", "ops_for"]
+__all__ = ["ArrayOps", "NumpyOps", "SortedUnion", "TorchOps", "ops_for"]
 
 Array = Any  # a 1-D numpy array (CPU) or torch tensor (GPU)
 
@@ -42,6 +52,11 @@ class ArrayOps:
         """(values ascending, their indices in ``x``)."""
         raise NotImplementedError
 
+    def sort_pieces(self, x: Array) -> list[Array]:
+        """The values of ``x`` as sorted pieces (each ascending, NaN last; together every value once): one piece, or
+        on the CPU one per core for a large array (module docstring)."""
+        return [self.sort(x)]
+
     def searchsorted(self, sorted_seq: Array, values: Array, right: bool = False) -> Array:
         """For each value, the elements of ``sorted_seq`` below it (at or below it with ``right``)."""
         raise NotImplementedError
@@ -65,8 +80,46 @@ class ArrayOps:
         raise NotImplementedError
 
 
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_SORT_POOL: ThreadPoolExecutor | None = None
+_SORT_POOL_LOCK = threading.Lock()
+
+
+def _sort_pool(threads: int) -> ThreadPoolExecutor:
+    global _SORT_POOL
+    with _SORT_POOL_LOCK:
+        if _SORT_POOL is None or _SORT_POOL._max_workers < threads:
+            _SORT_POOL = ThreadPoolExecutor(threads, thread_name_prefix="winclip-sort")
+        return _SORT_POOL
+
+
 class NumpyOps(ArrayOps):
-    """The CPU's kernels: numpy's, on zero-copy views of CPU tensors."""
+    """The CPU's kernels: numpy's, on zero-copy views of CPU tensors.
+
+    Args:
+        threads: pieces sorted at once by :meth:`sort_pieces` (default: the CPUs this process may use).
+        min_piece: the smallest piece worth a thread of its own (elements).
+    """
+
+    def __init__(self, threads: int | None = None, min_piece: int = 1 << 16) -> None:
+        self.threads = max(1, int(threads or _cpu_count()))
+        self.min_piece = max(1, int(min_piece))
+
+    def sort_pieces(self, x: np.ndarray) -> list[np.ndarray]:
+        n = min(self.threads, len(x) // self.min_piece)
+        if n <= 1:
+            return [np.sort(x)]
+        bounds = np.linspace(0, len(x), n + 1).astype(np.int64)
+        parts = [x[bounds[i] : bounds[i + 1]] for i in range(n)]
+        pool = _sort_pool(n - 1)
+        futures = [pool.submit(np.sort, p) for p in parts[1:]]
+        return [np.sort(parts[0]), *(f.result() for f in futures)]
 
     def asarray(self, t: torch.Tensor) -> np.ndarray:
         return t.numpy()
@@ -145,6 +198,78 @@ class TorchOps(ArrayOps):
 
     def count_nan(self, x: torch.Tensor) -> int:
         return int(torch.isnan(x).sum())
+
+
+class SortedUnion:
+    """Every value of an array, held as sorted pieces (:meth:`ArrayOps.sort_pieces`), asked what a sorted copy of it
+    would answer; T values in all. (Several pieces come only from :class:`NumpyOps`: their searches are numpy's.)
+
+    Args:
+        pieces: the sorted pieces. ops: their kernels.
+    """
+
+    def __init__(self, pieces: list[Array], ops: ArrayOps) -> None:
+        self.pieces = [p for p in pieces if len(p)] or pieces[:1]
+        self.ops = ops
+        self.size = sum(len(p) for p in pieces)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def count_nan(self) -> int:
+        """NaN values (they sort last in each piece)."""
+        return sum(self.ops.count_nan(p) for p in self.pieces if self.ops.count_nan(p[-1:]))
+
+    def first(self) -> float:
+        """The smallest value (T > 0)."""
+        return min(float(p[0]) for p in self.pieces)
+
+    def last(self) -> float:
+        """The largest value (T > 0, no NaN)."""
+        return max(float(p[-1]) for p in self.pieces)
+
+    def searchsorted(self, values: Array, right: bool = False) -> Array:
+        """For each value, the elements below it (at or below it with ``right``)."""
+        counts = [self.ops.searchsorted(p, values, right) for p in self.pieces]
+        total = counts[0]
+        for c in counts[1:]:
+            total = total + c
+        return total
+
+    def _at_rank(self, rank: int) -> Any:
+        """The value at ``rank`` (0-based) of the sorted union: the smallest element with more than ``rank`` elements
+        at or below it — found in each piece by binary search over its indices, the least of those found."""
+        best = None
+        for p in self.pieces:
+            lo, hi = 0, len(p)  # the first index whose value has more than ``rank`` elements at or below it
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if self._count_le(p[mid]) > rank:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            if lo < len(p) and (best is None or p[lo] < best):
+                best = p[lo]
+        return best
+
+    def _count_le(self, value: Any) -> int:
+        return sum(int(np.searchsorted(p, value, side="right")) for p in self.pieces)
+
+    def ranks(self, start: int, stop: int) -> Array:
+        """The values at ranks ``start`` .. ``stop - 1`` of the sorted union, ascending (a slice of the sorted copy;
+        0 <= start <= stop <= T)."""
+        stop = min(stop, self.size)
+        start = min(start, stop)
+        if len(self.pieces) == 1:
+            return self.pieces[0][start:stop]
+        if stop == start:
+            return self.pieces[0][:0]
+        low, high = self._at_rank(start), self._at_rank(stop - 1)
+        below = sum(int(np.searchsorted(p, low, side="left")) for p in self.pieces)
+        inside = [p[np.searchsorted(p, low, side="left") : np.searchsorted(p, high, side="right")]
+                  for p in self.pieces]
+        merged = np.sort(np.concatenate(inside))
+        return merged[start - below : stop - below]
 
 
 def ops_for(device: torch.device | str) -> ArrayOps:
