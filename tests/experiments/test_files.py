@@ -20,8 +20,6 @@ from winclip_lib.experiments.files import (
     atomic_write_bytes,
     check_output_dir,
     check_output_dirs,
-    content_digest,
-    content_digests,
     describe_error,
 )
 
@@ -100,20 +98,3 @@ def test_a_failing_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypa
     assert describe_error(exc.value) == str(exc.value)
     assert describe_error(PermissionError(errno.EACCES, "x", "/data/a.png")) == "/data/a.png: permission denied"
     assert describe_error(FileExistsError("--out x holds other files")) == "--out x holds other files"
-
-
-def test_content_digest_is_read_once_and_follows_a_rewrite_that_keeps_size_and_mtime(tmp_path, monkeypatch):
-    a, b = tmp_path / "a.png", tmp_path / "b.png"
-    a.write_bytes(b"A" * 1000)
-    b.write_bytes(b"B" * 1000)
-    reads = []
-    real = files.file_sha256
-    monkeypatch.setattr(files, "file_sha256", lambda p, *args: reads.append(Path(p).name) or real(p, *args))
-    first = content_digests([a, b, a, tmp_path / "." / "a.png"], workers=2)
-    assert first[0] == first[2] == first[3] != first[1] and sorted(reads) == ["a.png", "b.png"]
-    assert content_digest(a) == first[0] and len(reads) == 2  # remembered for this process
-    st = a.stat()
-    a.write_bytes(b"C" * 1000)  # same size; the modification time put back, as cp -p or touch -d would
-    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert (a.stat().st_size, a.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
-    assert content_digest(a) != first[0] and reads.count("a.png") == 2

@@ -333,22 +333,24 @@ def test_a_rewrite_that_keeps_size_and_mtime_is_not_taken_for_the_old_file(tiny,
     and the feature cache share the digest): uncompressed PNGs (all of one size), a good image copied over an
     anomalous one with its times kept (``cp -p``) — the unit is redone, and its numbers are those of a clean run of
     the changed data."""
-    from winclip_lib.experiments import files
+    from winclip_lib.core import digests
 
-    hashed = []
-    real_sha256 = files.file_sha256
-    monkeypatch.setattr(files, "file_sha256", lambda p, *a: hashed.append(Path(p)) or real_sha256(p, *a))
     data = make_synthetic(tmp_path / "syn", categories=("disc",), n_train=2, n_test_good=2, n_test_bad=3, size=64)
     test = sorted((data / "disc" / "test").rglob("*.png"))
     for p in test:
         Image.open(p).convert("RGB").save(p, compress_level=0)
         os.utime(p, ns=(10**18, 10**18))
+    by_content = {p.read_bytes(): p for p in sorted(data.rglob("*.png"))}  # every file distinct
+    hashed = []
+    real_file, real_bytes = digests.file_sha256, digests.bytes_sha256
+    monkeypatch.setattr(digests, "file_sha256", lambda p, *a: hashed.append(Path(p)) or real_file(p, *a))
+    monkeypatch.setattr(digests, "bytes_sha256", lambda b: hashed.append(by_content.get(b)) or real_bytes(b))
     cfg = _cfg(data, tmp_path, shots=(0, 1), seeds=(0,))
     first = run_grid(cfg, progress=False, backbone=tiny)
     masks = sorted((data / "disc" / "ground_truth").rglob("*.png"))
     references = [s.image_path for s in sample_references("mvtec", data, "disc", 1, 0)]
-    inputs = sorted(p for p in hashed if p.is_relative_to(data))  # (the part files' checksums are hashed too)
-    assert inputs == sorted([*test, *masks, *references])  # every input file once: for the key, then the cache
+    assert len(by_content) == len(list(data.rglob("*.png")))
+    assert sorted(hashed) == sorted([*test, *masks, *references])  # each input file hashed once, for key and cache
     good, bad = data / "disc" / "test" / "good" / "000.png", next(p for p in test if "good" not in p.parts)
     shutil.copy2(good, bad)
     assert [(p.stat().st_size, p.stat().st_mtime_ns) for p in (good, bad)] == [(bad.stat().st_size, 10**18)] * 2

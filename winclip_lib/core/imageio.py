@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from winclip_lib.core.digests import read_file
+
 __all__ = ["IMAGE_EXTENSIONS", "ImageError", "image_size", "is_image_file", "load_image", "load_image_pil",
            "png_fast_path", "read_mask_file", "read_pil"]
 
@@ -168,7 +170,7 @@ def load_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise ImageError(f"image file {path} does not exist")
     try:
-        data = path.read_bytes()
+        data = read_file(path)  # its content digest remembered from these bytes
     except OSError as exc:
         raise _corrupt(path, exc) from exc
     raw = png_fast_path(data)
@@ -233,7 +235,7 @@ def read_mask_file(path: str | Path) -> np.ndarray:
     path = Path(path)
     if path.is_file():
         try:
-            data = path.read_bytes()
+            data = read_file(path)  # its content digest remembered from these bytes
         except OSError as exc:
             raise _corrupt(path, exc) from exc
         # IHDR: bit depth at byte 24, colour type at 25 (3 = palette: indices, which OpenCV would expand)

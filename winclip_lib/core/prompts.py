@@ -15,7 +15,9 @@ probability sigmoid(-2 cos(f, t_n) / T) falls as an embedding comes closer to "n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 
 import torch
 import torch.nn.functional as F
@@ -143,10 +145,13 @@ def ensemble(embeddings: torch.Tensor, normalize_each: bool = False) -> torch.Te
 
 
 class TextEmbeddingCache:
-    """In-memory cache of (2, D) class text embeddings keyed by (model, weights, precision, class, prompt set)."""
+    """In-memory cache of (2, D) class text embeddings keyed by (model, weights, precision, class, prompt set);
+    thread-safe: a class asked for while another thread encodes it is waited for, not encoded twice."""
 
     def __init__(self) -> None:
         self._store: dict[tuple, torch.Tensor] = {}
+        self._pending: dict[tuple, Future] = {}
+        self._lock = threading.Lock()
         self.encodes = 0  # how many classes were actually encoded
 
     def get(self, key: tuple) -> torch.Tensor | None:
@@ -154,6 +159,33 @@ class TextEmbeddingCache:
 
     def put(self, key: tuple, value: torch.Tensor) -> None:
         self._store[key] = value
+
+    def get_or_compute(self, key: tuple, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The entry of ``key``; computed with ``compute()`` (and counted in :attr:`encodes`) when there is none, or
+        waited for when another thread is computing it."""
+        with self._lock:
+            hit = self._store.get(key)
+            if hit is not None:
+                return hit
+            pending = self._pending.get(key)
+            owner = pending is None
+            if owner:
+                pending = self._pending[key] = Future()
+        if not owner:
+            return pending.result()
+        try:
+            value = compute()
+        except BaseException as exc:
+            with self._lock:
+                del self._pending[key]
+            pending.set_exception(exc)
+            raise
+        with self._lock:
+            self._store[key] = value
+            self.encodes += 1
+            del self._pending[key]
+        pending.set_result(value)
+        return value
 
     def __len__(self) -> int:
         return len(self._store)
@@ -186,13 +218,11 @@ def text_embeddings(
         backbone.model_name, backbone.weights_id, backbone.precision, str(backbone.device),
         tuple(prompts["normal"]), tuple(prompts["anomalous"]), normalize_each,
     )
-    if cache is not None and (hit := cache.get(key)) is not None:
-        return hit
-    normal = ensemble(encode_text(backbone, prompts["normal"]), normalize_each)
-    anomalous = ensemble(encode_text(backbone, prompts["anomalous"]), normalize_each) if prompts["anomalous"] \
-        else -normal
-    emb = torch.stack([normal, anomalous])
-    if cache is not None:
-        cache.encodes += 1
-        cache.put(key, emb)
-    return emb
+
+    def compute() -> torch.Tensor:
+        normal = ensemble(encode_text(backbone, prompts["normal"]), normalize_each)
+        anomalous = ensemble(encode_text(backbone, prompts["anomalous"]), normalize_each) if prompts["anomalous"] \
+            else -normal
+        return torch.stack([normal, anomalous])
+
+    return compute() if cache is None else cache.get_or_compute(key, compute)

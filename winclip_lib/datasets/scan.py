@@ -6,7 +6,7 @@ naming the file or folder and what is expected, so that a run never starts on a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from winclip_lib.core.imageio import ImageError
@@ -167,11 +167,12 @@ def masks_of_normal_images(dataset: str, root: str | Path, category: str) -> lis
     return found
 
 
-def mask_warnings(dataset: str, root: str | Path, category: str, samples: Sequence[Sample], masks: bool = True
-                  ) -> list[str]:
+def mask_warnings(dataset: str, root: str | Path, category: str, samples: Sequence[Sample], masks: bool = True,
+                  marked: Mapping[Path, bool] | None = None) -> list[str]:
     """Warnings about the masks of a category's test ``samples`` (one sentence each, naming the files): a mask beside
     a good image (:func:`masks_of_normal_images`) and, when the masks are used (``masks``), an anomalous image whose
-    mask marks no pixel (its pixel metrics would count no defect there)."""
+    mask marks no pixel (its pixel metrics would count no defect there). ``marked``: whether a mask marks any pixel,
+    for masks already decoded (mask path -> bool); the others are read here."""
     out = [f"{image} is a good test image but has a mask {mask} (a good image has no defect: the mask is not "
            "used); remove the mask, or move the image to its defect folder"
            for image, mask in masks_of_normal_images(dataset, root, category)]
@@ -179,10 +180,13 @@ def mask_warnings(dataset: str, root: str | Path, category: str, samples: Sequen
         for s in samples:
             if s.label != 1 or s.mask_path is None:
                 continue
-            try:
-                empty = is_empty_mask(s.mask_path)
-            except ImageError:
-                continue  # an unreadable mask fails where it is read, with its own message
+            if marked is not None and s.mask_path in marked:
+                empty = not marked[s.mask_path]
+            else:
+                try:
+                    empty = is_empty_mask(s.mask_path)
+                except ImageError:
+                    continue  # an unreadable mask fails where it is read, with its own message
             if empty:
                 out.append(f"{s.image_path} is an anomalous test image but its mask {s.mask_path} marks no pixel "
                            "(all zero): its pixel metrics count no defect in it; fix the mask, or move the image to "

@@ -21,7 +21,7 @@ them, stay bit-identical).
 
 **Image identity is a content hash** (SHA-256 of the file's bytes), not the path or mtime: a dataset may be moved or
 copied and its cache stays valid, and an image rewritten with other content is a miss even if its size and mtime
-are unchanged. Each file is hashed once per process (:func:`~winclip_lib.experiments.files.content_digest`).
+are unchanged. Each file is hashed once per process (:func:`~winclip_lib.core.digests.content_digest`).
 Identical files share one entry (and are encoded once).
 
 The device is deliberately *not* part of the key: it changes features only by floating-point rounding, and a cache
@@ -64,6 +64,7 @@ import torch
 from tqdm.auto import tqdm
 
 from winclip_lib.core.backbone import Backbone
+from winclip_lib.core.digests import content_digest, content_digests
 from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, crop_boxes, encode_images, resolve_batch_size
 from winclip_lib.core.features import Features
 from winclip_lib.core.geometry import RESIZE_MODES, Geometry
@@ -79,7 +80,7 @@ from winclip_lib.experiments.cache_entries import (
     storage_tensors,
     write_entry_file,
 )
-from winclip_lib.experiments.files import atomic_write_text, content_digest
+from winclip_lib.experiments.files import atomic_write_text
 from winclip_lib.experiments.image_loader import ImageLoader
 from winclip_lib.experiments.stages import StageTimes
 
@@ -286,7 +287,7 @@ class FeatureCache:
 
     def image_id(self, path: str | Path) -> str:
         """Content hash of an image file: 32 hex digits of its SHA-256, read once per process
-        (:func:`~winclip_lib.experiments.files.content_digest`, shared with the grid's unit keys)."""
+        (:func:`~winclip_lib.core.digests.content_digest`, shared with the grid's unit keys)."""
         return content_digest(path)[:32]
 
     def entry_path(self, path: str | Path) -> Path:
@@ -496,10 +497,13 @@ class FeatureCache:
         if len(paths) == 0:
             raise ValueError("no images given: nothing to encode")
         request = request or self.request
-        ids = self.loader.map("cache_read", self.image_id, paths)
-        first = {iid: Path(p) for iid, p in reversed(list(zip(ids, paths, strict=True)))}
-        unique = list(dict.fromkeys(ids))
-        reads = self.loader.map("cache_read", self._read, unique)
+        with self.times.stage("cache_read"):  # the digests the decoders made are looked up; the others read here
+            ids = [d[:32] for d in content_digests(paths, workers=self.workers)]
+            first = {iid: Path(p) for iid, p in reversed(list(zip(ids, paths, strict=True)))}
+            unique = list(dict.fromkeys(ids))
+            stored = [iid for iid in unique if self._has_entry(iid)]
+        reads = dict(zip(stored, self.loader.map("cache_read", self._read, stored), strict=True))
+        reads = [reads.get(iid, (None, None, None)) for iid in unique]
         found: dict[str, dict[str, torch.Tensor]] = {}
         todo: dict[str, tuple[Path, FeatureRequest, dict[str, torch.Tensor], Path | None]] = {}
         with self.times.stage("cache_read"):

@@ -1,19 +1,10 @@
 """Files a run writes and reads: atomic writes (a killed run never leaves half a file) with the user's umask, the
-output folders checked before any work, and the content digest of input files, computed once per process.
+output folders checked before any work, results CSVs read back.
 
 An atomic write goes to a temporary file in the same folder, is flushed to disk, gets the permissions an ordinary
 ``open(path, "w")`` would give (``0o666`` less the umask), and then replaces the target with ``os.replace``. A write
 that fails (a full disk, a read-only file system, no permission) raises :class:`WriteError`, whose message names the
 file and the cause in one line; no temporary file is left behind.
-
-**Content digests.** :func:`content_digest` is the SHA-256 of a file's bytes: the identity of an input image (the
-feature cache's entries, the finished units of a grid). It is remembered *in this process only*, under the file's
-device, inode, size, modification time and status-change time, so that every file is read once per process however
-many times, and by whichever path, it is asked for. It is not remembered across processes: the modification time can
-be set by anyone (``touch -d``, ``cp -p``, an archive restored with its times), and the status-change time, which a
-user cannot set on a local file system, is not kept by every file system a dataset lives on (FAT and exFAT have none,
-SMB shares report one their clients may set): a file rewritten with the same size and times would then keep its old
-digest.
 """
 
 from __future__ import annotations
@@ -24,8 +15,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -39,8 +29,6 @@ __all__ = [
     "atomic_write_text",
     "check_output_dir",
     "check_output_dirs",
-    "content_digest",
-    "content_digests",
     "describe_error",
     "describe_os_error",
     "file_digest",
@@ -239,40 +227,6 @@ def read_json_object(path: str | Path) -> dict | None:
 def file_digest(path: str | Path, n_hex: int = 32) -> str:
     """SHA-256 of a file's bytes, first ``n_hex`` hex digits (read every time; see :func:`content_digest`)."""
     return file_sha256(path, n_hex)
-
-
-_DIGESTS: dict[tuple[int, int, int, int, int], str] = {}
-
-
-def _identity(path: str | Path) -> tuple[int, int, int, int, int]:
-    st = os.stat(path)
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def content_digest(path: str | Path) -> str:
-    """The full SHA-256 (64 hex digits) of a file's bytes, read once per process: remembered under the file's
-    device, inode, size, mtime and ctime (in ns) — the same file by any path or link, and a file rewritten during
-    the process is read again (see the module docstring for why the memory ends with the process)."""
-    return content_digests([path], workers=1)[0]
-
-
-def content_digests(paths: Sequence[str | Path], workers: int | None = None) -> list[str]:
-    """:func:`content_digest` of many files, in order; the files not read yet in this process are read once each
-    (one path per file identity, whatever the paths or links to it), by ``workers`` threads (default: min(8, CPUs);
-    hashing releases the GIL)."""
-    keys = [_identity(p) for p in paths]
-    unread: dict[tuple[int, int, int, int, int], str | Path] = {}
-    for path, key in zip(paths, keys, strict=True):
-        if key not in _DIGESTS:
-            unread.setdefault(key, path)
-    workers = workers or min(8, os.cpu_count() or 1)
-    if workers <= 1 or len(unread) < 2:
-        digests = [file_sha256(p) for p in unread.values()]
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            digests = list(pool.map(file_sha256, unread.values()))
-    _DIGESTS.update(zip(unread, digests, strict=True))
-    return [_DIGESTS[key] for key in keys]
 
 
 #: Columns of the results CSVs that are names, read as text whatever they look like (BTAD's categories are "01" ...).

@@ -41,6 +41,7 @@ import hashlib
 import logging
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ from winclip_lib.experiments.results import (
     check_run_folder,
     find_run,
     gather_parts,
+    has_markers,
     load_results,
     part_paths,
     read_marker,
@@ -74,7 +76,7 @@ from winclip_lib.experiments.results import (
 )
 from winclip_lib.experiments.stages import StageTimes
 from winclip_lib.experiments.summary import summarize
-from winclip_lib.experiments.unit_eval import score_unit
+from winclip_lib.experiments.unit_eval import model_for, score_unit
 from winclip_lib.experiments.units import Unit, canonical_json, plan_units, unit_key
 
 __all__ = ["RUNNER_VERSION", "check_backbone", "identity_key", "load_run_backbone", "result_config", "run_grid",
@@ -129,12 +131,61 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def _next_images(units: list[Unit], keys: list[str], out_dir: Path) -> list[Path]:
-    """The images of the next unit that is not done yet (for the cache to prepare while a unit is scored)."""
-    for unit, key in zip(units, keys, strict=True):
-        if not unit_done(part_paths(out_dir, unit, key), key):
-            return [s.image_path for s in (*unit.test, *unit.reference_union)]
-    return []
+class _UnitKeys:
+    """The units' keys (:func:`~winclip_lib.experiments.units.unit_key`), each computed when first needed. A unit
+    whose folder holds no completion marker is not done whatever its key, so a new run asks for its key only after
+    scoring it: by then the decoders have hashed its files from the bytes they read
+    (:mod:`winclip_lib.core.digests`), and nothing is read twice."""
+
+    def __init__(self, units: list[Unit], result_cfg: dict[str, Any], out_dir: Path) -> None:
+        self.units, self.result_cfg, self.out_dir = units, result_cfg, out_dir
+        self._keys: dict[int, str] = {}
+
+    def key(self, i: int) -> str:
+        if i not in self._keys:
+            self._keys[i] = unit_key(self.units[i], self.result_cfg)
+        return self._keys[i]
+
+    def paths(self, i: int) -> dict[str, Path]:
+        return part_paths(self.out_dir, self.units[i], self.key(i))
+
+    def done(self, i: int) -> bool:
+        """Whether unit i's parts are written and match its key."""
+        return has_markers(self.out_dir, self.units[i]) and unit_done(self.paths(i), self.key(i))
+
+    def next_to_do(self, i: int) -> int | None:
+        """The first unit after i that is not done yet (None: none)."""
+        return next((j for j in range(i + 1, len(self.units)) if not self.done(j)), None)
+
+
+class _TextAhead:
+    """The class text embeddings of the units about to be scored, encoded into the run's text cache on a thread of
+    their own while the main thread encodes images (the tokenizer is Python and the text tower small: on a GPU the
+    CPU is idle then). The main thread finds them ready, or waits for the one under way
+    (:meth:`~winclip_lib.core.prompts.TextEmbeddingCache.get_or_compute`); the thread's time is the text's busy
+    time."""
+
+    def __init__(self, cfg: RunConfig, backbone: Backbone, text_cache: TextEmbeddingCache, times: StageTimes) -> None:
+        self.cfg, self.backbone, self.text_cache, self.times = cfg, backbone, text_cache, times
+        self._pool: ThreadPoolExecutor | None = None
+        self._started: set[int] = set()
+
+    def start(self, i: int, unit: Unit) -> None:
+        if i in self._started:
+            return
+        self._started.add(i)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="winclip-text")
+        self._pool.submit(self._encode, unit)
+
+    def _encode(self, unit: Unit) -> None:
+        with self.times.busy("text"):
+            model_for(unit, self.cfg, self.backbone, self.text_cache).text  # noqa: B018 - into the text cache
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | None = None, *,
@@ -212,36 +263,41 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     computed = 0
     images = 0
     units_bar = bar(units, enabled=show, desc="units", unit="unit")
-    keys = [unit_key(unit, result_cfg) for unit in units]
+    keys = _UnitKeys(units, result_cfg, out_dir)
+    texts = _TextAhead(cfg, backbone, text_cache, times)
     try:
         for i, unit in enumerate(units_bar):
             units_bar.set_postfix_str(f"{unit.dataset}/{unit.category}")
-            key = keys[i]
-            paths = part_paths(out_dir, unit, key)
-            entry = {"dataset": unit.dataset, "category": unit.category, "key": key, "n_test": len(unit.test),
-                     "n_references": len(unit.reference_union)}
-            if unit_done(paths, key):
-                parts.append(paths)
-                unit_log.append({**entry, "status": "reused"})
-                warnings += _warn(read_marker(paths).get("warnings", []))
+            sizes = {"n_test": len(unit.test), "n_references": len(unit.reference_union)}
+            if keys.done(i):
+                parts.append(keys.paths(i))
+                unit_log.append({**_named(unit), "key": keys.key(i), **sizes, "status": "reused"})
+                warnings += _warn(read_marker(keys.paths(i)).get("warnings", []))
                 continue
             if max_units is not None and computed >= max_units:
-                unit_log.append({**entry, "status": "pending"})
+                unit_log.append({**_named(unit), "key": keys.key(i), **sizes, "status": "pending"})
                 continue
-            unit_warnings = _warn(mask_warnings(unit.loader, unit.root, unit.category, unit.test, cfg.masks))
-            warnings += unit_warnings
             before = cache.counts()
             t0 = time.perf_counter()
-            metrics, scores = score_unit(unit, cfg, backbone, cache, show, text_cache,
-                                         ahead=_next_images(units[i + 1 :], keys[i + 1 :], out_dir))
+            texts.start(i, unit)
+            after_this = keys.next_to_do(i) if max_units is None or computed + 1 < max_units else None
+            ahead: list[Path] = []
+            if after_this is not None:
+                texts.start(after_this, units[after_this])
+                ahead = [s.image_path for s in (*units[after_this].test, *units[after_this].reference_union)]
+            scored = score_unit(unit, cfg, backbone, cache, show, text_cache, ahead=ahead)
             cache.end_unit()
-            images += entry["n_test"] + entry["n_references"]
+            unit_warnings = _warn(mask_warnings(unit.loader, unit.root, unit.category, unit.test, cfg.masks,
+                                                marked=scored.marked))
+            warnings += unit_warnings
+            images += sizes["n_test"] + sizes["n_references"]
             after = cache.counts()
             counts = {n: after[n] - before[n] for n in ("encoded", "hits", "extended", "invalid")}
-            write_unit(paths, key, metrics, scores, {"dataset": unit.dataset, "category": unit.category, **counts,
-                                                     "warnings": unit_warnings})
-            parts.append(paths)
-            unit_log.append({**entry, "status": "computed", **counts, "seconds": round(time.perf_counter() - t0, 3)})
+            write_unit(keys.paths(i), keys.key(i), scored.metrics, scored.scores,
+                       {"dataset": unit.dataset, "category": unit.category, **counts, "warnings": unit_warnings})
+            parts.append(keys.paths(i))
+            unit_log.append({**_named(unit), "key": keys.key(i), **sizes, "status": "computed", **counts,
+                             "seconds": round(time.perf_counter() - t0, 3)})
             computed += 1
         cache.flush()  # the last entries on disk before the run is called complete
 
@@ -273,9 +329,14 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
             write_run_json(out_dir, info)
         raise
     finally:
+        texts.close()
         cache.close()
         units_bar.close()
     return RunResult(metrics, scores, summary, info, out_dir)
+
+
+def _named(unit: Unit) -> dict[str, str]:
+    return {"dataset": unit.dataset, "category": unit.category}
 
 
 def _warn(messages: list[str]) -> list[str]:

@@ -114,6 +114,13 @@ def part_paths(out_dir: Path, unit: Unit, key: str) -> dict[str, Path]:
             "done": base / f"{key}.done.json"}
 
 
+def has_markers(out_dir: Path, unit: Unit) -> bool:
+    """Whether a unit's folder of parts holds any completion marker (a unit without one is not done, whatever its
+    key)."""
+    base = out_dir / "parts" / unit.dataset / unit.category
+    return base.is_dir() and any(base.glob("*.done.json"))
+
+
 def read_marker(paths: dict[str, Path]) -> dict[str, Any]:
     """What a finished unit's marker records (its key, checksums, encode counts, warnings); {} when there is none."""
     return read_json_object(paths["done"]) or {}

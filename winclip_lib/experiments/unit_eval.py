@@ -15,6 +15,7 @@ defect pixels indexed on the model's device) and every setting's maps stay on th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from winclip_lib.experiments.image_loader import ImageLoader
 from winclip_lib.experiments.summary import METRICS_COLUMNS, SCORES_COLUMNS
 from winclip_lib.experiments.units import Unit
 
-__all__ = ["eval_masks", "score_unit"]
+__all__ = ["UnitScores", "eval_masks", "model_for", "score_unit"]
 
 
 def eval_geometry(cfg: RunConfig, input_size: int) -> Geometry:
@@ -49,26 +50,46 @@ def eval_geometry(cfg: RunConfig, input_size: int) -> Geometry:
     return Geometry(side, cfg.resize_mode)
 
 
+@dataclass(frozen=True)
+class UnitScores:
+    """What :func:`score_unit` gives: the metric rows, the per-image score rows, and for each anomalous test image's
+    mask that was decoded, whether it marks any pixel (``marked``: mask path -> bool)."""
+
+    metrics: pd.DataFrame
+    scores: pd.DataFrame
+    marked: dict[Path, bool] = field(default_factory=dict)
+
+
 def _eval_mask(sample: Sample, geometry: Geometry, eval_resolution: str, method: str
-               ) -> tuple[np.ndarray, tuple[int, int]]:
+               ) -> tuple[np.ndarray, tuple[int, int], bool]:
     full = load_mask(sample)
     if eval_resolution != "mask":
-        return geometry.mask(full, method), full.shape
-    return full[geometry.region(*full.shape)], full.shape
+        return geometry.mask(full, method), full.shape, bool(full.any())
+    return full[geometry.region(*full.shape)], full.shape, bool(full.any())
+
+
+_Masks = tuple[list[np.ndarray], list[tuple[int, int]], dict[Path, bool]]
+
+
+def _gathered(unit: Unit, done: list[tuple[np.ndarray, tuple[int, int], bool]]) -> _Masks:
+    marked = {s.mask_path: any_ for s, (_, _, any_) in zip(unit.test, done, strict=True)
+              if s.label == 1 and s.mask_path is not None}
+    return [m for m, _, _ in done], [shape for _, shape, _ in done], marked
 
 
 def _start_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str, loader: ImageLoader | None
-                 ) -> Callable[[], tuple[list[np.ndarray], list[tuple[int, int]]]]:
-    """Start the masks of :func:`eval_masks` on the loader's threads; the function returned waits for them."""
+                 ) -> Callable[[], _Masks]:
+    """Start the masks of :func:`eval_masks` on the loader's threads; the function returned waits for them and
+    gives (masks, full shapes, whether each anomalous image's mask marks any pixel)."""
     if loader is None:
         done = [_eval_mask(s, geometry, eval_resolution, method) for s in unit.test]
-        return lambda: ([m for m, _ in done], [shape for _, shape in done])
+        return lambda: _gathered(unit, done)
     futures = [loader.submit("decode", _eval_mask, s, geometry, eval_resolution, method) for s in unit.test]
 
-    def collect() -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    def collect() -> _Masks:
         with loader.times.stage("decode"):
             done = [loader.result(f) for f in futures]
-        return [m for m, _ in done], [shape for _, shape in done]
+        return _gathered(unit, done)
 
     return collect
 
@@ -78,7 +99,8 @@ def eval_masks(unit: Unit, geometry: Geometry, eval_resolution: str, method: str
     """Ground-truth masks of the unit's test images — through ``geometry`` to (N, N) bool (``method`` resizing),
     or for "mask" the covered region of each mask at its own resolution — and each mask's full (H, W). With a
     ``loader``, the masks are decoded and resized on its threads."""
-    return _start_masks(unit, geometry, eval_resolution, method, loader)()
+    masks, shapes, _ = _start_masks(unit, geometry, eval_resolution, method, loader)()
+    return masks, shapes
 
 
 def model_for(unit: Unit, cfg: RunConfig, backbone: Backbone, text_cache: TextEmbeddingCache | None = None
@@ -133,8 +155,7 @@ def _prepare_targets(masks: list[np.ndarray], device: torch.device) -> PixelTarg
 
 @torch.inference_mode()
 def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCache, progress: bool = True,
-               text_cache: TextEmbeddingCache | None = None, ahead: Sequence[Path] = ()
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+               text_cache: TextEmbeddingCache | None = None, ahead: Sequence[Path] = ()) -> UnitScores:
     """Encode (through the cache) and score one unit for every (k, seed).
 
     The masks are decoded on the cache's loader threads while the images are encoded (after them when the loader
@@ -146,8 +167,10 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     running when this returns (:meth:`FeatureCache.flush`).
 
     Returns:
-        (metrics rows with :data:`~winclip_lib.experiments.summary.METRICS_COLUMNS`, per-image score rows with
-        :data:`~winclip_lib.experiments.summary.SCORES_COLUMNS`).
+        :class:`UnitScores`: metrics rows with :data:`~winclip_lib.experiments.summary.METRICS_COLUMNS`, per-image
+        score rows with :data:`~winclip_lib.experiments.summary.SCORES_COLUMNS`, and whether each decoded mask of an
+        anomalous image marks any pixel (so that :func:`~winclip_lib.datasets.scan.mask_warnings` need not read it
+        again).
     """
     name = f"{unit.dataset}/{unit.category}"
     times = cache.times
@@ -158,8 +181,9 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     feats = cache.features([s.image_path for s in unit.test] + [s.image_path for s in refs], desc=f"encode {name}",
                            wait=False)
     masks = full_shapes = None
+    marked: dict[Path, bool] = {}
     if wants_masks and pending_masks is None:
-        masks, full_shapes = eval_masks(*mask_args)  # now, with every core
+        masks, full_shapes, marked = _start_masks(*mask_args)()  # now, with every core
     cache.prefetch(ahead)
     ref_index = {s.image_path: i for i, s in enumerate(refs)}
 
@@ -168,7 +192,7 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
         model.text  # noqa: B018 - the class's prompts encoded now, so that their time is the text's
     labels = np.array([s.label for s in unit.test], dtype=np.int64)
     if pending_masks is not None:
-        masks, full_shapes = pending_masks()
+        masks, full_shapes, marked = pending_masks()
     mask_shapes = targets = None
     if masks is not None:
         with times.stage("metrics"):  # what every setting's pixel metrics share
@@ -198,4 +222,5 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
         score_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed, "image": img,
                         "label": int(s.label), "defect": s.defect, "score": float(sc)}
                        for img, s, sc in zip(images, unit.test, scores, strict=True)]
-    return pd.DataFrame(metric_rows, columns=METRICS_COLUMNS), pd.DataFrame(score_rows, columns=SCORES_COLUMNS)
+    return UnitScores(pd.DataFrame(metric_rows, columns=METRICS_COLUMNS),
+                      pd.DataFrame(score_rows, columns=SCORES_COLUMNS), marked)

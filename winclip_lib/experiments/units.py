@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from winclip_lib.core.digests import content_digests
 from winclip_lib.datasets.catalog import DATASET_LOADERS, DatasetError, Sample, class_name
 from winclip_lib.datasets.layout import list_categories, no_categories_error
 from winclip_lib.datasets.masks import mask_files
 from winclip_lib.datasets.references import sample_references
 from winclip_lib.datasets.scan import load_split
 from winclip_lib.experiments.config import RunConfig
-from winclip_lib.experiments.files import content_digests
 
 __all__ = ["Unit", "plan_units", "settings", "unit_key"]
 
@@ -89,7 +89,7 @@ class Unit:
         return files + [s.image_path for s in self.reference_union]
 
     def fingerprint(self) -> str:
-        """Hash of the relative path and the *content* (:func:`~winclip_lib.experiments.files.content_digest`) of
+        """Hash of the relative path and the *content* (:func:`~winclip_lib.core.digests.content_digest`) of
         every input file (:meth:`files`): a file rewritten with other bytes changes it even when its size and
         modification time are kept (``touch -d``, ``cp -p``, an archive restored with its times)."""
         h = hashlib.sha256()

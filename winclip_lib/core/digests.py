@@ -1,0 +1,91 @@
+"""Content digests of input files: the SHA-256 of a file's bytes, the identity of an input image or mask (the feature
+cache's entries, the finished units of a grid), computed once per process.
+
+A digest is remembered *in this process only*, under the file's device, inode, size, modification time and
+status-change time, so that every file is hashed once per process however many times, and by whichever path or
+link, it is asked for, and a file rewritten during the process is hashed again. It is not remembered across
+processes: the modification time can be set by anyone (``touch -d``, ``cp -p``, an archive restored with its times),
+and the status-change time, which a user cannot set on a local file system, is not kept by every file system a
+dataset lives on (FAT and exFAT have none, SMB shares report one their clients may set): a file rewritten with the
+same size and times would then keep its old digest.
+
+**Hashed where the bytes are read.** The decoders read image and mask files through :func:`read_file`, which hashes
+the bytes it returns when their digest is not known yet (on the decoder's thread: hashing releases the GIL, and costs
+about 3 % of decoding a PNG). A grid then finds the digests of everything it decoded already made, from the very bytes
+that were decoded; :func:`content_digests` reads only the files no decoder read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from winclip_lib.core.checkpoints import file_sha256
+
+__all__ = ["bytes_sha256", "content_digest", "content_digests", "file_identity", "read_file"]
+
+Identity = tuple[int, int, int, int, int]
+
+_DIGESTS: dict[Identity, str] = {}
+_LOCK = threading.Lock()
+
+
+def _identity_of(st: os.stat_result) -> Identity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def file_identity(path: str | Path) -> Identity:
+    """(device, inode, size, mtime ns, ctime ns) of a file (links followed): what a digest is remembered under."""
+    return _identity_of(os.stat(path))
+
+
+def bytes_sha256(data: bytes) -> str:
+    """The SHA-256 of bytes, 64 hex digits."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_file(path: str | Path) -> bytes:
+    """The bytes of a file; their SHA-256 is remembered as the file's content digest when it is not known yet (the
+    identity taken from the open file, before its bytes are read).
+
+    Raises:
+        OSError: the file cannot be opened or read.
+    """
+    with open(path, "rb") as f:
+        key = _identity_of(os.fstat(f.fileno()))
+        data = f.read()
+    if key not in _DIGESTS:
+        digest = bytes_sha256(data)
+        with _LOCK:
+            _DIGESTS.setdefault(key, digest)
+    return data
+
+
+def content_digest(path: str | Path) -> str:
+    """The full SHA-256 (64 hex digits) of a file's bytes, read once per process (the module docstring)."""
+    return content_digests([path], workers=1)[0]
+
+
+def content_digests(paths: Sequence[str | Path], workers: int | None = None) -> list[str]:
+    """:func:`content_digest` of many files, in order; the files not read yet in this process are read once each
+    (one path per file identity, whatever the paths or links to it), by ``workers`` threads (default: min(8, CPUs);
+    hashing releases the GIL)."""
+    keys = [file_identity(p) for p in paths]
+    unread: dict[Identity, str | Path] = {}
+    for path, key in zip(paths, keys, strict=True):
+        if key not in _DIGESTS:
+            unread.setdefault(key, path)
+    workers = workers or min(8, os.cpu_count() or 1)
+    if workers <= 1 or len(unread) < 2:
+        digests = [file_sha256(p) for p in unread.values()]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            digests = list(pool.map(file_sha256, unread.values()))
+    with _LOCK:
+        for key, digest in zip(unread, digests, strict=True):
+            _DIGESTS.setdefault(key, digest)
+    return [_DIGESTS[key] for key in keys]
