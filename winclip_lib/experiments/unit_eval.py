@@ -138,11 +138,11 @@ def _score(model: WinCLIP, test: list[Queries], mask_shapes: list[tuple[int, int
                         m = model.geometry.map_to_region(m, *full_shapes[i + j])
                     maps.append(m)
         i += len(chunk)
-    score_array = torch.cat(scores).cpu().numpy()
+    score_array = (scores[0] if len(scores) == 1 else torch.cat(scores)).cpu().numpy()
     if mask_shapes is None:
         return score_array, None
     if len({tuple(m.shape[1:]) for m in maps}) <= 1:
-        return score_array, torch.cat(maps)
+        return score_array, maps[0] if len(maps) == 1 else torch.cat(maps)
     return score_array, [m[0] for piece in maps for m in piece.split(1)]
 
 
