@@ -20,7 +20,6 @@ from winclip_lib.cli.settings import add_config_arguments, given_settings
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.inspection.inputs import MIN_IMAGE_SIDE
 from winclip_lib.inspection.outputs import DEFAULT_OUT
-from winclip_lib.inspection.pipeline import inspect_images
 from winclip_lib.inspection.scoring import EXIT_SKIPPED, PREDICT_SETTINGS
 from winclip_lib.inspection.threshold import THRESHOLD_RULE
 
@@ -62,6 +61,8 @@ def predict_config(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Score the images and write the outputs and the page; returns 0, or 3 when files were skipped."""
+    from winclip_lib.inspection.pipeline import inspect_images  # (the figures' libraries: only for this command)
+
     result = inspect_images(predict_config(args), args.class_name, args.images, args.normal, args.out,
                             args.threshold, progress=False if args.no_progress else None)
     if result.exit_status == EXIT_SKIPPED:

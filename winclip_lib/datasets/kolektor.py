@@ -30,8 +30,6 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from sklearn.model_selection import train_test_split
-
 from winclip_lib.core.imageio import ImageError
 from winclip_lib.datasets.catalog import KOLEKTOR_CATEGORIES, Sample
 from winclip_lib.datasets.listing import images_in, subfolders
@@ -97,6 +95,8 @@ def scan_ksdd(root: Path, category: str, split: str, require_masks: bool) -> tup
     normal = [s for s in samples if s.label == 0]
     if len(normal) < 2:
         return ([s for s in samples if s.label == 1] if split == "test" else []), problems
+    from sklearn.model_selection import train_test_split  # (a second of imports: only for this layout)
+
     train, test_normal = train_test_split(normal, train_size=TRAIN_FRACTION, random_state=SPLIT_SEED)
     if split == "train":
         return sorted(train, key=lambda s: str(s.image_path)), problems

@@ -12,6 +12,7 @@ Two ways to draw (:data:`REFERENCE_SAMPLINGS`), both over the category's normal 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,9 @@ def draw_indices(n: int, k: int, seed: int, sampling: str = "permutation") -> li
 
 
 def sample_references(dataset: str, root: str | Path, category: str, k: int, seed: int,
-                      sampling: str = "permutation") -> list[Sample]:
-    """Draw ``k`` normal training images of a category (see the module docstring).
+                      sampling: str = "permutation", train: Sequence[Sample] | None = None) -> list[Sample]:
+    """Draw ``k`` normal training images of a category (see the module docstring). ``train``: the category's training
+    split when it is listed already (``load_split(dataset, root, category, "train")``; listed here otherwise).
 
     Raises:
         ValueError: k is not a positive integer, or an unknown ``sampling``.
@@ -48,7 +50,8 @@ def sample_references(dataset: str, root: str | Path, category: str, k: int, see
     """
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer number of reference images, got {k!r}")
-    normal = [s for s in load_split(dataset, root, category, "train") if s.label == 0]
+    train = load_split(dataset, root, category, "train") if train is None else train
+    normal = [s for s in train if s.label == 0]
     if (sampling == "permutation" and k > len(normal)) or not normal:
         raise DatasetError(
             f"k={k} reference images requested but {dataset}/{category} has only {len(normal)} normal training "

@@ -35,7 +35,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from winclip_lib.core.choices import check_choice
 from winclip_lib.evaluation.regions import label_regions
@@ -130,6 +129,8 @@ def _nan_warning(what: str | Sequence[str], why: str) -> float:
 
 def f1_max(labels: Any, scores: Any) -> float:
     """Maximum of 2PR / (P + R) over scikit-learn's precision-recall curve (0/0 counts as 0)."""
+    from sklearn.metrics import precision_recall_curve  # (a second of imports: only where the reference runs)
+
     precision, recall, _ = precision_recall_curve(as_labels(labels, "labels"), _as_scores(scores, "scores"))
     return float(_f1(precision, recall).max())
 
@@ -141,6 +142,8 @@ def _f1(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
 
 def image_metrics(labels: Any, scores: Any) -> dict[str, float]:
     """Image AUROC, AP and F1-max of one category. labels (N,) 0/1, scores (N,) float (higher = anomalous)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     y = as_labels(labels, "labels").reshape(-1)
     s = _as_scores(scores, "scores").reshape(-1)
     if y.shape != s.shape:

@@ -137,9 +137,10 @@ def plan_units(cfg: RunConfig) -> list[Unit]:
         loader = DATASET_LOADERS[dataset]
         for category in categories_of(cfg, dataset):
             test = subset(load_split(loader, root, category, "test", require_masks=cfg.masks), cfg.max_test_images)
+            train = load_split(loader, root, category, "train") if any(k > 0 for k in cfg.shots) else None
             refs = {
                 (k, s): (() if k == 0 else
-                         tuple(sample_references(loader, root, category, k, s, cfg.reference_sampling)))
+                         tuple(sample_references(loader, root, category, k, s, cfg.reference_sampling, train)))
                 for k, s in settings(cfg.shots, cfg.seeds)
             }
             units.append(Unit(dataset, category, Path(root), loader, test, refs))

@@ -12,24 +12,27 @@
 The command line is :mod:`winclip_lib.cli.predict`.
 """
 
-from winclip_lib.inspection.figures import plot_overlay_grid, plot_score_histogram, plot_what_winclip_saw
-from winclip_lib.inspection.inputs import NoInputError, collect_inputs
-from winclip_lib.inspection.pipeline import Inspection, inspect_images
-from winclip_lib.inspection.scoring import PredictionRun, explain_image, predict_images
-from winclip_lib.inspection.threshold import THRESHOLD_RULE, Threshold, choose_threshold
+import importlib
+from typing import Any
 
-__all__ = [
-    "THRESHOLD_RULE",
-    "Inspection",
-    "NoInputError",
-    "PredictionRun",
-    "Threshold",
-    "choose_threshold",
-    "collect_inputs",
-    "explain_image",
-    "inspect_images",
-    "plot_overlay_grid",
-    "plot_score_histogram",
-    "plot_what_winclip_saw",
-    "predict_images",
-]
+#: Where each name of the package lives; a module is imported when one of its names is first used (the figures pull
+#: in matplotlib and seaborn, which a command that only reads the constants of the inputs need not wait for).
+_HOMES = {
+    "plot_overlay_grid": "figures", "plot_score_histogram": "figures", "plot_what_winclip_saw": "figures",
+    "NoInputError": "inputs", "collect_inputs": "inputs",
+    "Inspection": "pipeline", "inspect_images": "pipeline",
+    "PredictionRun": "scoring", "explain_image": "scoring", "predict_images": "scoring",
+    "THRESHOLD_RULE": "threshold", "Threshold": "threshold", "choose_threshold": "threshold",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
