@@ -41,7 +41,6 @@ import hashlib
 import logging
 import platform
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -159,33 +158,24 @@ class _UnitKeys:
 
 
 class _TextAhead:
-    """The class text embeddings of the units about to be scored, encoded into the run's text cache on a thread of
-    their own while the main thread encodes images (the tokenizer is Python and the text tower small: on a GPU the
-    CPU is idle then). The main thread finds them ready, or waits for the one under way
-    (:meth:`~winclip_lib.core.prompts.TextEmbeddingCache.get_or_compute`); the thread's time is the text's busy
-    time."""
+    """The class text embeddings of the next unit, encoded into the run's text cache as work done ahead
+    (:meth:`~winclip_lib.experiments.image_loader.ImageLoader.ahead_job`: at once on a GPU, while the main thread
+    leaves cores spare on the CPU — before the next unit's images are decoded ahead). The main thread finds them
+    ready, or waits for the one under way, or encodes them itself when the job has not started
+    (:meth:`~winclip_lib.core.prompts.TextEmbeddingCache.get_or_compute`); the job's time is the text's busy time."""
 
-    def __init__(self, cfg: RunConfig, backbone: Backbone, text_cache: TextEmbeddingCache, times: StageTimes) -> None:
-        self.cfg, self.backbone, self.text_cache, self.times = cfg, backbone, text_cache, times
-        self._pool: ThreadPoolExecutor | None = None
+    def __init__(self, cfg: RunConfig, backbone: Backbone, text_cache: TextEmbeddingCache, cache: FeatureCache
+                 ) -> None:
+        self.cfg, self.backbone, self.text_cache, self.cache = cfg, backbone, text_cache, cache
         self._started: set[int] = set()
 
     def start(self, i: int, unit: Unit) -> None:
-        if i in self._started:
-            return
-        self._started.add(i)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="winclip-text")
-        self._pool.submit(self._encode, unit)
+        if i not in self._started:
+            self._started.add(i)
+            self.cache.loader.ahead_job("text", self._encode, unit)
 
     def _encode(self, unit: Unit) -> None:
-        with self.times.busy("text"):
-            model_for(unit, self.cfg, self.backbone, self.text_cache).text  # noqa: B018 - into the text cache
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        model_for(unit, self.cfg, self.backbone, self.text_cache).text  # noqa: B018 - into the text cache
 
 
 def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | None = None, *,
@@ -264,7 +254,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     images = 0
     units_bar = bar(units, enabled=show, desc="units", unit="unit")
     keys = _UnitKeys(units, result_cfg, out_dir)
-    texts = _TextAhead(cfg, backbone, text_cache, times)
+    texts = _TextAhead(cfg, backbone, text_cache, cache)
     try:
         for i, unit in enumerate(units_bar):
             units_bar.set_postfix_str(f"{unit.dataset}/{unit.category}")
@@ -279,7 +269,6 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
                 continue
             before = cache.counts()
             t0 = time.perf_counter()
-            texts.start(i, unit)
             after_this = keys.next_to_do(i) if max_units is None or computed + 1 < max_units else None
             ahead: list[Path] = []
             if after_this is not None:
@@ -329,7 +318,6 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
             write_run_json(out_dir, info)
         raise
     finally:
-        texts.close()
         cache.close()
         units_bar.close()
     return RunResult(metrics, scores, summary, info, out_dir)
