@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -73,6 +76,45 @@ def test_text_cache_encodes_a_class_once(tiny):
     text_embeddings(tiny, "screw", cache=cache)
     text_embeddings(tiny, "cable", "anomalib", cache=cache)
     assert cache.encodes == 3 and len(cache) == 3
+
+
+def test_text_cache_waits_for_a_class_another_thread_is_encoding(tiny):
+    """Asked from two threads at once, a class is encoded once and both get it; an encoding that fails is raised in
+    every thread that waited for it and leaves nothing behind."""
+    cache, started, release, calls = TextEmbeddingCache(), threading.Event(), threading.Event(), []
+
+    def slow() -> torch.Tensor:
+        calls.append(1)
+        started.set()
+        release.wait(10)
+        return torch.ones(2, 3)
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.get_or_compute, ("k",), slow)
+        started.wait(10)
+        second = pool.submit(cache.get_or_compute, ("k",), slow)
+        time.sleep(0.2)  # the second call finds the first under way (after it, it would find the result: once too)
+        release.set()
+        assert first.result() is second.result() and len(calls) == 1 and cache.encodes == 1
+
+    def broken() -> torch.Tensor:
+        started.set()
+        release.wait(10)
+        raise RuntimeError("no text tower")
+
+    started.clear()
+    release.clear()
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.get_or_compute, ("bad",), broken)
+        started.wait(10)
+        second = pool.submit(cache.get_or_compute, ("bad",), broken)
+        time.sleep(0.2)
+        release.set()
+        for f in (first, second):
+            with pytest.raises(RuntimeError, match="no text tower"):
+                f.result()
+    assert cache.get(("bad",)) is None and cache.encodes == 1
+    assert text_embeddings(tiny, "cable", cache=cache) is text_embeddings(tiny, "cable", cache=cache)
 
 
 @pytest.mark.parametrize("onednn", ["1", "0"])
