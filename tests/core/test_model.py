@@ -145,3 +145,25 @@ def test_prepared_queries_score_every_setting_as_predict_does(tiny):
     other = WinCLIP(tiny, "bottle")
     with pytest.raises(ValueError, match="other text embeddings"):
         other.predict_features(prepared)
+
+
+@pytest.mark.parametrize("options", [{}, {"smoothing_sigma": 2.0, "fusion": "harmonic"},
+                                     {"fewshot_image_score": "map_max", "visual_aggregation": "mean"}])
+def test_draws_scored_together_are_bit_identical_to_one_at_a_time(tiny, options):
+    """predict_draws (what the grid calls: every setting of a group at once, zero-shot among them) gives for each
+    draw the very score and map of predict_features with that draw alone."""
+    g = torch.Generator().manual_seed(1)
+    feats = WinCLIP(tiny, "screw").encode(torch.randn(7, 3, tiny.image_size, tiny.image_size, generator=g))
+    model = WinCLIP(tiny, "screw", output_size=64, **options)
+    prepared = model.prepare(feats[:3], references=unit_features(feats[3:]))
+    draws = [torch.tensor([0]), None, torch.tensor([3, 1]), torch.tensor([2, 0, 1, 3]), torch.tensor([1, 1])]
+    scores, maps = model.predict_draws(prepared, draws)
+    assert scores.shape == (5, 3) and maps.shape == (5, 3, 64, 64)
+    for s, draw in enumerate(draws):
+        want = model.predict_features(prepared, details=False, references=draw)
+        assert torch.equal(scores[s], want.score) and torch.equal(maps[s], want.map), s
+    assert not torch.equal(maps[0], maps[2])
+    with pytest.raises(ValueError, match="no draw"):
+        model.predict_draws(prepared, [])
+    with pytest.raises(ValueError, match="prepared with the candidate references"):
+        model.predict_draws(model.prepare(feats[:3]), [torch.tensor([0])])

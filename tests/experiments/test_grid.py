@@ -62,6 +62,21 @@ def full_run(synth, tiny, tmp_path_factory):
     return run_grid(_cfg(synth, tmp), progress=False, backbone=tiny), tmp
 
 
+def test_settings_scored_in_groups_of_any_size_give_the_same_results(synth, tiny, full_run, tmp_path, monkeypatch):
+    """The settings of a unit are scored together as far as their maps fit in MAP_GROUP_BYTES: one at a time (a
+    budget of one byte) and two at a time give the very CSVs of the default run."""
+    from winclip_lib.experiments import unit_eval
+
+    result, full_tmp = full_run
+    shutil.copytree(full_tmp / "cache", tmp_path / "cache")
+    n_test = int(result.scores.groupby(["category", "k", "seed"]).size().max())
+    for budget, name in ((1, "one"), (2 * 4 * n_test * 240 * 240, "two")):
+        monkeypatch.setattr(unit_eval, "MAP_GROUP_BYTES", budget)
+        again = run_grid(_cfg(synth, tmp_path, out=name), progress=False, backbone=tiny)
+        pd.testing.assert_frame_equal(again.metrics, result.metrics, check_exact=True)
+        pd.testing.assert_frame_equal(again.scores, result.scores, check_exact=True)
+
+
 def test_full_grid_encodes_each_distinct_image_exactly_once(synth, full_run):
     result, tmp = full_run
     counts = result.info["encode_counts"]

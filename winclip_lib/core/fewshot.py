@@ -20,6 +20,7 @@ of the final map).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -185,8 +186,15 @@ class ReferenceMaxima:
     def few_shot_maps(self, references: torch.Tensor, visual_aggregation: str = "harmonic"
                       ) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
         """:func:`few_shot_maps` of the memory of the references at the positions ``references`` (a LongTensor)."""
-        windows = {k: _distance(m[references].amax(dim=0)) for k, m in self.windows.items()}
-        patches = None if self.patches is None else _distance(self.patches[references].amax(dim=0))
+        return self.few_shot_maps_of([references], visual_aggregation)
+
+    def few_shot_maps_of(self, draws: Sequence[torch.Tensor], visual_aggregation: str = "harmonic"
+                         ) -> dict[str, torch.Tensor | dict[int, torch.Tensor]]:
+        """:meth:`few_shot_maps` of several draws at once (S LongTensors of positions): the maps of draw s are rows
+        s B .. (s + 1) B - 1 of each output (B queries), the same numbers as one draw at a time (every step acts on
+        each row alone)."""
+        windows = {k: torch.cat([_distance(m[d].amax(dim=0)) for d in draws]) for k, m in self.windows.items()}
+        patches = None if self.patches is None else torch.cat([_distance(self.patches[d].amax(dim=0)) for d in draws])
         return _visual_maps(windows, patches, self.grid, self.stride, visual_aggregation)
 
 

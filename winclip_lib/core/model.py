@@ -10,6 +10,7 @@ scores many settings from one encoding.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,6 +240,35 @@ class WinCLIP:
             visual_scale_maps={} if vis is None else vis["scale_maps"],
             visual_patch_map=None if vis is None else vis["patch_map"],
         )
+
+    def predict_draws(self, queries: Queries, draws: Sequence[torch.Tensor | None]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image scores (S, B) and maps (S, B, H, W) of prepared queries under S draws of their candidate references
+        (LongTensors of positions; None: zero-shot), computed together: for each draw the ``score`` and ``map`` of
+        ``predict_features(queries, details=False, references=draw)``, the same numbers (every step acts on each
+        image and draw alone; tested bit for bit)."""
+        o = self.options
+        if queries.text is not self.text:
+            raise ValueError("these queries were prepared with other text embeddings: prepare them with this model")
+        if not draws:
+            raise ValueError("no draw of references given (None stands for zero-shot)")
+        few = [d for d in draws if d is not None]
+        if few and queries.maxima is None:
+            raise ValueError("references given by position need queries prepared with the candidate references")
+        z, language, b = queries.zero_shot["map"], queries.language, len(queries)
+        fused = iter(())
+        if few:
+            device = queries.maxima.device
+            vis = queries.maxima.few_shot_maps_of([d.to(device) for d in few], o.visual_aggregation)["map"]
+            final, score = fuse(z.repeat(len(few), 1, 1), language.repeat(len(few)), vis, o.fusion,
+                                o.fewshot_image_score)
+            fused = zip(final.split(b), score.split(b), strict=True)
+        finals, scores = zip(*[(z, language) if d is None else next(fused) for d in draws], strict=True)
+        maps = upsample(torch.cat(finals), self.output_size)  # one call for every draw
+        maps = maps.reshape(len(draws), b, *maps.shape[1:])
+        if o.smoothing_sigma > 0:  # batch by batch, as predict_features smooths
+            maps = torch.stack([smooth(m, o.smoothing_sigma) for m in maps])
+        return torch.stack(scores), maps
 
     def predict(self, images) -> Prediction:
         """Encode and score images: per-image ``score`` (B,) and ``map`` (B, H, W), with the intermediate maps."""

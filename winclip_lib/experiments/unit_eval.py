@@ -115,35 +115,51 @@ def model_for(unit: Unit, cfg: RunConfig, backbone: Backbone, text_cache: TextEm
 
 
 def _score(model: WinCLIP, test: list[Queries], mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None,
-           references: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor | list[torch.Tensor] | None]:
-    """Image scores (N,) float64 and the maps of the test images, prepared in chunks with the unit's references
-    (:meth:`WinCLIP.prepare`), few-shot with the references at the positions ``references`` (None: zero-shot). The
-    maps stay on the model's device as float32: one (N, H, W) tensor when all have one size, else N tensors
-    (H_i, W_i) — each map at its mask's shape (carried onto the covered region of the mask where the model's map has
-    another shape). ``mask_shapes`` None: scores only (maps None)."""
-    scores: list[torch.Tensor] = []
-    maps: list[torch.Tensor] = []  # (B, H, W) pieces
+           draws: list[torch.Tensor | None]) -> list[tuple[np.ndarray, torch.Tensor | list[torch.Tensor] | None]]:
+    """For each draw of references (positions among the unit's references; None: zero-shot), the image scores (N,)
+    float64 and the maps of the test images, scored together chunk by chunk (:meth:`WinCLIP.predict_draws`) from the
+    queries :meth:`WinCLIP.prepare` made. The maps stay on the model's device as float32: one (N, H, W) tensor when
+    all have one size, else N tensors (H_i, W_i) — each map at its mask's shape (carried onto the covered region of
+    the mask where the model's map has another shape). ``mask_shapes`` None: scores only (maps None)."""
+    scores: list[list[torch.Tensor]] = [[] for _ in draws]
+    maps: list[list[torch.Tensor]] = [[] for _ in draws]  # (B, H, W) pieces, per draw
     i = 0
     for chunk in test:
-        pred = model.predict_features(chunk, details=False, references=references)
-        scores.append(pred.score.double())
-        if mask_shapes is not None:
-            batch = pred.map.float()
+        chunk_scores, chunk_maps = model.predict_draws(chunk, draws)
+        for s in range(len(draws)):
+            scores[s].append(chunk_scores[s].double())
+            if mask_shapes is None:
+                continue
+            batch = chunk_maps[s].float()
             if all(tuple(batch.shape[1:]) == mask_shapes[i + j] for j in range(len(batch))):
-                maps.append(batch)
-            else:
-                for j in range(len(batch)):
-                    m = batch[j : j + 1]
-                    if tuple(m.shape[1:]) != mask_shapes[i + j]:
-                        m = model.geometry.map_to_region(m, *full_shapes[i + j])
-                    maps.append(m)
+                maps[s].append(batch)
+                continue
+            for j in range(len(batch)):
+                m = batch[j : j + 1]
+                if tuple(m.shape[1:]) != mask_shapes[i + j]:
+                    m = model.geometry.map_to_region(m, *full_shapes[i + j])
+                maps[s].append(m)
         i += len(chunk)
-    score_array = (scores[0] if len(scores) == 1 else torch.cat(scores)).cpu().numpy()
-    if mask_shapes is None:
-        return score_array, None
-    if len({tuple(m.shape[1:]) for m in maps}) <= 1:
-        return score_array, maps[0] if len(maps) == 1 else torch.cat(maps)
-    return score_array, [m[0] for piece in maps for m in piece.split(1)]
+    out = []
+    for s_pieces, m_pieces in zip(scores, maps, strict=True):
+        score_array = (s_pieces[0] if len(s_pieces) == 1 else torch.cat(s_pieces)).cpu().numpy()
+        if mask_shapes is None:
+            out.append((score_array, None))
+        elif len({tuple(m.shape[1:]) for m in m_pieces}) <= 1:
+            out.append((score_array, m_pieces[0] if len(m_pieces) == 1 else torch.cat(m_pieces)))
+        else:
+            out.append((score_array, [m[0] for piece in m_pieces for m in piece.split(1)]))
+    return out
+
+
+#: Bytes of maps scored together (every setting of a group at once, :func:`_score`).
+MAP_GROUP_BYTES = 256 << 20
+
+
+def _settings_per_group(n_test: int, mask_shapes: list[tuple[int, int]] | None, side: int) -> int:
+    """How many settings are scored together: their maps (float32) within :data:`MAP_GROUP_BYTES`."""
+    pixels = sum(h * w for h, w in mask_shapes) if mask_shapes is not None else n_test * side * side
+    return max(1, MAP_GROUP_BYTES // max(1, 4 * pixels))
 
 
 def _prepare_targets(masks: list[np.ndarray], device: torch.device) -> PixelTargets:
@@ -207,20 +223,29 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     metric_rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, Any]] = []
     images = [unit.relative(s.image_path) for s in unit.test]
-    for k, seed in tqdm(unit.settings, desc=f"score {name}", unit="setting", disable=not progress, leave=False):
+    settings = unit.settings
+    group = _settings_per_group(len(unit.test), mask_shapes, model.output_size)
+    bar = tqdm(total=len(settings), desc=f"score {name}", unit="setting", disable=not progress, leave=False)
+    for start in range(0, len(settings), group):
+        batch = settings[start : start + group]
         with times.stage("scoring"):
-            drawn = None if k == 0 else torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
-            scores, maps = _score(model, test, mask_shapes, full_shapes, drawn)
-        with times.stage("metrics"), cache.loader.spare_cores():
-            if targets is not None:
-                values = category_metrics(labels, scores, maps, targets, aupro_method=cfg.aupro)
-            else:
-                values = {**image_metrics(labels, scores), **{m: float("nan") for m in METRIC_NAMES
-                                                              if m not in IMAGE_METRIC_NAMES}}
-        metric_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed,
-                         "metric": m, "value": float(values[m])} for m in METRIC_NAMES]
-        score_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed, "image": img,
-                        "label": int(s.label), "defect": s.defect, "score": float(sc)}
-                       for img, s, sc in zip(images, unit.test, scores, strict=True)]
+            draws = [None if k == 0 else torch.tensor([ref_index[s.image_path] for s in unit.references[(k, seed)]])
+                     for k, seed in batch]
+            scored = _score(model, test, mask_shapes, full_shapes, draws)
+        for (k, seed), (scores, maps) in zip(batch, scored, strict=True):
+            with times.stage("metrics"), cache.loader.spare_cores():
+                if targets is not None:
+                    values = category_metrics(labels, scores, maps, targets, aupro_method=cfg.aupro)
+                else:
+                    values = {**image_metrics(labels, scores), **{m: float("nan") for m in METRIC_NAMES
+                                                                  if m not in IMAGE_METRIC_NAMES}}
+            metric_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed,
+                             "metric": m, "value": float(values[m])} for m in METRIC_NAMES]
+            score_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed, "image": img,
+                            "label": int(s.label), "defect": s.defect, "score": float(sc)}
+                           for img, s, sc in zip(images, unit.test, scores, strict=True)]
+            bar.update(1)
+        del scored  # the group's maps
+    bar.close()
     return UnitScores(pd.DataFrame(metric_rows, columns=METRICS_COLUMNS),
                       pd.DataFrame(score_rows, columns=SCORES_COLUMNS), marked)
