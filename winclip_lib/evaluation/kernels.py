@@ -93,16 +93,17 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-_SORT_POOL: ThreadPoolExecutor | None = None
+_SORT_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (its threads, the pool)
 _SORT_POOL_LOCK = threading.Lock()
 
 
 def _sort_pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of at least ``threads`` threads for the pieces' sorts (kept for the process)."""
     global _SORT_POOL
     with _SORT_POOL_LOCK:
-        if _SORT_POOL is None or _SORT_POOL._max_workers < threads:
-            _SORT_POOL = ThreadPoolExecutor(threads, thread_name_prefix="winclip-sort")
-        return _SORT_POOL
+        if _SORT_POOL is None or _SORT_POOL[0] < threads:
+            _SORT_POOL = (threads, ThreadPoolExecutor(threads, thread_name_prefix="winclip-sort"))
+        return _SORT_POOL[1]
 
 
 class NumpyOps(ArrayOps):

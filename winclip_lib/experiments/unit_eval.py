@@ -153,7 +153,7 @@ def _score(model: WinCLIP, test: list[Queries], mask_shapes: list[tuple[int, int
 
 
 #: Bytes of maps scored together (every setting of a group at once, :func:`_score`).
-MAP_GROUP_BYTES = 256 << 20
+MAP_GROUP_BYTES = 64 << 20
 
 
 def _settings_per_group(n_test: int, mask_shapes: list[tuple[int, int]] | None, side: int) -> int:
