@@ -531,7 +531,7 @@ class FeatureCache:
             self._ahead.pop(Path(p), None)
         if wait:
             self.flush()
-        return Features.cat([self._assemble(found[i], request) for i in ids])
+        return self._assemble({n: torch.cat([found[i][n] for i in ids]) for n in request.names()}, request)
 
     def counts(self) -> dict[str, int]:
         """{"encoded", "hits", "extended", "invalid", "distinct_encoded", "max_encodes_per_image"} of this object."""

@@ -221,8 +221,9 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
         test = [model.prepare(feats[i : min(i + chunk, len(unit.test))].to(backbone.device), unit_norm=bool(refs),
                               references=unit_refs) for i in range(0, len(unit.test), chunk)]
     metric_rows: list[dict[str, Any]] = []
-    score_rows: list[dict[str, Any]] = []
+    score_columns: dict[str, list[Any]] = {c: [] for c in SCORES_COLUMNS}  # the per-image rows, column by column
     images = [unit.relative(s.image_path) for s in unit.test]
+    image_labels, defects, n = [int(s.label) for s in unit.test], [s.defect for s in unit.test], len(unit.test)
     settings = unit.settings
     group = _settings_per_group(len(unit.test), mask_shapes, model.output_size)
     bar = tqdm(total=len(settings), desc=f"score {name}", unit="setting", disable=not progress, leave=False)
@@ -241,11 +242,12 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
                                                                   if m not in IMAGE_METRIC_NAMES}}
             metric_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed,
                              "metric": m, "value": float(values[m])} for m in METRIC_NAMES]
-            score_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed, "image": img,
-                            "label": int(s.label), "defect": s.defect, "score": float(sc)}
-                           for img, s, sc in zip(images, unit.test, scores, strict=True)]
+            for column, values in (("dataset", [unit.dataset] * n), ("category", [unit.category] * n), ("k", [k] * n),
+                                   ("seed", [seed] * n), ("image", images), ("label", image_labels),
+                                   ("defect", defects), ("score", scores.tolist())):
+                score_columns[column] += values
             bar.update(1)
         del scored  # the group's maps
     bar.close()
     return UnitScores(pd.DataFrame(metric_rows, columns=METRICS_COLUMNS),
-                      pd.DataFrame(score_rows, columns=SCORES_COLUMNS), marked)
+                      pd.DataFrame(score_columns, columns=SCORES_COLUMNS), marked)
