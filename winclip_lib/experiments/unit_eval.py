@@ -179,7 +179,9 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     (:meth:`FeatureCache.prefetch`; on the CPU while the main thread leaves cores spare); the test features are
     prepared once with the unit's references (the zero-shot maps, the best cosine of every query against each
     reference: :class:`~winclip_lib.core.fewshot.ReferenceMaxima`), and every setting is scored from them, its draw
-    of references picked by position. Each step's time goes to ``cache.times``. The cache's writes may still be
+    of references picked by position — as many settings together as :data:`MAP_GROUP_BYTES` of maps hold
+    (:meth:`~winclip_lib.core.model.WinCLIP.predict_draws`), each then evaluated. Each step's time goes to
+    ``cache.times``. The cache's writes may still be
     running when this returns (:meth:`FeatureCache.flush`).
 
     Returns:
@@ -242,10 +244,10 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
                                                                   if m not in IMAGE_METRIC_NAMES}}
             metric_rows += [{"dataset": unit.dataset, "category": unit.category, "k": k, "seed": seed,
                              "metric": m, "value": float(values[m])} for m in METRIC_NAMES]
-            for column, values in (("dataset", [unit.dataset] * n), ("category", [unit.category] * n), ("k", [k] * n),
-                                   ("seed", [seed] * n), ("image", images), ("label", image_labels),
-                                   ("defect", defects), ("score", scores.tolist())):
-                score_columns[column] += values
+            for column, cells in (("dataset", [unit.dataset] * n), ("category", [unit.category] * n), ("k", [k] * n),
+                                  ("seed", [seed] * n), ("image", images), ("label", image_labels),
+                                  ("defect", defects), ("score", scores.tolist())):
+                score_columns[column] += cells
             bar.update(1)
         del scored  # the group's maps
     bar.close()
