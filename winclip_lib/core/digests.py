@@ -10,9 +10,10 @@ dataset lives on (FAT and exFAT have none, SMB shares report one their clients m
 same size and times would then keep its old digest.
 
 **Hashed where the bytes are read.** The decoders read image and mask files through :func:`read_file`, which hashes
-the bytes it returns when their digest is not known yet (on the decoder's thread: hashing releases the GIL, and costs
-about 3 % of decoding a PNG). A grid then finds the digests of everything it decoded already made, from the very bytes
-that were decoded; :func:`content_digests` reads only the files no decoder read.
+the bytes it returns when their digest is not known yet (on the decoder's thread: hashing releases the GIL; 1.2 ms for
+a 2 MB PNG on the 2-core AMD EPYC, whose decoding and resizing take about 24 ms). A grid then finds the digests of
+everything it decoded already made, from the very bytes that were decoded; :func:`content_digests` reads only the
+files no decoder read.
 """
 
 from __future__ import annotations
