@@ -24,13 +24,14 @@ leaves idle decodes the next unit's images ahead instead.
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
+
+from winclip_lib.core.cpus import usable_cpus
 
 __all__ = ["ArrayOps", "NumpyOps", "SortedUnion", "TorchOps", "ops_for"]
 
@@ -86,13 +87,6 @@ class ArrayOps:
         raise NotImplementedError
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 _SORT_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (its threads, the pool)
 _SORT_POOL_LOCK = threading.Lock()
 
@@ -115,7 +109,7 @@ class NumpyOps(ArrayOps):
     """
 
     def __init__(self, threads: int | None = None, min_piece: int = 1 << 16) -> None:
-        self.threads = max(1, int(threads or _cpu_count()))
+        self.threads = max(1, int(threads or usable_cpus()))
         self.min_piece = max(1, int(min_piece))
 
     def sort_pieces(self, x: np.ndarray) -> list[np.ndarray]:
@@ -238,10 +232,7 @@ class SortedUnion:
     def searchsorted(self, values: Array, right: bool = False) -> Array:
         """For each value, the elements below it (at or below it with ``right``)."""
         counts = [self.ops.searchsorted(p, values, right) for p in self.pieces]
-        total = counts[0]
-        for c in counts[1:]:
-            total = total + c
-        return total
+        return sum(counts[1:], counts[0])
 
     def _at_rank(self, rank: int) -> Any:
         """The value at ``rank`` (0-based) of the sorted union: the smallest element with more than ``rank`` elements
@@ -251,16 +242,13 @@ class SortedUnion:
             lo, hi = 0, len(p)  # the first index whose value has more than ``rank`` elements at or below it
             while lo < hi:
                 mid = (lo + hi) // 2
-                if self._count_le(p[mid]) > rank:
+                if int(self.searchsorted(p[mid], right=True)) > rank:
                     hi = mid
                 else:
                     lo = mid + 1
             if lo < len(p) and (best is None or p[lo] < best):
                 best = p[lo]
         return best
-
-    def _count_le(self, value: Any) -> int:
-        return sum(int(np.searchsorted(p, value, side="right")) for p in self.pieces)
 
     def ranks(self, start: int, stop: int) -> Array:
         """The values at ranks ``start`` .. ``stop - 1`` of the sorted union, ascending (a slice of the sorted copy;
@@ -272,7 +260,7 @@ class SortedUnion:
         if stop == start:
             return self.pieces[0][:0]
         low, high = self._at_rank(start), self._at_rank(stop - 1)
-        below = sum(int(np.searchsorted(p, low, side="left")) for p in self.pieces)
+        below = int(self.searchsorted(low))
         inside = [p[np.searchsorted(p, low, side="left") : np.searchsorted(p, high, side="right")]
                   for p in self.pieces]
         merged = np.sort(np.concatenate(inside))

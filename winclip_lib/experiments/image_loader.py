@@ -21,7 +21,6 @@ their work (busy seconds), the main thread's waiting for a batch to ``decode`` (
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -32,6 +31,7 @@ import cv2
 import numpy as np
 import torch
 
+from winclip_lib.core.cpus import usable_cpus
 from winclip_lib.core.geometry import Geometry
 from winclip_lib.core.imageio import load_image
 from winclip_lib.core.preprocess import normalize
@@ -47,11 +47,7 @@ PREFETCH = 2
 
 def default_workers() -> int:
     """Decoder threads: one per CPU this process may run on (at most 32)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(32, cpus))
+    return max(1, min(32, usable_cpus()))
 
 
 class ImageLoader:

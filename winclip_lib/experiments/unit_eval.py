@@ -225,7 +225,7 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
     metric_rows: list[dict[str, Any]] = []
     score_columns: dict[str, list[Any]] = {c: [] for c in SCORES_COLUMNS}  # the per-image rows, column by column
     images = [unit.relative(s.image_path) for s in unit.test]
-    image_labels, defects, n = [int(s.label) for s in unit.test], [s.defect for s in unit.test], len(unit.test)
+    image_labels, defects, n = labels.tolist(), [s.defect for s in unit.test], len(unit.test)
     settings = unit.settings
     group = _settings_per_group(len(unit.test), mask_shapes, model.output_size)
     bar = tqdm(total=len(settings), desc=f"score {name}", unit="setting", disable=not progress, leave=False)
