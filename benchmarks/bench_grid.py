@@ -50,6 +50,7 @@ USER_ENV = dict(os.environ)
 
 from benchmarks.grid_data import build_grid_set  # noqa: E402
 from winclip_lib.core.backbone import TINY_MODEL  # noqa: E402
+from winclip_lib.core.cpus import numpy_features_to_disable  # noqa: E402
 from winclip_lib.experiments.stages import STAGES  # noqa: E402
 
 __all__ = ["GpuSampler", "format_table", "main", "run_side", "side_pythonpath"]
@@ -233,6 +234,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(f"bench_grid: {platform.node()}, {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
+    if (off := numpy_features_to_disable()) and not {"NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES"} & set(
+            USER_ENV):
+        print(f"AMD Zen 4: winclip_lib turns numpy's {off} off in its processes (a checkout from before keeps them)")
     t0 = time.perf_counter()
     data, manifest = build_grid_set(args.data, args.scale, args.side, args.seed, categories=args.categories)
     print(f"set: {data} — {manifest['test_images']} test images, {manifest['images']} image files of "

@@ -25,6 +25,13 @@ if "torch" not in _sys.modules:
     # with benchmarks/bench_grid.py, the grid ran 2-6 times slower per stage with the default policy. libgomp reads
     # this once, when torch loads it.
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "numpy" not in _sys.modules and not {"NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES"} & set(_os.environ):
+    # numpy's AVX-512 sort is 5x slower than its AVX2 sort on AMD Zen 4 (and only there): see core/cpus.py. numpy
+    # reads this once, when it is imported.
+    from winclip_lib.core.cpus import numpy_features_to_disable as _numpy_features_to_disable
+
+    if (_disable := _numpy_features_to_disable()) is not None:
+        _os.environ["NPY_DISABLE_CPU_FEATURES"] = _disable
 
 from winclip_lib.core.backbone import (
     DEFAULT_MODEL,

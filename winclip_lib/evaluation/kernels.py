@@ -15,11 +15,10 @@ releases the GIL while it sorts); the pieces are never merged (merging them cost
 pieces, then only that range merged). Every answer is a count or a value of the array itself, so the metrics are the
 same numbers as with one sorted array. On a GPU there is one piece (torch sorts on the whole device).
 
-Measured on the 2-core AMD EPYC (Zen 4, AVX-512): numpy's AVX-512 sort took 19.7 ms for 660,000 float32 values, its
-AVX2 sort (``NPY_DISABLE_CPU_FEATURES="AVX512_ICL AVX512_SKX X86_V4"``, set before numpy is imported) 3.6 ms, torch's
-57 ms, OpenCV's 51 ms; rows of up to 256 values sort fast on either path (0.7 ms for all of them), longer ones do not.
-In a whole grid there, two pieces at once and one piece gave the same run time (13.9 s): the core a one-piece sort
-leaves idle decodes the next unit's images ahead instead.
+Measured on the 2-core AMD EPYC (Zen 4, AVX-512): numpy's AVX-512 sort took 19.5 ms for 660,000 float32 values, its
+AVX2 sort 3.5 ms (which :mod:`winclip_lib` gives numpy on Zen 4: :mod:`winclip_lib.core.cpus`), torch's 57 ms,
+OpenCV's 51 ms. In a whole grid there, with the AVX-512 sort, two pieces at once and one piece gave the same run time
+(13.9 s): the core a one-piece sort leaves idle decodes the next unit's images ahead instead.
 """
 
 from __future__ import annotations
