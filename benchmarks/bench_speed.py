@@ -1,7 +1,7 @@
 """Speed benchmark of WinCLIP / WinCLIP+: one run, one random-weight backbone, the same inputs for every row.
 
     python -m benchmarks.bench_speed [--device cpu|cuda] [--quick] [--out build/bench/speed_<device>.json]
-    python -m benchmarks.bench_speed --device cuda [--compile]    # the GPU run: 512 images, batches of 256
+    python -m benchmarks.bench_speed --device cuda [--compile [--compile-mode reduce-overhead]]   # the GPU run
 
 (``make bench`` runs the CPU table; ``--quick`` runs 2 images and a subset of the baseline's windows.)
 
@@ -15,7 +15,8 @@ Rows:
 - ``ours <precision>``: :class:`winclip_lib.core.model.WinCLIP` with the batched window encoder, weights loaded in
   each precision the device runs (``precision=`` passed explicitly): on the CPU those of
   :func:`winclip_lib.core.precision.cpu_precisions` (fp32, and bf16 / fp16 where oneDNN supports them), on CUDA
-  fp32, bf16 and fp16. ``--compile`` adds the same rows with the encoder's blocks under ``torch.compile``.
+  fp32, bf16 and fp16. ``--compile`` adds the same rows with the encoder's blocks under ``torch.compile``
+  (``--compile-mode reduce-overhead``: replayed as CUDA graphs); their map differences say whether they are exact.
 - ``ours fp32 (default GEMM)`` (CPU): our fp32 encoder on PyTorch's default CPU GEMMs (``WINCLIP_ONEDNN=0``) instead
   of oneDNN's, to show what that choice is worth on this CPU.
 
@@ -149,10 +150,37 @@ def default_gemm(enabled: bool) -> Iterator[None]:
 COMPILED_FUNCTIONS = ("_window_chunk", "_image_chunk")
 
 
+#: ``--compile-mode`` values: torch.compile's modes. The CUDA-graph ones ("reduce-overhead", "max-autotune") replay
+#: recorded graphs, which needs fixed shapes: those compile one graph per chunk shape (``dynamic=False``).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+_CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
+def compile_function(mode: str = "default") -> Callable[[Callable], Callable]:
+    """What ``--compile --compile-mode MODE`` puts in place of each of :data:`COMPILED_FUNCTIONS`: ``torch.compile``
+    of it in that mode. Under CUDA graphs a replay overwrites the previous call's outputs, which the encoder still
+    holds, so the outputs are copied out of the graph's memory (the copy is part of the timed work)."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {mode!r}; expected one of {', '.join(COMPILE_MODES)}")
+    graphs = mode in _CUDA_GRAPH_MODES
+
+    def compile_fn(fn: Callable) -> Callable:
+        compiled = torch.compile(fn, dynamic=not graphs, mode=None if mode == "default" else mode)
+        if not graphs:
+            return compiled
+
+        def copied(*args: Any, **kwargs: Any) -> Any:
+            return torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, compiled(*args, **kwargs))
+        return copied
+
+    return compile_fn
+
+
 @contextlib.contextmanager
 def compiled_blocks(enabled: bool, compile_fn: Callable[[Callable], Callable] | None = None) -> Iterator[None]:
     """Within the block, the encoder's :data:`COMPILED_FUNCTIONS` are replaced by ``compile_fn`` of them
-    (default ``torch.compile(fn, dynamic=True)``); the originals are restored on leaving, also after an error.
+    (default :func:`compile_function`: ``torch.compile(fn, dynamic=True)``); the originals are restored on leaving,
+    also after an error.
 
     Raises:
         AttributeError: the encoder has no function of that name (the encoder was restructured).
@@ -160,9 +188,7 @@ def compiled_blocks(enabled: bool, compile_fn: Callable[[Callable], Callable] | 
     if not enabled:
         yield
         return
-    if compile_fn is None:
-        def compile_fn(fn: Callable) -> Callable:
-            return torch.compile(fn, dynamic=True)
+    compile_fn = compile_fn or compile_function()
     originals = {name: getattr(encoder_module, name) for name in COMPILED_FUNCTIONS}
     try:
         for name, fn in originals.items():
@@ -302,6 +328,10 @@ def _finish_rows(rows: list[dict[str, Any]]) -> None:
             r[f"{mode}_max_abs_map_diff"] = dm
             r[f"{mode}_max_abs_score_diff"] = ds
         r["within_tolerance"] = all(d <= r["tolerance"] for d in checked) if checked else None
+        eager = next((e for e in rows if " + compile" in r["name"] and e["name"] == f"ours {r['kind']}"), None)
+        diffs = [_max_diff(r[f"_{m}"][k], eager[f"_{m}"][k]) for m in ("zs", "fs") for k in ("map", "score")
+                 if eager is not None and r.get(f"_{m}") is not None and eager.get(f"_{m}") is not None]
+        r["max_abs_diff_vs_eager"] = max(diffs) if diffs else None  # a compiled row against its eager row
         r["rss_within_limit"] = r["peak_rss_gb"] < RSS_LIMIT_GB if r.get("peak_rss_gb") is not None else None
 
 
@@ -424,6 +454,10 @@ def format_table(result: dict[str, Any]) -> str:
         if r["within_tolerance"] is not None:
             ok = "yes" if r["within_tolerance"] else "NO"
             notes.append(f"maps/scores within {r['tolerance']:g} of ours fp32: {ok}")
+        if r.get("max_abs_diff_vs_eager") is not None:
+            d = r["max_abs_diff_vs_eager"]
+            notes.append("bit for bit its eager row's maps and scores" if d == 0 else
+                         f"NOT exact: maps/scores differ from its eager row by up to {d:.1e}")
         lines.append(f"  {r['name']}: " + "; ".join(notes))
     if any(r["kind"] == "baseline" for r in result["rows"]):
         lines.append("  baseline predict = its encoding + our scoring of its features; its fit = encoding the k "
@@ -525,6 +559,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline-windows", type=int, help="windows per scale the baseline runs (default all)")
     p.add_argument("--aupro-images", type=int, default=100, help="images of the AUPRO stage (0: skip)")
     p.add_argument("--compile", action="store_true", help="also time our rows with torch.compile'd blocks")
+    p.add_argument("--compile-mode", choices=COMPILE_MODES, default="default",
+                   help="torch.compile's mode for --compile (reduce-overhead: CUDA graphs)")
     p.add_argument("--no-default-gemm", action="store_true",
                    help="skip the CPU row of our fp32 encoder on PyTorch's default GEMMs (WINCLIP_ONEDNN=0)")
     p.add_argument("--repeats", type=int, help="timed runs per measurement, the best is kept (default 1 CPU, 2 CUDA)")
@@ -586,9 +622,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if precision == "fp32" and device.type == "cpu" and not args.no_default_gemm:
             variants.append((" (default GEMM)", True, False))
         if args.compile:
-            variants.append((" + compile", False, True))
+            mode = "" if args.compile_mode == "default" else f" ({args.compile_mode})"
+            variants.append((f" + compile{mode}", False, True))
         for suffix, plain_gemm, compiled in variants:
-            with default_gemm(plain_gemm), compiled_blocks(compiled):
+            with default_gemm(plain_gemm), compiled_blocks(compiled, compile_function(args.compile_mode)):
                 r = run_ours(backbone, x, refs, batch_size=batch_size, max_tokens=max_tokens,
                              repeats=repeats, warmup=warmup)
             r["name"] = f"ours {precision}{suffix}"
@@ -634,6 +671,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "baseline_images": min(args.baseline_images, n_images),
             "baseline_windows": baseline_windows,
             "compile": args.compile,
+            "compile_mode": args.compile_mode if args.compile else None,
             "quick": args.quick,
             "load_average_before": load_before,
             "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None,

@@ -245,6 +245,42 @@ def test_compiled_blocks_routes_the_encoder_through_the_compiled_functions(tiny,
     assert {n: getattr(encoder_module, n) for n in original} == original
 
 
+def test_a_compiled_row_is_compared_with_its_eager_row(tiny, images):
+    """A "+ compile" row records the largest difference of its maps and scores from the eager row of its precision
+    (so a compiled encoder is kept only when it is exact): here dynamo's graph run eagerly, which already moves the
+    maps by about an ulp on this CPU."""
+    kw = {"batch_size": 2, "max_tokens": bench.CPU_DEFAULTS["max_tokens"], "repeats": 1, "warmup": 0}
+    eager = bench.run_ours(tiny, images, images[:1], **kw)
+    with bench.compiled_blocks(True, lambda fn: torch.compile(fn, backend="eager")):
+        compiled = bench.run_ours(tiny, images, images[:1], **kw)
+    moved = {**compiled, "_fs": {**compiled["_fs"], "map": compiled["_fs"]["map"] + 2.5e-3}}
+    rows = [{**eager, "name": "ours fp32", "kind": "fp32"}, {**compiled, "name": "ours fp32 + compile", "kind": "fp32"},
+            {**moved, "name": "ours fp32 + compile (reduce-overhead)", "kind": "fp32"}]
+    bench._finish_rows(rows)
+    expected = max(float((compiled[m][k] - eager[m][k]).abs().max()) for m in ("_zs", "_fs") for k in ("map", "score"))
+    assert expected < 1e-5
+    assert rows[0]["max_abs_diff_vs_eager"] is None
+    assert rows[1]["max_abs_diff_vs_eager"] == expected
+    assert rows[2]["max_abs_diff_vs_eager"] == pytest.approx(2.5e-3, abs=2e-5)
+
+
+def test_compile_modes(tmp_path):
+    """--compile-mode takes torch.compile's modes only; under CUDA graphs each call's outputs are copies (a replay
+    would overwrite the previous call's), equal to the eager outputs."""
+    with pytest.raises(ValueError, match="unknown compile mode 'fast'"):
+        bench.compile_function("fast")
+
+    def f(x):
+        return x * 2, {"plus": x + 1}
+
+    graphed = bench.compile_function("reduce-overhead")(f)
+    x = torch.arange(6.0).reshape(2, 3)
+    first, second = graphed(x), graphed(x)
+    assert torch.equal(first[0], x * 2) and torch.equal(first[1]["plus"], x + 1)
+    assert first[0].data_ptr() != second[0].data_ptr()
+    assert bench.parse_args(["--compile", "--compile-mode", "reduce-overhead"]).compile_mode == "reduce-overhead"
+
+
 def test_default_gemm_turns_onednn_off_and_restores_the_setting(monkeypatch):
     monkeypatch.setenv(vit_blocks.ONEDNN_ENV, "1")
     x = torch.ones(2, 4)
