@@ -4,6 +4,7 @@ stale / corrupt entries recomputed."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -280,3 +281,28 @@ def test_stage_times_of_an_encoding(tiny, paths, tmp_path):
     wall, busy = cache.times.wall, cache.times.busy_seconds
     assert wall["encode"] > 0 and busy["decode"] > 0 and wall["cache_read"] > 0
     assert wall["metrics"] == 0 and wall["scoring"] == 0
+
+
+def test_a_later_hand_over_of_a_key_stays_pending_when_an_earlier_write_of_it_ends():
+    """The writer answers for a key what was last handed over until that write has landed: the end of an earlier
+    write of the same key (an entry extended while its first version was still being written) does not forget it."""
+    from winclip_lib.experiments.cache_entries import EntryWriter
+    from winclip_lib.experiments.stages import StageTimes
+
+    writer = EntryWriter(StageTimes())
+    first_may_write, second_started, second_may_write = threading.Event(), threading.Event(), threading.Event()
+
+    def second_write() -> None:  # the one writer thread is here only once the first write is wholly done
+        second_started.set()
+        second_may_write.wait()
+
+    writer.submit("k", "windows 2", first_may_write.wait)
+    writer.submit("k", "windows 2 and 3", second_write)  # handed over while the first is being written
+    first_may_write.set()
+    try:
+        assert second_started.wait(10)
+        assert writer.pending("k") == "windows 2 and 3"
+    finally:
+        second_may_write.set()
+        writer.close()
+    assert writer.pending("k") is None

@@ -31,6 +31,7 @@ import struct
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,13 @@ def read_legacy_entry(path: Path) -> dict[str, Any] | None:
     return entry
 
 
+@dataclass(frozen=True, eq=False)
+class _Handed:
+    """One hand-over to the writer (compared by identity: two hand-overs of equal values are two)."""
+
+    value: Any
+
+
 class EntryWriter:
     """Writes entries from one background thread (this module's docstring).
 
@@ -167,7 +175,8 @@ class EntryWriter:
     def pending(self, key: str) -> Any:
         """What was handed over under ``key`` and is not written yet (None when there is nothing)."""
         with self._lock:
-            return self._pending.get(key)
+            handed = self._pending.get(key)
+        return None if handed is None else handed.value
 
     def submit(self, key: str, value: Any, write: Callable[[], None]) -> None:
         """Run ``write()`` in the background; ``value`` is what :meth:`pending` answers for ``key`` until then."""
@@ -176,18 +185,20 @@ class EntryWriter:
                 self._room.acquire()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="winclip-cache-writer")
+        handed = _Handed(value)
         with self._lock:
-            self._pending[key] = value
-        self._futures.append(self._pool.submit(self._run, key, write))
+            self._pending[key] = handed
+        self._futures.append(self._pool.submit(self._run, key, handed, write))
         self._futures = [f for f in self._futures if not f.done() or f.exception() is not None]
 
-    def _run(self, key: str, write: Callable[[], None]) -> None:
+    def _run(self, key: str, handed: _Handed, write: Callable[[], None]) -> None:
         try:
             with self.times.busy("cache_write"):
                 write()
         finally:
             with self._lock:
-                self._pending.pop(key, None)
+                if self._pending.get(key) is handed:  # not a later hand-over of the same key, still queued
+                    del self._pending[key]
             self._room.release()
 
     def flush(self) -> None:
