@@ -1,15 +1,21 @@
 """The loader's scheduling: work done ahead starts only while cores are spare on the CPU, at once on a GPU, and
 closing never waits for cores that will not come."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import CancelledError
+from pathlib import Path
 
 import pytest
 import torch
 
 from winclip_lib.core.geometry import Geometry
 from winclip_lib.experiments.image_loader import ImageLoader
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _loader(device: str = "cpu") -> ImageLoader:
@@ -55,3 +61,23 @@ def test_on_a_gpu_ahead_jobs_start_at_once():
         assert loader.ahead_job("decode", lambda: 5).result(timeout=10) == 5
     finally:
         loader.close()
+
+
+def test_work_left_waiting_for_cores_does_not_keep_the_process_alive(tmp_path):
+    """A process that queued work ahead on the CPU and ended without closing the loader exits at once: the work
+    waits in the loader's queue, not on a thread the interpreter would join at exit."""
+    script = tmp_path / "left.py"
+    script.write_text(
+        "import torch\n"
+        "from winclip_lib.core.geometry import Geometry\n"
+        "from winclip_lib.experiments.image_loader import ImageLoader\n"
+        "loader = ImageLoader(Geometry(24), (0.5,) * 3, (0.25,) * 3, torch.device('cpu'), workers=2)\n"
+        "done = loader.ahead_job('decode', lambda: 1)\n"
+        "with loader.spare_cores():\n"
+        "    assert done.result(timeout=10) == 1\n"
+        "left = loader.ahead_job('decode', lambda: 2)\n"
+        "print('queued', left.running() or left.done())\n")
+    out = subprocess.run([sys.executable, str(script)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "queued False"

@@ -20,10 +20,11 @@ their work (busy seconds), the main thread's waiting for a batch to ``decode`` (
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,12 +72,13 @@ class ImageLoader:
         self.background_workers = 1 if cpu else max(1, self.workers // 2)
         self._pool: ThreadPoolExecutor | None = None
         self._background: ThreadPoolExecutor | None = None
-        self._spare = threading.Event()  # set: ahead jobs may start
+        # Work done ahead waits here, not on a thread, until cores are spare (so that nothing blocks the process's
+        # exit): [future, job] in order; a job is handed to the background pool while _hold > 0 and fewer than
+        # background_workers of them run.
+        self._queue: collections.deque[tuple[Future[Any], Callable[[], Any]]] = collections.deque()
+        self._running = 0
         self._hold = 0 if cpu else 1  # spare_cores / waits in progress (always one on a GPU)
-        self._hold_lock = threading.Lock()
-        self._closing = False
-        if not cpu:
-            self._spare.set()
+        self._lock = threading.Lock()
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -98,32 +100,48 @@ class ImageLoader:
 
     def ahead_job(self, stage: str, fn: Callable[..., R], *args: Any) -> Future[R]:
         """Run ``fn(*args)`` on the pool of work done ahead (the module docstring) once cores are spare, its time
-        charged to ``stage`` (busy). Jobs start in the order given; wait for one with :meth:`result`."""
-        if self._background is None:
-            self._background = ThreadPoolExecutor(self.background_workers, thread_name_prefix="winclip-ahead")
-        job = self._job(stage, fn, *args)
+        charged to ``stage`` (busy). Jobs start in the order given; wait for one with :meth:`result`; cancelling
+        one that has not started drops it."""
+        future: Future[R] = Future()
+        with self._lock:
+            self._queue.append((future, self._job(stage, fn, *args)))
+            self._start_ahead()
+        return future
 
-        def gated() -> R:
-            self._spare.wait()
-            if self._closing:
-                raise CancelledError
-            return job()
+    def _start_ahead(self) -> None:
+        """Hand queued ahead jobs to the background pool while cores are spare and its threads free (lock held)."""
+        while self._hold > 0 and self._queue and self._running < self.background_workers:
+            future, job = self._queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled before it began
+            if self._background is None:
+                self._background = ThreadPoolExecutor(self.background_workers, thread_name_prefix="winclip-ahead")
+            self._running += 1
+            self._background.submit(self._run_ahead, future, job)
 
-        return self._background.submit(gated)
+    def _run_ahead(self, future: Future[Any], job: Callable[[], Any]) -> None:
+        try:
+            result = job()
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the job, as a pool does
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._start_ahead()
 
     @contextlib.contextmanager
     def spare_cores(self) -> Iterator[None]:
         """While inside, :meth:`ahead_job` work may start (the main thread leaves cores idle)."""
-        with self._hold_lock:
+        with self._lock:
             self._hold += 1
-            self._spare.set()
+            self._start_ahead()
         try:
             yield
         finally:
-            with self._hold_lock:
+            with self._lock:
                 self._hold -= 1
-                if self._hold == 0:
-                    self._spare.clear()
 
     def result(self, future: Future[R]) -> R:
         """The result of a job, cores left spare while waiting for it (an :meth:`ahead_job` may wait for them)."""
@@ -188,20 +206,17 @@ class ImageLoader:
                     f.cancel()
 
     def close(self) -> None:
-        """Stop the threads (a later call starts them again). Jobs not begun are cancelled, and so is an
-        :meth:`ahead_job` still waiting for spare cores."""
+        """Stop the threads (a later call starts them again). Jobs not begun are cancelled, those of the work done
+        ahead still waiting for spare cores among them; jobs under way are finished."""
+        with self._lock:
+            queued, self._queue = list(self._queue), collections.deque()
+        for future, _ in queued:
+            future.cancel()
         pools = [p for p in (self._pool, self._background) if p is not None]
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
-        with self._hold_lock:
-            self._closing = True
-            self._spare.set()
         try:
             for pool in pools:
                 pool.shutdown(wait=True)
         finally:
             self._pool = self._background = None
-            with self._hold_lock:
-                self._closing = False
-                if self._hold == 0:
-                    self._spare.clear()
