@@ -144,7 +144,10 @@ class ImageLoader:
                 self._hold -= 1
 
     def result(self, future: Future[R]) -> R:
-        """The result of a job, cores left spare while waiting for it (an :meth:`ahead_job` may wait for them)."""
+        """The result of a job, cores left spare while waiting for it (an :meth:`ahead_job` may wait for them; a job
+        already done leaves nothing to wait for, and no cores spare)."""
+        if future.done():
+            return future.result()
         with self.spare_cores():
             return future.result()
 
