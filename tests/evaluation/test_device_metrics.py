@@ -295,3 +295,54 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="unknown AUPRO method"):
         D.category_metrics(labels, labels, maps, t, aupro_method="fast")
 
+
+
+def test_a_float32_limit_computes_as_a_python_float(ops):
+    """The FPR limit is taken as a Python float on both sides: a numpy float32 limit gives the float64 result of
+    the same limit (a float32 limit once rounded the interpolated segment in float32, differently on each side)."""
+    masks, maps = category(3, levels=9)
+    labels, scores = masks.any(axis=(1, 2)), maps.max(axis=(1, 2))
+    limit = np.float32(0.7)
+    ref, dev, _, _ = both(labels, scores, masks, maps, limit, "exact", ops)
+    assert_same(ref, dev)
+    assert type(dev["pixel_aupro"]) is float and type(ref["pixel_aupro"]) is float
+    assert dev["pixel_aupro"] == D.aupro(maps, D.PixelTargets.from_masks(masks, ops=ops), float(limit))
+    targets = D.PixelTargets.from_masks(masks)
+    for bad in (np.float32(0.0), 1.5, float("nan")):
+        for f, args in ((M.aupro, (masks, maps, bad)), (D.aupro, (maps, targets, bad)),
+                        (M.aupro_sampled, (masks, maps, 200, bad)), (D.aupro_sampled, (maps, targets, 200, bad))):
+            with pytest.raises(ValueError, match="fpr_limit must be in"):
+                f(*args)
+
+
+def test_infinite_image_scores_are_refused_by_both():
+    labels = np.array([0, 1, 0, 1])
+    for scores in ([0.1, np.inf, 0.2, 0.7], [0.1, 0.9, -np.inf, 0.7]):
+        for f in (M.image_metrics, D.image_metrics):
+            with pytest.raises(ValueError, match="scores holds 1 infinite values"):
+                f(labels, np.array(scores))
+
+
+def test_reversed_and_foreign_byte_order_arrays_give_the_same_numbers(ops):
+    """Views with negative strides and arrays in the other byte order (as numpy reads some files) are evaluated
+    as their values, as the reference evaluates them."""
+    masks, maps = category(5, levels=20, dtype=np.float64)
+    labels, scores = masks.any(axis=(1, 2)), maps.max(axis=(1, 2))
+    flipped_masks, flipped_maps = masks[:, ::-1], maps[:, ::-1]
+    expected = M.evaluate_category(labels[::-1], scores[::-1], flipped_masks[::-1], flipped_maps[::-1])
+    got = D.category_metrics(labels[::-1], scores[::-1], flipped_maps[::-1],
+                             D.PixelTargets.from_masks(flipped_masks[::-1], ops=ops))
+    assert_same(expected, got)
+    swapped = maps.astype(maps.dtype.newbyteorder(">" if maps.dtype.byteorder in "=<" else "<"))
+    assert not swapped.dtype.isnative
+    assert_same(M.evaluate_category(labels, scores.astype(swapped.dtype), masks, swapped),
+                D.category_metrics(labels, scores.astype(swapped.dtype), swapped,
+                                   D.PixelTargets.from_masks(masks, ops=ops)))
+
+
+def test_an_empty_category_is_nan_on_both_sides(ops):
+    for shape in ((0, 5, 5), (2, 0, 5)):
+        masks, maps = np.zeros(shape, bool), np.zeros(shape, np.float32)
+        ref, dev, ref_w, dev_w = both(np.zeros(shape[0]), np.zeros(shape[0]), masks, maps, 0.3, "exact", ops)
+        assert all(np.isnan(v) for v in ref.values()) and all(np.isnan(v) for v in dev.values())
+        assert dev_w == ref_w

@@ -55,6 +55,7 @@ from winclip_lib.evaluation.metrics import (
     PIXEL_METRIC_NAMES,
     MetricWarning,
     as_labels,
+    check_fpr_limit,
     sampled_pro_area,
 )
 from winclip_lib.evaluation.regions import label_regions
@@ -68,16 +69,20 @@ def _nan(what: str | Sequence[str], why: str) -> float:
     return float("nan")
 
 
-def _check_fpr_limit(fpr_limit: float) -> None:
-    if not 0.0 < fpr_limit <= 1.0:
-        raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
-
-
 # ------------------------------------------------------------------------------------------------- inputs
 
 
 def _as_tensor(x: Any) -> torch.Tensor:
-    return x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    """A tensor of ``x`` (a torch tensor as it is; any numpy layout — reversed strides, the other byte order — as a
+    native contiguous copy where torch needs one; long double as float64)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    a = np.asarray(x)
+    if a.dtype == np.longdouble and a.dtype != np.float64:
+        a = a.astype(np.float64)
+    elif not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return torch.as_tensor(np.ascontiguousarray(a) if any(st < 0 for st in a.strides) else a)
 
 
 def _as_scores(x: Any, name: str, device: torch.device | None = None) -> torch.Tensor:
@@ -272,12 +277,14 @@ def image_metrics(labels: Any, scores: Any) -> dict[str, float]:
     """Image AUROC, AP and F1-max of one category. labels (N,) 0/1, scores (N,) float (higher = anomalous); on the
     scores' device. Same values and NaN rules as :func:`winclip_lib.evaluation.metrics.image_metrics`."""
     s = _as_scores(scores, "scores").reshape(-1)
-    y = torch.from_numpy(as_labels(labels, "labels").reshape(-1)).to(s.device)
+    y = torch.from_numpy(np.ascontiguousarray(as_labels(labels, "labels").reshape(-1))).to(s.device)
     if y.shape != s.shape:
         raise ValueError(f"labels and scores must have the same length, got {tuple(y.shape)} and {tuple(s.shape)}")
     n_nan = int(torch.isnan(s).sum())
     if n_nan:
         raise ValueError(f"scores holds {n_nan} NaN values")
+    if n_inf := int(torch.isinf(s).sum()):
+        raise ValueError(f"scores holds {n_inf} infinite values")
     n_pos = int(y.sum())
     if n_pos == 0:
         nan = _nan(IMAGE_METRIC_NAMES, f"no anomalous image among {len(y)}")
@@ -382,13 +389,14 @@ def _aupro_sampled(ss: _SortedScores, steps: int, fpr_limit: float) -> float:
 def aupro(maps: Any, targets: PixelTargets, fpr_limit: float = 0.3) -> float:
     """Exact normalised area under the PRO curve up to FPR = ``fpr_limit``: maps (shaped as the masks) against
     ``targets``. Same value and NaN rules as :func:`winclip_lib.evaluation.metrics.aupro`."""
-    _check_fpr_limit(fpr_limit)
+    fpr_limit = check_fpr_limit(fpr_limit)
     return _aupro_exact(_SortedScores(targets.flat_scores(maps), targets), fpr_limit)
 
 
 def aupro_sampled(maps: Any, targets: PixelTargets, steps: int = 200, fpr_limit: float = 0.3) -> float:
     """The 200-threshold PRO area of public reproductions; same value and NaN rules as
     :func:`winclip_lib.evaluation.metrics.aupro_sampled`."""
+    fpr_limit = check_fpr_limit(fpr_limit)
     return _aupro_sampled(_SortedScores(targets.flat_scores(maps), targets), steps, fpr_limit)
 
 
@@ -405,7 +413,7 @@ def category_metrics(labels: Any, image_scores: Any, maps: Any, targets: PixelTa
     :func:`winclip_lib.evaluation.metrics.evaluate_category`.
     """
     check_choice("AUPRO method", aupro_method, AUPRO_METHODS)
-    _check_fpr_limit(fpr_limit)
+    fpr_limit = check_fpr_limit(fpr_limit)
     scores = targets.flat_scores(maps)
     n_labels = as_labels(labels, "labels").size
     if n_labels != targets.n_images:

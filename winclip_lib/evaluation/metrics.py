@@ -44,6 +44,7 @@ __all__ = [
     "IMAGE_METRIC_NAMES",
     "PIXEL_METRIC_NAMES",
     "MetricWarning",
+    "check_fpr_limit",
     "image_metrics",
     "pixel_metrics",
     "AUPRO_METHODS",
@@ -117,6 +118,15 @@ def _check_pixels(masks: Any, maps: Any) -> tuple[np.ndarray, np.ndarray]:
     return m, s
 
 
+def check_fpr_limit(fpr_limit: Any) -> float:
+    """The FPR limit of the AUPRO as a Python float (so that a float32 limit computes nothing in float32), checked
+    to lie in (0, 1]."""
+    limit = float(fpr_limit)
+    if not 0.0 < limit <= 1.0:
+        raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
+    return limit
+
+
 def _nan_warning(what: str | Sequence[str], why: str) -> float:
     """Warn once that the metric(s) ``what`` are NaN because ``why``; return NaN."""
     names = what if isinstance(what, str) else ", ".join(what)
@@ -148,6 +158,8 @@ def image_metrics(labels: Any, scores: Any) -> dict[str, float]:
     s = _as_scores(scores, "scores").reshape(-1)
     if y.shape != s.shape:
         raise ValueError(f"labels and scores must have the same length, got {y.shape} and {s.shape}")
+    if n_inf := int(np.isinf(s).sum()):
+        raise ValueError(f"scores holds {n_inf} infinite values")
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0:
         nan = _nan_warning(IMAGE_METRIC_NAMES, f"no anomalous image among {len(y)}")
@@ -173,7 +185,8 @@ class _SortedPixels:
         scores = maps.reshape(-1)
         self.order = np.argsort(scores)[::-1]
         sorted_scores = scores[self.order]
-        self.last = np.flatnonzero(np.append(sorted_scores[1:] != sorted_scores[:-1], True))  # end of each tie
+        ends = np.append(sorted_scores[1:] != sorted_scores[:-1], True) if len(scores) else np.zeros(0, dtype=bool)
+        self.last = np.flatnonzero(ends)  # end of each tie
         self.positive = masks.reshape(-1)[self.order]
         self.tps = np.cumsum(self.positive, dtype=np.int64)[self.last]
         self.fps = (self.last + 1) - self.tps
@@ -270,8 +283,7 @@ def aupro(masks: Any, maps: Any, fpr_limit: float = 0.3) -> float:
     masks (N, H, W) bool (any resolution), maps (N, H, W) float. Returns a fraction in 0..1 (NaN with a
     :class:`MetricWarning` when there is no defect or no defect-free pixel).
     """
-    if not 0.0 < fpr_limit <= 1.0:
-        raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
+    fpr_limit = check_fpr_limit(fpr_limit)
     m, s = _check_pixels(masks, maps)
     return _aupro_from(_SortedPixels(m, s), fpr_limit)
 
@@ -286,6 +298,7 @@ def aupro_sampled(masks: Any, maps: Any, steps: int = 200, fpr_limit: float = 0.
     minimum and maximum, and the area under PRO over the rescaled FPR is the trapezoid rule's. Unlike :func:`aupro`
     the curve is sampled and its FPR axis stretched, so the two differ (the tests show by how much).
     """
+    fpr_limit = check_fpr_limit(fpr_limit)
     m, s = _check_pixels(masks, maps)
     labels, sizes = label_regions(m)
     n_regions, n_neg = len(sizes) - 1, int((~m).sum())
@@ -331,8 +344,7 @@ def evaluate_category(
     the exact AUPRO share one sort of the pixel scores; ``aupro_method="thresholds200"`` uses :func:`aupro_sampled`.
     """
     check_choice("AUPRO method", aupro_method, AUPRO_METHODS)
-    if not 0.0 < fpr_limit <= 1.0:
-        raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
+    fpr_limit = check_fpr_limit(fpr_limit)
     m, s = _check_pixels(masks, maps)
     y = as_labels(labels, "labels").reshape(-1)
     if len(y) != m.shape[0]:
