@@ -50,3 +50,27 @@ def test_the_decoders_bytes_give_the_digest_and_the_file_is_not_read_again(tmp_p
     assert read_file(image) == image.read_bytes()
     image.write_bytes(mask.read_bytes())  # rewritten: a new identity, its digest from the new bytes
     assert content_digest(image) == hashlib.sha256(mask.read_bytes()).hexdigest() and reads == ["image.png"]
+
+
+def test_files_outside_the_fast_path_are_opened_once_and_decoded_from_those_bytes(tmp_path, monkeypatch):
+    """A JPEG, a 16-bit PNG and a palette mask go through PIL (and OpenCV for 16 bits): they are decoded from the
+    bytes read_file returned (whose digest is the file's), not read from the file a second time."""
+    import builtins
+
+    rng = np.random.default_rng(1)
+    jpeg, png16, palette = tmp_path / "a.jpg", tmp_path / "b.png", tmp_path / "m.png"
+    Image.fromarray(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)).save(jpeg, quality=90)
+    Image.fromarray(rng.integers(0, 65536, (16, 24), dtype=np.uint16)).save(png16)
+    pal = Image.fromarray(rng.integers(0, 3, (16, 24), dtype=np.uint8), mode="P")
+    pal.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0])
+    pal.save(palette)
+    expected = {p: (np.asarray(Image.open(p).convert("RGB")) if p != png16 else None) for p in (jpeg, png16)}
+    opened: list[str] = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: opened.append(Path(f).name) or real_open(f, *a, **k))
+    got = load_image(jpeg)
+    np.testing.assert_array_equal(got, expected[jpeg])
+    wide = load_image(png16)
+    assert wide.shape == (16, 24, 3) and read_mask_file(palette).shape == (16, 24)
+    assert sorted(opened) == ["a.jpg", "b.png", "m.png"]
+    assert digests.digest_last_read(jpeg) == hashlib.sha256(jpeg.read_bytes()).hexdigest()

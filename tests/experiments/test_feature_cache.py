@@ -18,7 +18,7 @@ from winclip_lib.core.encoder import encode_images
 from winclip_lib.core.features import Features
 from winclip_lib.core.preprocess import preprocess
 from winclip_lib.datasets.scan import load_split
-from winclip_lib.experiments.cache_entries import encode_entry, read_entry
+from winclip_lib.experiments.cache_entries import ENTRY_SUFFIX, encode_entry, read_entry
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.experiments.feature_cache import (
     ENCODER_VERSION,
@@ -306,3 +306,32 @@ def test_a_later_hand_over_of_a_key_stays_pending_when_an_earlier_write_of_it_en
         second_may_write.set()
         writer.close()
     assert writer.pending("k") is None
+
+
+def test_an_image_changed_after_it_was_decoded_ahead_is_not_cached_under_its_new_content(tiny, paths, tmp_path):
+    """Decoded ahead, then rewritten before its features are asked for: the entry would hold the old pixels under
+    the new bytes' digest, so the call fails naming the file and nothing is stored."""
+    import time
+
+    from winclip_lib.core.digests import FileChangedError, digest_last_read
+
+    src = tmp_path / "a.png"
+    shutil.copy(paths[0], src)
+    cache = FeatureCache(tmp_path / "cache", tiny, progress=False)
+    try:
+        cache.prefetch([src])
+        with cache.loader.spare_cores():  # the work done ahead runs while cores are spare
+            deadline = time.monotonic() + 30
+            while digest_last_read(src) is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        time.sleep(0.2)  # its decoding finishes
+        shutil.copy(paths[1], src)
+        with pytest.raises(FileChangedError, match=str(src)):
+            cache.features([src])
+    finally:
+        cache.close()
+    assert not [f for f in (tmp_path / "cache").rglob("*") if f.name.endswith(ENTRY_SUFFIX)]
+    fresh = FeatureCache(tmp_path / "cache", tiny, progress=False)
+    np.testing.assert_array_equal(fresh.features([src]).patches.numpy(),
+                                  FeatureCache(None, tiny, progress=False).features([paths[1]]).patches.numpy())
+    fresh.close()

@@ -410,3 +410,37 @@ def test_masks_that_look_wrong_are_warned_about_named_and_kept_in_run_json(tiny,
     monkeypatch.undo()
     clean = run_grid(_cfg(data, tmp_path, out="o2", shots=(0,), masks=False), progress=False, backbone=tiny)
     assert clean.info["warnings"] == r.info["warnings"][:1]  # without masks only the good image's mask is worth one
+
+
+def test_a_file_changed_while_its_unit_is_scored_is_not_recorded(synth, tiny, tmp_path, monkeypatch):
+    """A test image rewritten after its unit was scored (the results come from its old bytes, a key made now would
+    name its new ones): the run fails naming the file, records nothing for the unit, and the same command then
+    computes it from the new bytes — the numbers of a fresh run on the data as it now is."""
+    from winclip_lib.core.digests import FileChangedError
+    from winclip_lib.experiments import grid
+
+    root = tmp_path / "data"
+    shutil.copytree(synth, root)
+    category = CATEGORIES[0]
+    test = sorted((root / category / "test").rglob("*.png"))
+    victim, other = test[0], test[-1]
+    cfg = _cfg(root, tmp_path, categories={"synthetic": [category]}, shots=(0, 1), seeds=(0,))
+    real = grid.score_unit
+
+    def score_then_rewrite(*args, **kwargs):
+        out = real(*args, **kwargs)
+        shutil.copy(other, victim)  # rewritten while the unit is being finished
+        return out
+
+    monkeypatch.setattr(grid, "score_unit", score_then_rewrite)
+    with pytest.raises(FileChangedError, match=str(victim)):
+        run_grid(cfg, progress=False, backbone=tiny)
+    monkeypatch.setattr(grid, "score_unit", real)
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["status"].startswith("failed") and str(victim) in info["status"]
+    again = run_grid(cfg, progress=False, backbone=tiny)
+    assert [u["status"] for u in again.info["units"]] == ["computed"]
+    fresh = run_grid(_cfg(root, tmp_path, out="fresh", cache_dir=str(tmp_path / "fresh-cache"),
+                          categories={"synthetic": [category]}, shots=(0, 1), seeds=(0,)), progress=False,
+                     backbone=tiny)
+    pd.testing.assert_frame_equal(again.metrics, fresh.metrics)

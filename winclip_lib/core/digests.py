@@ -9,6 +9,10 @@ and the status-change time, which a user cannot set on a local file system, is n
 dataset lives on (FAT and exFAT have none, SMB shares report one their clients may set): a file rewritten with the
 same size and times would then keep its old digest.
 
+**Changed while read.** :func:`digest_last_read` answers which bytes a decoder last read from a path, so that what
+is recorded for a file — a cache entry, a unit's results — can be checked to come from the bytes it is recorded
+under (:class:`FileChangedError` otherwise).
+
 **Hashed where the bytes are read.** The decoders read image and mask files through :func:`read_file`, which hashes
 the bytes it returns when their digest is not known yet (on the decoder's thread: hashing releases the GIL; 1.2 ms for
 a 2 MB PNG on the 2-core AMD EPYC, whose decoding and resizing take about 24 ms). A grid then finds the digests of
@@ -27,16 +31,31 @@ from pathlib import Path
 
 from winclip_lib.core.checkpoints import file_sha256
 
-__all__ = ["bytes_sha256", "content_digest", "content_digests", "file_identity", "read_file"]
+__all__ = ["FileChangedError", "bytes_sha256", "content_digest", "content_digests", "digest_last_read",
+           "file_identity", "read_file"]
 
 Identity = tuple[int, int, int, int, int]
 
 _DIGESTS: dict[Identity, str] = {}
+_LAST_READ: dict[str, Identity] = {}  # path -> the identity of the file when read_file last read it
 _LOCK = threading.Lock()
+
+
+class FileChangedError(ValueError):
+    """An input file changed while a run was using it: the bytes it decoded are not the bytes the file holds now."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(f"{path} changed while this run was reading it (its bytes differ from those the run "
+                         "decoded); nothing computed from it was recorded: run the same command again")
+        self.path = path
 
 
 def _identity_of(st: os.stat_result) -> Identity:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _path_key(path: str | Path) -> str:
+    return os.fspath(Path(path))
 
 
 def file_identity(path: str | Path) -> Identity:
@@ -59,11 +78,19 @@ def read_file(path: str | Path) -> bytes:
     with open(path, "rb") as f:
         key = _identity_of(os.fstat(f.fileno()))
         data = f.read()
-    if key not in _DIGESTS:
-        digest = bytes_sha256(data)
-        with _LOCK:
+    digest = bytes_sha256(data) if key not in _DIGESTS else None
+    with _LOCK:
+        if digest is not None:
             _DIGESTS.setdefault(key, digest)
+        _LAST_READ[_path_key(path)] = key
     return data
+
+
+def digest_last_read(path: str | Path) -> str | None:
+    """The digest of the bytes :func:`read_file` last returned for ``path`` in this process (None: not read so)."""
+    with _LOCK:
+        key = _LAST_READ.get(_path_key(path))
+        return None if key is None else _DIGESTS[key]
 
 
 def content_digest(path: str | Path) -> str:

@@ -17,12 +17,13 @@ formats stay with PIL: JPEG decoders may round differently, and features must no
 from __future__ import annotations
 
 import io
+import os
 import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from winclip_lib.core.digests import read_file
 
@@ -49,10 +50,13 @@ def _corrupt(path: Path, exc: BaseException | str) -> ImageError:
     )
 
 
-def _png_bit_depth(path: Path) -> int | None:
-    """Bit depth from a PNG's IHDR chunk, None if ``path`` is not a PNG."""
-    with path.open("rb") as f:
-        head = f.read(26)
+def _png_bit_depth(path: Path, data: bytes | None = None) -> int | None:
+    """Bit depth from a PNG's IHDR chunk (of ``data``, the file's bytes, when given), None if it is not a PNG."""
+    if data is None:
+        with path.open("rb") as f:
+            head = f.read(26)
+    else:
+        head = data[:26]
     if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
         return None
     return struct.unpack("B", head[24:25])[0]
@@ -83,12 +87,15 @@ def _to_rgb(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, :3])
 
 
-def read_pil(path: Path) -> Image.Image:
+def read_pil(path: Path, data: bytes | None = None) -> Image.Image:
+    """PIL's full decode of ``path`` (of ``data``, its bytes, when given: the file is not read again)."""
     try:
-        img = Image.open(path)
+        img = Image.open(path if data is None else io.BytesIO(data))
         img.load()
     except FileNotFoundError as exc:
         raise ImageError(f"image file {path} does not exist") from exc
+    except UnidentifiedImageError as exc:  # PIL names what it opened: the file, not the bytes in memory
+        raise _corrupt(path, f"cannot identify image file {os.fspath(path)!r}") from exc
     except (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError) as exc:
         raise _corrupt(path, exc) from exc
     return img
@@ -176,18 +183,21 @@ def load_image(path: str | Path) -> np.ndarray:
     raw = png_fast_path(data)
     if raw is not None:
         return _bgr_to_rgb(raw, path)
-    return load_image_pil(path)
+    return load_image_pil(path, data)
 
 
-def load_image_pil(path: str | Path) -> np.ndarray:
+def load_image_pil(path: str | Path, data: bytes | None = None) -> np.ndarray:
     """:func:`load_image` through PIL's full decode (OpenCV only for 16-bit files, whose depth PIL would cut): the
-    reference decoder, and the path of every file that is not an intact PNG."""
+    reference decoder, and the path of every file that is not an intact PNG. ``data``: the file's bytes, already
+    read (then decoded from them, the file not read again)."""
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise ImageError(f"image file {path} does not exist")
-    img = read_pil(path)  # full decode: catches truncated files, which cv2 would silently pad
-    if _png_bit_depth(path) == 16 or img.mode in ("I;16", "I;16B", "I;16L", "I") and img.format != "PNG":
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # keeps all 16 bits of RGB PNG/TIFF, unlike PIL
+    img = read_pil(path, data)  # full decode: catches truncated files, which cv2 would silently pad
+    if _png_bit_depth(path, data) == 16 or img.mode in ("I;16", "I;16B", "I;16L", "I") and img.format != "PNG":
+        # keeps all 16 bits of RGB PNG/TIFF, unlike PIL
+        raw = (cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if data is None
+               else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
         if raw is not None:
             return _bgr_to_rgb(raw, path)
         if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
@@ -216,8 +226,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return h, w
 
 
-def _mask_from_pil(path: Path) -> np.ndarray:
-    arr = np.asarray(read_pil(path))
+def _mask_from_pil(path: Path, data: bytes | None = None) -> np.ndarray:
+    arr = np.asarray(read_pil(path, data))
     if arr.ndim == 3:
         channels = arr[:, :, :3] if arr.shape[2] >= 3 else arr[:, :, :1]
         arr = channels.any(axis=2)
@@ -233,6 +243,7 @@ def read_mask_file(path: str | Path) -> np.ndarray:
     :class:`ImageError` naming it.
     """
     path = Path(path)
+    data = None
     if path.is_file():
         try:
             data = read_file(path)  # its content digest remembered from these bytes
@@ -243,4 +254,4 @@ def read_mask_file(path: str | Path) -> np.ndarray:
         raw = png_fast_path(data) if plain else None
         if raw is not None:
             return (raw[:, :, :3].any(axis=2) if raw.ndim == 3 else raw != 0)
-    return _mask_from_pil(path)
+    return _mask_from_pil(path, data)

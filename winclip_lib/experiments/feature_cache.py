@@ -64,7 +64,7 @@ import torch
 from tqdm.auto import tqdm
 
 from winclip_lib.core.backbone import Backbone
-from winclip_lib.core.digests import content_digest, content_digests
+from winclip_lib.core.digests import FileChangedError, content_digest, content_digests, digest_last_read
 from winclip_lib.core.encoder import DEFAULT_MAX_TOKENS, crop_boxes, encode_images, resolve_batch_size
 from winclip_lib.core.features import Features
 from winclip_lib.core.geometry import RESIZE_MODES, Geometry
@@ -263,6 +263,9 @@ class FeatureCache:
         self.encoded: Counter[str] = Counter()
         self._memory: dict[str, dict[str, torch.Tensor]] = {}
         self._ahead: dict[Path, Future] = {}
+        #: The content digest of every file :meth:`features` served in the current unit (until :meth:`end_unit`),
+        #: by path: what a unit's results were computed from.
+        self.served: dict[Path, str] = {}
         self._writer = EntryWriter(self.times, max_pending=max(64, 2 * self.batch_size))
         self._storage = backbone.dtype if backbone.dtype in (torch.bfloat16, torch.float16) else torch.float32
 
@@ -381,7 +384,8 @@ class FeatureCache:
         self._writer.flush()
 
     def end_unit(self) -> None:
-        """The grid is done with a unit: without a disk, its entries are forgotten (with one, nothing changes)."""
+        """The grid is done with a unit: :attr:`served` is emptied and, without a disk, its entries are forgotten."""
+        self.served.clear()
         if self.dir is None:
             self._memory.clear()
 
@@ -469,6 +473,9 @@ class FeatureCache:
                     events.append(event)
                     for j in range(len(feats)):
                         iid = ids[start + j]
+                        decoded = digest_last_read(todo[iid][0])
+                        if decoded is not None and decoded[:32] != iid:  # the file changed after it was hashed
+                            raise FileChangedError(todo[iid][0])
                         stored, replaces = todo[iid][2], todo[iid][3]
                         named = {**{n: t[j : j + 1] for n, t in new.items() if n not in stored}, **stored}
                         out[iid] = named
@@ -503,7 +510,9 @@ class FeatureCache:
             raise ValueError("no images given: nothing to encode")
         request = request or self.request
         with self.times.stage("cache_read"):  # the digests the decoders made are looked up; the others read here
-            ids = [d[:32] for d in content_digests(paths, workers=self.workers)]
+            digests = content_digests(paths, workers=self.workers)
+            self.served.update(zip((Path(p) for p in paths), digests, strict=True))
+            ids = [d[:32] for d in digests]
             first = {iid: Path(p) for iid, p in reversed(list(zip(ids, paths, strict=True)))}
             unique = list(dict.fromkeys(ids))
             stored = [iid for iid in unique if self._has_entry(iid)]

@@ -41,6 +41,7 @@ import hashlib
 import logging
 import platform
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ import pandas as pd
 import torch
 
 from winclip_lib.core.backbone import Backbone, load_backbone
+from winclip_lib.core.digests import FileChangedError, content_digests, digest_last_read
 from winclip_lib.core.prompts import TextEmbeddingCache
 from winclip_lib.datasets.scan import mask_warnings
 from winclip_lib.experiments.config import RunConfig, is_random_weights
@@ -155,6 +157,17 @@ class _UnitKeys:
     def next_to_do(self, i: int) -> int | None:
         """The first unit after i that is not done yet (None: none)."""
         return next((j for j in range(i + 1, len(self.units)) if not self.done(j)), None)
+
+
+def _check_unchanged(unit: Unit, served: Mapping[Path, str]) -> None:
+    """Every input file of a scored unit still holds the bytes its results were computed from — the images' as the
+    feature cache served them, the masks' as a decoder last read them — so that the unit's key, made from the files
+    as they are now, names those results (:class:`~winclip_lib.core.digests.FileChangedError` otherwise)."""
+    files = unit.files()
+    for f, now in zip(files, content_digests(files), strict=True):
+        used = served.get(Path(f)) or digest_last_read(f)
+        if used is not None and used != now:
+            raise FileChangedError(f)
 
 
 class _TextAhead:
@@ -275,6 +288,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
                 texts.start(after_this, units[after_this])
                 ahead = [s.image_path for s in (*units[after_this].test, *units[after_this].reference_union)]
             scored = score_unit(unit, cfg, backbone, cache, show, text_cache, ahead=ahead)
+            _check_unchanged(unit, cache.served)
             cache.end_unit()
             unit_warnings = _warn(mask_warnings(unit.loader, unit.root, unit.category, unit.test, cfg.masks,
                                                 marked=scored.marked))
