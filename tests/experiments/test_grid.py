@@ -412,18 +412,19 @@ def test_masks_that_look_wrong_are_warned_about_named_and_kept_in_run_json(tiny,
     assert clean.info["warnings"] == r.info["warnings"][:1]  # without masks only the good image's mask is worth one
 
 
-def test_a_file_changed_while_its_unit_is_scored_is_not_recorded(synth, tiny, tmp_path, monkeypatch):
-    """A test image rewritten after its unit was scored (the results come from its old bytes, a key made now would
-    name its new ones): the run fails naming the file, records nothing for the unit, and the same command then
-    computes it from the new bytes — the numbers of a fresh run on the data as it now is."""
+@pytest.mark.parametrize("kind", ["test", "ground_truth"])
+def test_a_file_changed_while_its_unit_is_scored_is_not_recorded(synth, tiny, tmp_path, monkeypatch, kind):
+    """A test image or a mask rewritten after its unit was scored (the results come from its old bytes, a key made
+    now would name its new ones): the run fails naming the file, records nothing for the unit, and the same command
+    then computes it from the new bytes — the numbers of a fresh run on the data as it now is."""
     from winclip_lib.core.digests import FileChangedError
     from winclip_lib.experiments import grid
 
     root = tmp_path / "data"
     shutil.copytree(synth, root)
     category = CATEGORIES[0]
-    test = sorted((root / category / "test").rglob("*.png"))
-    victim, other = test[0], test[-1]
+    files = sorted((root / category / kind).rglob("*.png"))
+    victim, other = files[0], files[-1]
     cfg = _cfg(root, tmp_path, categories={"synthetic": [category]}, shots=(0, 1), seeds=(0,))
     real = grid.score_unit
 

@@ -159,13 +159,16 @@ class _UnitKeys:
         return next((j for j in range(i + 1, len(self.units)) if not self.done(j)), None)
 
 
-def _check_unchanged(unit: Unit, served: Mapping[Path, str]) -> None:
+def _check_unchanged(unit: Unit, served: Mapping[Path, str], masks_decoded: bool) -> None:
     """Every input file of a scored unit still holds the bytes its results were computed from — the images' as the
-    feature cache served them, the masks' as a decoder last read them — so that the unit's key, made from the files
-    as they are now, names those results (:class:`~winclip_lib.core.digests.FileChangedError` otherwise)."""
+    feature cache served them, the masks' (when the unit decoded them) as a decoder last read them — so that the
+    unit's key, made from the files as they are now, names those results
+    (:class:`~winclip_lib.core.digests.FileChangedError` otherwise)."""
     files = unit.files()
     for f, now in zip(files, content_digests(files), strict=True):
-        used = served.get(Path(f)) or digest_last_read(f)
+        used = served.get(Path(f))
+        if used is None and masks_decoded:
+            used = digest_last_read(f)
         if used is not None and used != now:
             raise FileChangedError(f)
 
@@ -288,7 +291,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
                 texts.start(after_this, units[after_this])
                 ahead = [s.image_path for s in (*units[after_this].test, *units[after_this].reference_union)]
             scored = score_unit(unit, cfg, backbone, cache, show, text_cache, ahead=ahead)
-            _check_unchanged(unit, cache.served)
+            _check_unchanged(unit, cache.served, masks_decoded=cfg.masks)
             cache.end_unit()
             unit_warnings = _warn(mask_warnings(unit.loader, unit.root, unit.category, unit.test, cfg.masks,
                                                 marked=scored.marked))
