@@ -505,6 +505,11 @@ class FeatureCache:
         Returns:
             :class:`Features` on the CPU with image (N, D), windows {k: (N, n_k, D)}, patches (N, G*G, W) and the
             requested extras.
+
+        Raises:
+            ImageError: a file cannot be read as an image (named).
+            FileChangedError: a file's bytes when decoded are not those its digest was taken from (it changed while
+                this call, or the work done ahead for it, read it): nothing is stored for it.
         """
         if len(paths) == 0:
             raise ValueError("no images given: nothing to encode")

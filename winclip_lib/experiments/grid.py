@@ -213,6 +213,8 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
 
     Raises:
         DatasetError: a missing root, unknown category or broken dataset (before any encoding).
+        FileChangedError: an input file changed while the run used it (named; the unit is not recorded, and the
+            same call computes it from the file as it now is).
         WeightsUnavailableError: the weights are not available offline.
         CheckpointError: a checkpoint file that cannot run (another architecture, truncated, a refused pickle).
         WriteError: the output folder or the cache cannot be written (before any work), or a write failed later

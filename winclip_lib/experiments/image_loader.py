@@ -116,8 +116,12 @@ class ImageLoader:
                 continue  # cancelled before it began
             if self._background is None:
                 self._background = ThreadPoolExecutor(self.background_workers, thread_name_prefix="winclip-ahead")
+            try:
+                self._background.submit(self._run_ahead, future, job)
+            except RuntimeError as exc:  # the interpreter is exiting: nothing new starts
+                future.set_exception(exc)
+                return
             self._running += 1
-            self._background.submit(self._run_ahead, future, job)
 
     def _run_ahead(self, future: Future[Any], job: Callable[[], Any]) -> None:
         try:
