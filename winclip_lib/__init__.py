@@ -28,10 +28,11 @@ if "torch" not in _sys.modules:
 if "numpy" not in _sys.modules and not {"NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES"} & set(_os.environ):
     # numpy's AVX-512 sort is 5x slower than its AVX2 sort on AMD Zen 4 (and only there): see core/cpus.py. numpy
     # reads this once, when it is imported.
-    from winclip_lib.core.cpus import numpy_features_to_disable as _numpy_features_to_disable
+    from winclip_lib.core.cpus import numpy_features_to_disable
 
-    if (_disable := _numpy_features_to_disable()) is not None:
+    if (_disable := numpy_features_to_disable()) is not None:
         _os.environ["NPY_DISABLE_CPU_FEATURES"] = _disable
+    del numpy_features_to_disable  # not part of the package's names
 
 from winclip_lib.core.backbone import (
     DEFAULT_MODEL,
