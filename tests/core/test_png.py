@@ -1,0 +1,182 @@
+"""libdeflate's inflate and PIL's unfiltering against PIL's full decode of the same file: the same pixels for every
+plain 8-bit PNG (every filter type, one or many IDAT chunks, images larger than one stored block), and None — never
+other pixels — for everything it does not take or finds damaged."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.core.test_imageio_decoders import _chunk, _corruptions, raw_png
+from winclip_lib.core.png import decode_png
+
+
+def _pil(data: bytes) -> np.ndarray:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return np.asarray(img)
+
+
+def _photo(h: int, w: int, channels: int, seed: int = 0) -> np.ndarray:
+    """Smooth content with noise, like a photograph."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = (np.sin(x / 7.0)[..., None] * 60 + np.cos(y / 5.0)[..., None] * 60 + 128 + np.arange(channels) * 9)
+    return np.clip(base + rng.normal(0, 6, (h, w, channels)), 0, 255).astype(np.uint8)
+
+
+def _filters(data: bytes) -> set[int]:
+    arr = _pil(data)
+    width_bytes = arr.shape[1] * (arr.shape[2] if arr.ndim == 3 else 1)
+    stream = b"".join(data[p + 8 : p + 8 + int.from_bytes(data[p : p + 4], "big")]
+                      for p in _chunk_offsets(data) if data[p + 4 : p + 8] == b"IDAT")
+    raw = zlib.decompress(stream)
+    return set(raw[:: width_bytes + 1])
+
+
+def _chunk_offsets(data: bytes) -> list[int]:
+    pos, out = 8, []
+    while pos + 8 <= len(data):
+        out.append(pos)
+        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
+    return out
+
+
+def _filtered_png(arr: np.ndarray, colour: int) -> bytes:
+    """A PNG of ``arr`` (H, W) or (H, W, C) whose scanlines use filter types 0, 1, 2, 3, 4, 0, 1, ... in turn
+    (the PNG specification's filters, computed here from the original bytes)."""
+    h = arr.shape[0]
+    bpp = arr.shape[2] if arr.ndim == 3 else 1
+    lines = arr.reshape(h, -1).astype(np.int32)
+    out = []
+    for r in range(h):
+        x = lines[r]
+        up = lines[r - 1] if r else np.zeros_like(x)
+        left = np.concatenate([np.zeros(bpp, np.int32), x[:-bpp]])
+        up_left = np.concatenate([np.zeros(bpp, np.int32), up[:-bpp]])
+        p = left + up - up_left
+        pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - up_left)
+        paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+        kind = r % 5
+        pred = [0, left, up, (left + up) // 2, paeth][kind]
+        out.append(bytes([kind]) + ((x - pred) % 256).astype(np.uint8).tobytes())
+    ihdr = struct.pack(">IIBBBBB", arr.shape[1], h, 8, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"".join(out)))
+            + _chunk(b"IEND", b""))
+
+
+def _plain_pngs() -> dict[str, bytes]:
+    rgb = _photo(300, 280, 3)  # 300 scanlines of 841 bytes: 4 stored blocks
+    out = {"rgb_all_filters": _filtered_png(rgb, 2), "gray_all_filters": _filtered_png(rgb[:, :, 1], 0),
+           "rgba_all_filters": _filtered_png(_photo(40, 30, 4, 3), 6),
+           "gray_alpha_all_filters": _filtered_png(_photo(40, 30, 2, 4), 4)}
+    for name, arr in {"gray": rgb[:, :, 0], "rgb": rgb, "rgba": _photo(90, 70, 4, 1)}.items():
+        out[f"{name}_libpng"] = cv2.imencode(".png", arr[:, :, ::-1] if arr.ndim == 3 else arr)[1].tobytes()
+        out[f"{name}_pil"] = _pil_bytes(Image.fromarray(arr))
+    out["gray_alpha"] = _pil_bytes(Image.fromarray(rgb).convert("LA"))
+    out["one_pixel"] = _pil_bytes(Image.fromarray(rgb[:1, :1]))
+    rows = [bytes(range(i, i + 30)) for i in range(6)]
+    out["split_idat"] = raw_png(rows, 10, 6, 8, 2, idat_parts=4)
+    out["gamma_before"] = raw_png(rows, 10, 6, 8, 2, before=[_chunk(b"gAMA", struct.pack(">I", 45455))])
+    return out
+
+
+def _pil_bytes(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", sorted(_plain_pngs()))
+def test_plain_pngs_decode_to_pils_pixels(name):
+    data = _plain_pngs()[name]
+    out = decode_png(data)
+    ref = _pil(data)
+    assert out is not None
+    assert out.dtype == np.uint8 and out.shape == ref.shape and np.array_equal(out, ref)
+    assert out.flags.writeable
+
+
+def test_every_filter_type_is_exercised():
+    """The hand-filtered files use all five filter types (libpng and PIL choose fewer), so each is compared above."""
+    assert _filters(_plain_pngs()["rgb_all_filters"]) == {0, 1, 2, 3, 4}
+
+
+def _with_ihdr(data: bytes, **fields) -> bytes:
+    w, h, depth, colour, comp, filt, inter = struct.unpack(">IIBBBBB", data[16:29])
+    values = {**dict(w=w, h=h, depth=depth, colour=colour, comp=comp, filt=filt, inter=inter), **fields}
+    body = struct.pack(">IIBBBBB", *values.values())
+    return data[:8] + _chunk(b"IHDR", body) + data[33:]
+
+
+def _not_taken() -> dict[str, bytes]:
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    pil = Image.fromarray(rgb)
+    rows = [bytes(30) for _ in range(6)]
+    good = raw_png(rows, 10, 6, 8, 2)
+    return {
+        "palette": _pil_bytes(pil.convert("P", palette=Image.Palette.ADAPTIVE, colors=8)),
+        "bilevel": _pil_bytes(pil.convert("1")),
+        "rgb16": cv2.imencode(".png", rng.integers(0, 65536, (12, 10, 3), dtype=np.uint16))[1].tobytes(),
+        "interlaced": _with_ihdr(good, inter=1),
+        "zero_width": _with_ihdr(good, w=0),
+        "chunk_after_data": raw_png(rows, 10, 6, 8, 2, after=[_chunk(b"tEXt", b"k\x00v")]),
+        "too_few_rows": raw_png(rows[:5], 10, 6, 8, 2),
+        "too_many_rows": raw_png(rows + rows[:1], 10, 6, 8, 2),
+        "unknown_filter": _with_filter_byte(rows, 5),
+        "jpeg": cv2.imencode(".jpg", rgb)[1].tobytes(),
+        "empty": b"",
+    }
+
+
+def _with_filter_byte(rows: list[bytes], kind: int) -> bytes:
+    stream = zlib.compress(b"".join(bytes([kind]) + r for r in rows))
+    ihdr = struct.pack(">IIBBBBB", 10, len(rows), 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("name", sorted(_not_taken()))
+def test_what_it_does_not_take_is_left_to_the_other_decoders(name):
+    assert decode_png(_not_taken()[name]) is None
+
+
+@pytest.mark.parametrize("name", ["rgb_pil", "split_idat", "gray_alpha", "rgba_all_filters"])
+def test_damaged_files_give_none_or_pils_own_pixels(name):
+    """Cut anywhere, a bit flipped anywhere, bytes appended: never pixels PIL would not give (a flip in an ancillary
+    chunk before the data leaves the pixels as they are; the caller's header parse checks those chunks)."""
+    data = _plain_pngs()[name]
+    ref = _pil(data)
+    refused = 0
+    for label, damaged in _corruptions(data):
+        out = decode_png(damaged)
+        if out is None:
+            refused += 1
+            continue
+        assert np.array_equal(out, ref), label
+        assert label in ("trailing", "doubled") or not label.startswith("cut"), label
+    assert refused > 20
+
+
+def test_a_stream_with_a_wrong_checksum_is_refused():
+    rows = [bytes(range(i, i + 30)) for i in range(6)]
+    stream = bytearray(zlib.compress(b"".join(b"\x00" + r for r in rows)))
+    stream[-1] ^= 1  # the Adler-32 of the scanlines
+    ihdr = struct.pack(">IIBBBBB", 10, 6, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", bytes(stream)) + _chunk(b"IEND", b"")
+    assert decode_png(data) is None
+
+
+def test_the_hand_filtered_files_hold_their_pixels():
+    """The test's own filtering is right: PIL and OpenCV (libpng) decode the hand-filtered file to its source."""
+    rgb = _photo(50, 40, 3, 5)
+    data = _filtered_png(rgb, 2)
+    assert np.array_equal(_pil(data), rgb)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)[:, :, ::-1], rgb)
+    assert np.array_equal(decode_png(data), rgb)

@@ -1,0 +1,98 @@
+"""The pixels of an intact 8-bit PNG, fast: libdeflate inflates, PIL's PNG decoder unfilters.
+
+Decoding a PNG is two steps: inflating its zlib stream (the concatenated IDAT chunks) into filtered scanlines, and
+undoing each scanline's filter. For the photographs of an inspection dataset the first dominates, and zlib's inflate
+is slow: on the 2-core AMD EPYC (Zen 4) a 1024 x 1024 RGB PNG of 1.9 MB inflates in 13.2 ms with zlib 1.2.13 (what
+PIL and OpenCV link), in 4.8 ms with libdeflate (the ``deflate`` package; ISA-L 6.4 ms, zlib-ng 7.1 ms). So
+:func:`decode_png` inflates with libdeflate, then hands the scanlines — wrapped as *stored* (uncompressed) deflate
+blocks, which inflate as a copy — to PIL's own PNG decoder, which unfilters them exactly as it decodes a PNG file.
+Decode of that image: 11 ms instead of OpenCV's 18 ms; both steps run without holding the GIL.
+
+Inflating is exact (any correct inflater gives the same bytes, checked by the stream's Adler-32) and the unfiltering
+is PIL's, so the pixels are PIL's; tested against PIL's full decode on every colour type this takes.
+
+Only the plain case is taken — 8 bits per sample, gray, gray + alpha, RGB or RGBA, not interlaced, every IDAT chunk
+with a correct CRC, a stream that inflates to exactly the image's scanlines — anything else returns None, and the
+caller decodes the file the slower way, which gives every other file its pixels or its error.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import deflate
+import numpy as np
+from PIL import Image
+
+__all__ = ["decode_png"]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: (bit depth, colour type) -> (PIL mode, samples per pixel) of the PNGs :func:`decode_png` takes.
+_PLAIN = {(8, 0): ("L", 1), (8, 2): ("RGB", 3), (8, 4): ("LA", 2), (8, 6): ("RGBA", 4)}
+_STORED_BLOCK = 65535  # the largest stored deflate block
+
+
+def _idat_stream(data: bytes) -> bytes | None:
+    """The concatenated data of a PNG's IDAT chunks, None unless every chunk from the first IDAT on is an IDAT with
+    a correct CRC, up to a complete IEND (the chunks before the first IDAT are the caller's to check)."""
+    view = memoryview(data)
+    pos, n = 8, len(data)
+    parts: list[memoryview] = []
+    while pos + 12 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > n:
+            return None
+        if kind == b"IDAT":
+            if zlib.crc32(view[pos + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+                return None
+            parts.append(view[pos + 8 : end - 4])
+        elif kind == b"IEND":
+            return b"".join(parts) if parts and length == 0 and data[end - 4 : end] == b"\xaeB`\x82" else None
+        elif parts:  # a chunk after the image data: the slow path decides
+            return None
+        pos = end
+    return None
+
+
+def _stored(raw: bytes) -> bytes:
+    """``raw`` as a zlib stream of stored deflate blocks (no compression), Adler-32 included."""
+    n = len(raw)
+    view = memoryview(raw)
+    parts = [b"\x78\x01"]
+    for start in range(0, n, _STORED_BLOCK):
+        size = min(_STORED_BLOCK, n - start)
+        parts.append(struct.pack("<BHH", start + size == n, size, size ^ 0xFFFF))
+        parts.append(view[start : start + size])
+    parts.append(struct.pack(">I", zlib.adler32(raw)))
+    return b"".join(parts)
+
+
+def decode_png(data: bytes) -> np.ndarray | None:
+    """The pixels of the PNG file ``data`` — uint8, (H, W) gray, (H, W, 2) gray + alpha, (H, W, 3) RGB or (H, W, 4)
+    RGBA, in the file's channel order — when it is a plain 8-bit PNG whose image data is intact (the module
+    docstring); None otherwise (nothing is raised: the slower decoders then give the file's pixels or error)."""
+    if len(data) < 33 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    plain = _PLAIN.get((depth, colour))
+    if plain is None or compression or filtering or interlace or not width or not height:
+        return None
+    mode, samples = plain
+    stream = _idat_stream(data)
+    if stream is None:
+        return None
+    expected = height * (1 + width * samples)  # a filter byte, then the samples, per scanline
+    try:
+        raw = deflate.zlib_decompress(stream, expected)
+    except deflate.DeflateError:
+        return None
+    if len(raw) != expected:
+        return None
+    try:
+        img = Image.frombytes(mode, (width, height), _stored(raw), "zip", mode)  # PIL's PNG unfiltering
+    except (ValueError, OSError):  # an unknown filter type
+        return None
+    return np.array(img)  # writable, as OpenCV's arrays are
