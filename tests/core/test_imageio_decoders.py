@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from winclip_lib.core.imageio import ImageError, load_image, load_image_pil, png_fast_path, read_mask_file
+from winclip_lib.core.geometry import RESIZE_MODES, Geometry
+from winclip_lib.core.imageio import ImageError, load_image, load_image_pil, load_rgb, png_fast_path, read_mask_file
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -107,6 +108,12 @@ def test_every_kind_of_png_decodes_to_the_reference_pixels(tmp_path, name):
     ref = load_image_pil(path)
     out = load_image(path)
     assert out.dtype == np.uint8 and out.shape == ref.shape and np.array_equal(out, ref)
+    rgb = load_rgb(path)  # a PIL image only where the decoder made an RGB one: the model input is the same
+    assert isinstance(rgb, Image.Image) == (name in ("rgb", "rgb_transparent", "rgb_text", "bgr_cv2",
+                                                     "gamma_and_split_idat"))
+    for mode in RESIZE_MODES:
+        geometry = Geometry(16, mode)
+        assert np.array_equal(geometry.image(rgb), geometry.image(ref)), mode
     fast = png_fast_path(data) is not None
     # the fast path is taken for every intact still PNG; the JPEG and the PNG with a chunk after its data are PIL's
     assert fast == (name not in ("jpeg", "text_after_idat"))

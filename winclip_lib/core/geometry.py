@@ -46,14 +46,20 @@ def _target(size: int | Sequence[int]) -> tuple[int, int]:
     return h, w
 
 
-def resize_image(img: np.ndarray, size: int | Sequence[int] = 240, interpolation: str = "cubic") -> np.ndarray:
-    """Resize an image (H, W, 3) uint8 to (size, size, 3) uint8 — no crop, aspect ratio not kept.
+def resize_image(img: np.ndarray | Image.Image, size: int | Sequence[int] = 240, interpolation: str = "cubic"
+                 ) -> np.ndarray:
+    """Resize an image (H, W, 3) uint8 (or a PIL RGB image) to (size, size, 3) uint8 — no crop, aspect ratio not kept.
 
     ``interpolation="cubic"`` (default): ``cv2.INTER_CUBIC``, result rounded and clipped to 0..255 (OpenCV's
     saturating cast). ``"pil_bicubic"``: PIL's antialiased bicubic, which is what torchvision/open_clip's
     ``Resize`` does to PIL images. ``size`` may be an int or an (H, W) pair.
     """
     h, w = _target(size)
+    if isinstance(img, Image.Image):
+        if img.mode != "RGB":
+            raise ValueError(f"resize_image expects an RGB image, got PIL mode {img.mode!r}")
+        if interpolation == "pil_bicubic":  # PIL's own image: no copy into an array and back
+            return np.asarray(img.resize((w, h), Image.Resampling.BICUBIC))
     img = np.asarray(img)
     if img.dtype != np.uint8:
         raise ValueError(f"resize_image expects uint8 RGB, got dtype {img.dtype}")
@@ -124,10 +130,14 @@ class Geometry:
         rh, rw = self.resized_shape(h, w)
         return (rh - self.size) // 2, (rw - self.size) // 2
 
-    def image(self, rgb: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 photo -> (S, S, 3) uint8 model input."""
-        rgb = np.asarray(rgb)
-        h, w = rgb.shape[:2]
+    def image(self, rgb: np.ndarray | Image.Image) -> np.ndarray:
+        """(H, W, 3) uint8 photo (or a PIL RGB image, e.g. :func:`~winclip_lib.core.imageio.load_rgb`'s) -> (S, S, 3)
+        uint8 model input."""
+        if isinstance(rgb, Image.Image):
+            w, h = rgb.size
+        else:
+            rgb = np.asarray(rgb)
+            h, w = rgb.shape[:2]
         if self.mode == "resize_via_1024":
             rgb = resize_image(rgb, VIA_SIDE, interpolation="linear")
         rh, rw = self.resized_shape(h, w)

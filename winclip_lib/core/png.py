@@ -22,7 +22,6 @@ import struct
 import zlib
 
 import deflate
-import numpy as np
 from PIL import Image
 
 __all__ = ["decode_png"]
@@ -70,10 +69,10 @@ def _stored(raw: bytes) -> bytes:
     return b"".join(parts)
 
 
-def decode_png(data: bytes) -> np.ndarray | None:
-    """The pixels of the PNG file ``data`` — uint8, (H, W) gray, (H, W, 2) gray + alpha, (H, W, 3) RGB or (H, W, 4)
-    RGBA, in the file's channel order — when it is a plain 8-bit PNG whose image data is intact (the module
-    docstring); None otherwise (nothing is raised: the slower decoders then give the file's pixels or error)."""
+def decode_png(data: bytes) -> Image.Image | None:
+    """The PNG file ``data`` as a PIL image of mode "L", "LA", "RGB" or "RGBA" (8 bits per sample) when it is a plain
+    8-bit PNG whose image data is intact (the module docstring); None otherwise (nothing is raised: the slower
+    decoders then give the file's pixels or error)."""
     if len(data) < 33 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
         return None
     width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", data[16:29])
@@ -92,7 +91,6 @@ def decode_png(data: bytes) -> np.ndarray | None:
     if len(raw) != expected:
         return None
     try:
-        img = Image.frombytes(mode, (width, height), _stored(raw), "zip", mode)  # PIL's PNG unfiltering
+        return Image.frombytes(mode, (width, height), _stored(raw), "zip", mode)  # PIL's PNG unfiltering
     except (ValueError, OSError):  # an unknown filter type
         return None
-    return np.array(img)  # writable, as OpenCV's arrays are

@@ -1,6 +1,6 @@
 """Images decoded ahead of the encoder, in parallel: :class:`ImageLoader`.
 
-A pool of threads decodes files (:func:`~winclip_lib.core.imageio.load_image`: OpenCV releases the GIL on PNGs) and
+A pool of threads decodes files (:func:`~winclip_lib.core.imageio.load_rgb`: PNGs are decoded without the GIL) and
 applies the model's geometry (:class:`~winclip_lib.core.geometry.Geometry`: PIL's resampling also runs without the
 GIL); the main thread only stacks and normalises each batch — exactly as :func:`~winclip_lib.core.preprocess.
 preprocess` does, so the input is bit-identical — and, on a GPU, copies it from pinned memory without blocking. The
@@ -34,7 +34,7 @@ import torch
 
 from winclip_lib.core.cpus import usable_cpus
 from winclip_lib.core.geometry import Geometry
-from winclip_lib.core.imageio import load_image
+from winclip_lib.core.imageio import load_rgb
 from winclip_lib.core.preprocess import normalize
 from winclip_lib.experiments.stages import StageTimes
 
@@ -167,7 +167,7 @@ class ImageLoader:
 
     def image(self, path: Path) -> np.ndarray:
         """One file as the model's (S, S, 3) uint8 input (decoded, resized or cropped)."""
-        return self.geometry.image(load_image(path))
+        return self.geometry.image(load_rgb(path))
 
     def batch(self, arrays: list[np.ndarray]) -> torch.Tensor:
         """(b, 3, S, S) CLIP-normalised float32 of decoded inputs, on :attr:`device` (copied without blocking from
