@@ -66,7 +66,7 @@ bench-grid: setup
 gpu-wheels:
 	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
-		open_clip_torch==3.3.0 ftfy==6.3.1 deflate==0.9.0 wcwidth==$$(grep '^wcwidth==' requirements.lock | cut -d= -f3)
+		open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==$$(grep '^wcwidth==' requirements.lock | cut -d= -f3) zlib-ng==1.1.0
 
 # make reproduce MVTEC=/data/mvtec VISA=/data/visa MPDD=/data/mpdd  (any subset; PRECISION, DEVICE, RESULTS, CACHE
 # optional): the full grid with the paper's weights, then notebooks 01-06 (the report, the presets and the paper's

@@ -1,5 +1,5 @@
-"""Decoding a PNG into the model's input, before and after: OpenCV's decode against libdeflate + PIL's unfiltering,
-with and without PIL's memory pool, side by side.
+"""Decoding a PNG into the model's input, before and after: OpenCV's decode against zlib-ng + PIL's unfiltering, with
+and without PIL's memory pool, side by side.
 
     python -m benchmarks.bench_decode [--images DIR] [--files 60] [--rounds 3] [--json PATH]
 
@@ -9,13 +9,13 @@ decode, resize — what a decoder thread of the grid does), in a fresh interpret
 pool's size once, at import), on one thread and on one thread per CPU, best of ``--rounds`` passes:
 
 - ``opencv``: OpenCV's decode of the file's bytes, converted to RGB, resized by PIL from the array (the grid's decode
-  before libdeflate);
-- ``libdeflate, no pool``: :func:`winclip_lib.core.imageio.load_rgb` and the geometry with ``PILLOW_BLOCKS_MAX=0``
+  before zlib-ng);
+- ``zlib-ng, no pool``: :func:`winclip_lib.core.imageio.load_rgb` and the geometry with ``PILLOW_BLOCKS_MAX=0``
   (every image's memory fresh from the operating system);
-- ``libdeflate``: the same with the pool ``winclip_lib`` turns on (the grid's decode now).
+- ``zlib-ng``: the same with the pool ``winclip_lib`` turns on (the grid's decode now).
 
 Every row's inputs must be the same bytes (their SHA-256 is compared). Printed: milliseconds per image on one thread,
-images per second on all, and each ratio to the ``opencv`` row; then the inflate step alone, zlib against libdeflate.
+images per second on all, and each ratio to the ``opencv`` row; then the inflate step alone, zlib against zlib-ng.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ROWS = ("opencv", "libdeflate, no pool", "libdeflate")
+ROWS = ("opencv", "zlib-ng, no pool", "zlib-ng")
 
 _WORKER = r"""
 import hashlib, json, sys, time
@@ -92,7 +92,7 @@ def run_row(row: str, files: list[Path], rounds: int) -> dict:
     """One row, in a fresh interpreter (see the module docstring)."""
     env = {k: v for k, v in os.environ.items() if k != "PILLOW_BLOCKS_MAX"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    if row == "libdeflate, no pool":
+    if row == "zlib-ng, no pool":
         env["PILLOW_BLOCKS_MAX"] = "0"
     out = subprocess.run([sys.executable, "-c", _WORKER, row, str(rounds), *map(str, files)], env=env,
                          capture_output=True, text=True, check=True)
@@ -100,8 +100,8 @@ def run_row(row: str, files: list[Path], rounds: int) -> dict:
 
 
 def inflate_times(files: list[Path], rounds: int) -> dict[str, float]:
-    """Seconds to inflate every file's image data (the IDAT chunks' zlib stream), zlib against libdeflate."""
-    import deflate
+    """Seconds to inflate every file's image data (the IDAT chunks' zlib stream), zlib against zlib-ng."""
+    from zlib_ng import zlib_ng
 
     streams = []
     for path in files:
@@ -114,7 +114,8 @@ def inflate_times(files: list[Path], rounds: int) -> dict[str, float]:
         stream = b"".join(parts)
         streams.append((stream, len(zlib.decompress(stream))))
     out = {}
-    for name, fn in (("zlib", lambda s, n: zlib.decompress(s)), ("libdeflate", deflate.zlib_decompress)):
+    for name, fn in (("zlib", lambda s, n: zlib.decompress(s, bufsize=n)),
+                     ("zlib-ng", lambda s, n: zlib_ng.decompress(s, bufsize=n))):
         best = float("inf")
         for _ in range(rounds):
             t0 = time.perf_counter()
@@ -148,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{base['single_s'] / r['single_s']:.2f}x | {base['parallel_s'] / r['parallel_s']:.2f}x"
         print(f"{name:24}{ms:>22.2f}{ips:>26.1f}{ratio:>22}")
     inflate = inflate_times(files, args.rounds)
-    print(f"inflate alone, ms / image: zlib {1e3 * inflate['zlib'] / len(files):.2f}, libdeflate "
-          f"{1e3 * inflate['libdeflate'] / len(files):.2f} ({inflate['zlib'] / inflate['libdeflate']:.2f}x)")
+    print(f"inflate alone, ms / image: zlib {1e3 * inflate['zlib'] / len(files):.2f}, zlib-ng "
+          f"{1e3 * inflate['zlib-ng'] / len(files):.2f} ({inflate['zlib'] / inflate['zlib-ng']:.2f}x)")
     print(f"every row's model inputs are the same bytes (sha256 {base['sha256'][:16]})")
     if args.json:
         args.json.write_text(json.dumps({"files": len(files), "megabytes": mb, "rows": rows,

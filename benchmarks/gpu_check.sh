@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared GPU check, for a session that is lent a GPU machine (the device tool). On the lending machine:
-#   make gpu-wheels                                     # open_clip_torch, ftfy, deflate, wcwidth as wheels into .whl/
+#   make gpu-wheels                                     # open_clip_torch, ftfy, wcwidth, zlib-ng as wheels into .whl/
 #   device run: bash benchmarks/gpu_check.sh            # carry: [".whl"]   (about 8 minutes on an H200)
 #   device run: bash benchmarks/gpu_check.sh compile    # then, time left: the encoder under torch.compile / CUDA graphs
 # It installs the carried wheels, runs the CUDA tests (tests/core/test_gpu.py), the speed benchmark on the GPU and the

@@ -1,11 +1,12 @@
-"""libdeflate's inflate and PIL's unfiltering against PIL's full decode of the same file: the same pixels for every
+"""zlib-ng's inflate and PIL's unfiltering against PIL's full decode of the same file: the same pixels for every
 plain 8-bit PNG (every filter type, one or many IDAT chunks, images larger than one stored block), and None — never
-other pixels — for everything it does not take or finds damaged."""
+other pixels — for everything it does not take or finds damaged, including streams zlib refuses."""
 
 from __future__ import annotations
 
 import io
 import struct
+import tracemalloc
 import zlib
 
 import cv2
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.core.test_imageio_decoders import _chunk, _corruptions, raw_png
+from winclip_lib.core.imageio import ImageError, load_image, load_image_pil, png_fast_path
 from winclip_lib.core.png import decode_png
 
 
@@ -180,3 +182,114 @@ def test_the_hand_filtered_files_hold_their_pixels():
     assert np.array_equal(_pil(data), rgb)
     assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)[:, :, ::-1], rgb)
     assert np.array_equal(np.asarray(decode_png(data)), rgb)
+
+
+class _Bits:
+    """A deflate bit stream written by hand (LSB first; Huffman codes most significant bit first)."""
+
+    def __init__(self) -> None:
+        self.value, self.count = 0, 0
+
+    def put(self, value: int, n: int) -> None:
+        self.value |= value << self.count
+        self.count += n
+
+    def code(self, code: int, n: int) -> None:
+        self.put(int(f"{code:0{n}b}"[::-1], 2), n)
+
+    def literal(self, symbol: int) -> None:  # the fixed Huffman code of a literal/length symbol
+        if symbol < 144:
+            self.code(0b00110000 + symbol, 8)
+        elif symbol < 256:
+            self.code(0b110010000 + symbol - 144, 9)
+        elif symbol < 280:
+            self.code(symbol - 256, 7)
+        else:
+            self.code(0b11000000 + symbol - 280, 8)
+
+    def done(self) -> bytes:
+        return self.value.to_bytes((self.count + 7) // 8, "little")
+
+
+def _fixed_block_png(length_symbol: int, distance_symbol: int) -> tuple[bytes, int]:
+    """A 1-row gray PNG whose stream ends in a fixed-Huffman block holding one match with the given symbols (CRCs
+    and Adler-32 right for what a lenient inflater makes of it), and its width. A distance symbol of 29 (the
+    largest), 30 or 31 comes after a stored block of 25,000 bytes (read as 24,577 back, it points into them)."""
+    if distance_symbol >= 29:
+        prefix = bytes([0]) + bytes((i * 7) & 255 for i in range(24999))
+        head = b"\x00" + struct.pack("<HH", len(prefix), len(prefix) ^ 0xFFFF) + prefix  # a stored block, not last
+        row = prefix + prefix[-24577:][:3]
+    else:
+        prefix, head = bytes([0, 0x80]), b""
+        row = prefix + bytes([0x80]) * (258 if length_symbol >= 285 else 3)
+    bits = _Bits()
+    bits.put(1, 1)
+    bits.put(1, 2)  # the last block, fixed Huffman codes
+    if not head:
+        bits.literal(0)  # filter byte 0
+        bits.literal(0x80)
+    bits.literal(length_symbol)
+    bits.code(distance_symbol, 5)
+    if distance_symbol >= 29:
+        bits.put(0, 13)  # the extra bits of the largest distances
+    bits.literal(256)
+    stream = b"\x78\x01" + head + bits.done() + struct.pack(">I", zlib.adler32(row))
+    ihdr = struct.pack(">IIBBBBB", len(row) - 1, 1, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b""),
+            len(row) - 1)
+
+
+@pytest.mark.parametrize(("length_symbol", "distance_symbol"),
+                         [(285, 0), (286, 0), (287, 0), (257, 29), (257, 30), (257, 31)])
+def test_streams_zlib_refuses_are_refused(tmp_path, length_symbol, distance_symbol):
+    """The length symbols 286 and 287 and the distance symbols 30 and 31 do not exist: zlib (PIL's inflater) calls
+    such a stream broken, and so must the fast path (libdeflate would decode them: a broken file would get pixels).
+    Length 285 with distance 0, and length 257 with distance 29, are the valid controls."""
+    data, width = _fixed_block_png(length_symbol, distance_symbol)
+    valid = length_symbol == 285 or distance_symbol == 29
+    img = decode_png(data)
+    assert (img is not None) == valid
+    if valid:
+        assert np.asarray(img).shape == (1, width) and np.array_equal(np.asarray(img), _pil(data))
+    path = tmp_path / "x.png"
+    path.write_bytes(data)
+    assert _outcome(load_image, path) == _outcome(load_image_pil, path)
+    assert isinstance(_outcome(load_image_pil, path), str) != valid
+
+
+def _outcome(fn, path):
+    try:
+        return np.asarray(fn(path)).tobytes()
+    except ImageError as exc:
+        return str(exc)
+
+
+def test_an_animated_png_is_left_to_pil(tmp_path):
+    """A one-frame APNG whose frame covers the left half: PIL reads the image data as half-width rows; no fast
+    decoder may read it as full rows."""
+    rows = b"".join(b"\x00" + bytes((x + y) % 5 for x in range(8)) for y in range(4))
+    ihdr = struct.pack(">IIBBBBB", 8, 4, 8, 0, 0, 0, 0)
+    animation = (_chunk(b"acTL", struct.pack(">II", 1, 0))
+                 + _chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, 4, 4, 0, 0, 1, 10, 0, 0)))
+    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + animation + _chunk(b"IDAT", zlib.compress(rows))
+            + _chunk(b"IEND", b""))
+    assert decode_png(data) is None
+    path = tmp_path / "a.png"
+    path.write_bytes(data)
+    assert png_fast_path(data) is None
+    assert _outcome(load_image, path) == _outcome(load_image_pil, path)
+
+
+def test_a_header_claiming_more_than_the_data_can_hold_allocates_nothing():
+    """A small file whose header claims 60,000 x 60,000 RGB (10.8 GB of scanlines): refused before inflating, with
+    no attempt to allocate the claimed size (the caller's PIL decides on it)."""
+    data = raw_png([bytes(30)] * 6, 10, 6, 8, 2)
+    huge = data[:16] + struct.pack(">II", 60000, 60000) + data[24:29]
+    huge = huge[:8] + _chunk(b"IHDR", huge[16:29]) + data[33:]
+    tracemalloc.start()
+    try:
+        assert decode_png(huge) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20

@@ -5,15 +5,15 @@ images are scaled with round(v / 257), not clipped. EXIF orientation is ignored 
 their masks. Every failure raises :class:`ImageError` naming the file.
 
 **Two decoders, one result.** A well-formed PNG is decoded without holding the GIL (decoder threads then run in
-parallel with each other and with the encoder): a plain 8-bit one inflated by libdeflate and unfiltered by PIL's PNG
-decoder (:func:`~winclip_lib.core.png.decode_png`, 1.6x OpenCV's speed), any other by OpenCV. Every other file, and
-any PNG that is not beyond doubt complete and intact, goes through PIL's full decode (:func:`load_image_pil`, the
-reference), so every error and every pixel stays what PIL gives. "Beyond doubt" (:func:`png_fast_path`): PIL parses
-the header chunks (checking their CRCs) and finds a still PNG; after the header, the file holds only IDAT chunks and
-then IEND, each complete and with a correct CRC; and the decoder decodes it. PNG is lossless, so the decoders agree
-pixel for pixel (tested on every colour type and bit depth against :func:`load_image_pil`, and on truncated and
-bit-flipped files). JPEG and the other formats stay with PIL: JPEG decoders may round differently, and features must
-not move.
+parallel with each other and with the encoder): a plain 8-bit one inflated by zlib-ng and unfiltered by PIL's PNG
+decoder (:func:`~winclip_lib.core.png.decode_png`), any other by OpenCV. Every other file, and any PNG that is not
+beyond doubt complete and intact, goes through PIL's full decode (:func:`load_image_pil`, the reference), so every
+error and every pixel stays what PIL gives. "Beyond doubt" (:func:`png_fast_path`): PIL parses the header chunks
+(checking their CRCs) and finds a still PNG with no animation chunk; after the header, the file holds only IDAT
+chunks and then IEND, each complete and with a correct CRC; and the decoder decodes it. PNG is lossless, so the
+decoders agree pixel for pixel (tested on every colour type and bit depth against :func:`load_image_pil`, and on
+truncated and bit-flipped files). JPEG and the other formats stay with PIL: JPEG decoders may round differently, and
+features must not move.
 """
 
 from __future__ import annotations
@@ -147,11 +147,11 @@ def _fast_decode(data: bytes, img: Image.Image | None = None) -> Image.Image | n
             return None
     if img.format != "PNG" or getattr(img, "is_animated", False):
         return None
-    decoded = decode_png(data)  # a plain 8-bit PNG: libdeflate and PIL's unfiltering
+    decoded = decode_png(data)  # a plain 8-bit PNG: zlib-ng and PIL's unfiltering
     if decoded is not None:
         return decoded if decoded.size == img.size else None
     start = _first_idat(data)
-    if start is None or not _png_tail_intact(data, start):
+    if start is None or b"acTL" in data[:start] or not _png_tail_intact(data, start):  # (an APNG's frame: PIL's)
         return None
     raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)  # BGR(A) order
     if raw is None or raw.shape[:2] != (img.size[1], img.size[0]):
