@@ -1,18 +1,19 @@
-"""Decoding a PNG into the model's input, before and after: OpenCV's decode against zlib-ng + PIL's unfiltering, with
-and without PIL's memory pool, side by side.
+"""Decoding a PNG into the model's input, before and after: OpenCV's decode against zlib-ng + PIL's unfiltering,
+side by side.
 
     python -m benchmarks.bench_decode [--images DIR] [--files 60] [--rounds 3] [--json PATH]
 
 ``--images``: a folder of PNGs (searched recursively; default: the test images of ``make bench-grid``'s set at a
 tenth of MVTec-AD's size, built if missing). Each row turns every file into the model's 240 x 240 input (read, hash,
-decode, resize — what a decoder thread of the grid does), in a fresh interpreter of its own (PIL reads its memory
-pool's size once, at import), on one thread and on one thread per CPU, best of ``--rounds`` passes:
+decode, resize — what a decoder thread of the grid does), in a fresh interpreter of its own, on one thread and on
+one thread per CPU, best of ``--rounds`` passes:
 
 - ``opencv``: OpenCV's decode of the file's bytes, converted to RGB, resized by PIL from the array (the grid's decode
   before zlib-ng);
-- ``zlib-ng, no pool``: :func:`winclip_lib.core.imageio.load_rgb` and the geometry with ``PILLOW_BLOCKS_MAX=0``
-  (every image's memory fresh from the operating system);
-- ``zlib-ng``: the same with the pool ``winclip_lib`` turns on (the grid's decode now).
+- ``zlib-ng, array``: :func:`winclip_lib.core.imageio.load_image` (:func:`~winclip_lib.core.png.decode_png`, then
+  an array) and the geometry, which makes a PIL image of the array again to resize it;
+- ``zlib-ng``: :func:`winclip_lib.core.imageio.load_rgb` and the geometry: PIL's decoded image resized as it is (the
+  grid's decode now).
 
 Every row's inputs must be the same bytes (their SHA-256 is compared). Printed: milliseconds per image on one thread,
 images per second on all, and each ratio to the ``opencv`` row; then the inflate step alone, zlib against zlib-ng.
@@ -30,19 +31,18 @@ import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ROWS = ("opencv", "zlib-ng, no pool", "zlib-ng")
+ROWS = ("opencv", "zlib-ng, array", "zlib-ng")
 
 _WORKER = r"""
 import hashlib, json, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-import winclip_lib  # before PIL: its settings for the process
+import winclip_lib  # its settings for the process first, as the product
 import cv2, numpy as np
-from PIL import Image
 from winclip_lib.core.cpus import usable_cpus
 from winclip_lib.core.digests import read_file
 from winclip_lib.core.geometry import Geometry
-from winclip_lib.core.imageio import load_rgb
+from winclip_lib.core.imageio import load_image, load_rgb
 
 row, rounds, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 geometry = Geometry(240)
@@ -51,7 +51,10 @@ def opencv(path):
     raw = cv2.imdecode(np.frombuffer(read_file(Path(path)), np.uint8), cv2.IMREAD_UNCHANGED)
     return geometry.image(cv2.cvtColor(raw, cv2.COLOR_BGR2RGB))
 
-one = opencv if row == "opencv" else (lambda path: geometry.image(load_rgb(path)))
+def array(path):
+    return geometry.image(load_image(path))
+
+one = {"opencv": opencv, "zlib-ng, array": array}.get(row, lambda path: geometry.image(load_rgb(path)))
 
 def best(threads):
     pool = ThreadPoolExecutor(threads)
@@ -66,8 +69,7 @@ def best(threads):
 inputs, single = best(1)
 _, parallel = best(usable_cpus())
 digest = hashlib.sha256(b"".join(np.ascontiguousarray(x).tobytes() for x in inputs)).hexdigest()
-print(json.dumps({"single_s": single, "parallel_s": parallel, "threads": usable_cpus(), "sha256": digest,
-                  "pool_blocks": Image.core.get_blocks_max()}))
+print(json.dumps({"single_s": single, "parallel_s": parallel, "threads": usable_cpus(), "sha256": digest}))
 """
 
 
@@ -90,10 +92,8 @@ def pick_files(images: Path, n: int) -> list[Path]:
 
 def run_row(row: str, files: list[Path], rounds: int) -> dict:
     """One row, in a fresh interpreter (see the module docstring)."""
-    env = {k: v for k, v in os.environ.items() if k != "PILLOW_BLOCKS_MAX"}
+    env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    if row == "zlib-ng, no pool":
-        env["PILLOW_BLOCKS_MAX"] = "0"
     out = subprocess.run([sys.executable, "-c", _WORKER, row, str(rounds), *map(str, files)], env=env,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -33,15 +33,6 @@ if "numpy" not in _sys.modules and not {"NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_
     if (_disable := numpy_features_to_disable()) is not None:
         _os.environ["NPY_DISABLE_CPU_FEATURES"] = _disable
     del numpy_features_to_disable  # not part of the package's names
-if "PIL.Image" not in _sys.modules and "PILLOW_BLOCKS_MAX" not in _os.environ:
-    # PIL keeps freed blocks of image memory for the next images (its documented memory pool, off by default) instead
-    # of returning each to the OS: decoding and resizing 1024 x 1024 PNGs on two threads took 12.8 ms an image with
-    # fresh memory each time, 9.4 ms with the pool (2-core AMD EPYC). A few blocks per decoder thread (one per CPU, at
-    # most 32); PIL reads this once, when it is imported.
-    from winclip_lib.core.cpus import usable_cpus
-
-    _os.environ["PILLOW_BLOCKS_MAX"] = str(4 * min(32, usable_cpus()))
-    del usable_cpus
 
 from winclip_lib.core.backbone import (
     DEFAULT_MODEL,
