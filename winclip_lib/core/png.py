@@ -27,7 +27,7 @@ import struct
 from PIL import Image
 from zlib_ng import zlib_ng
 
-__all__ = ["decode_png"]
+__all__ = ["PNG_SIGNATURE", "decode_png"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: (bit depth, colour type) -> (PIL mode, samples per pixel) of the PNGs :func:`decode_png` takes.
