@@ -103,16 +103,9 @@ def inflate_times(files: list[Path], rounds: int) -> dict[str, float]:
     """Seconds to inflate every file's image data (the IDAT chunks' zlib stream), zlib against zlib-ng."""
     from zlib_ng import zlib_ng
 
-    streams = []
-    for path in files:
-        data, pos, parts = path.read_bytes(), 8, []
-        while pos + 12 <= len(data):
-            length = int.from_bytes(data[pos : pos + 4], "big")
-            if data[pos + 4 : pos + 8] == b"IDAT":
-                parts.append(data[pos + 8 : pos + 8 + length])
-            pos += 12 + length
-        stream = b"".join(parts)
-        streams.append((stream, len(zlib.decompress(stream))))
+    from winclip_lib.core.png import idat_stream
+
+    streams = [(s, len(zlib.decompress(s))) for s in (idat_stream(p.read_bytes()) for p in files) if s is not None]
     out = {}
     for name, fn in (("zlib", lambda s, n: zlib.decompress(s, bufsize=n)),
                      ("zlib-ng", lambda s, n: zlib_ng.decompress(s, bufsize=n))):

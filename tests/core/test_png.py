@@ -16,7 +16,7 @@ from PIL import Image
 
 from tests.core.test_imageio_decoders import _chunk, _corruptions, raw_png
 from winclip_lib.core.imageio import ImageError, load_image, load_image_pil, png_fast_path
-from winclip_lib.core.png import decode_png
+from winclip_lib.core.png import decode_png, idat_stream
 
 
 def _pil(data: bytes) -> np.ndarray:
@@ -36,18 +36,8 @@ def _photo(h: int, w: int, channels: int, seed: int = 0) -> np.ndarray:
 def _filters(data: bytes) -> set[int]:
     arr = _pil(data)
     width_bytes = arr.shape[1] * (arr.shape[2] if arr.ndim == 3 else 1)
-    stream = b"".join(data[p + 8 : p + 8 + int.from_bytes(data[p : p + 4], "big")]
-                      for p in _chunk_offsets(data) if data[p + 4 : p + 8] == b"IDAT")
-    raw = zlib.decompress(stream)
+    raw = zlib.decompress(idat_stream(data))
     return set(raw[:: width_bytes + 1])
-
-
-def _chunk_offsets(data: bytes) -> list[int]:
-    pos, out = 8, []
-    while pos + 8 <= len(data):
-        out.append(pos)
-        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
-    return out
 
 
 def _filtered_png(arr: np.ndarray, colour: int) -> bytes:

@@ -27,7 +27,7 @@ import struct
 from PIL import Image
 from zlib_ng import zlib_ng
 
-__all__ = ["PNG_SIGNATURE", "decode_png"]
+__all__ = ["PNG_SIGNATURE", "decode_png", "idat_stream"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: (bit depth, colour type) -> (PIL mode, samples per pixel) of the PNGs :func:`decode_png` takes.
@@ -38,7 +38,7 @@ _CHUNK_HEAD = struct.Struct(">I4s")  # a chunk's length and type
 _DEFLATE_MAX_RATIO = 1032
 
 
-def _idat_stream(data: bytes) -> bytes | None:
+def idat_stream(data: bytes) -> bytes | None:
     """The concatenated data of a PNG's IDAT chunks, None unless every chunk from the first IDAT on is an IDAT with
     a correct CRC, up to a complete IEND, and no animation chunk comes before (the other chunks before the first IDAT
     are the caller's to check)."""
@@ -86,7 +86,7 @@ def decode_png(data: bytes) -> Image.Image | None:
     if plain is None or compression or filtering or interlace or not width or not height:
         return None
     mode, samples = plain
-    stream = _idat_stream(data)
+    stream = idat_stream(data)
     if stream is None:
         return None
     expected = height * (1 + width * samples)  # a filter byte, then the samples, per scanline
