@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import time
 
 import open_clip
@@ -13,6 +15,7 @@ from winclip_lib.core.backbone import (
     DEFAULT_MODEL,
     DEFAULT_PRETRAINED,
     TINY_MODEL,
+    BackgroundTokenizer,
     WeightsUnavailableError,
     find_cached_weights,
     load_backbone,
@@ -113,3 +116,25 @@ def test_precision_converts_weights_and_wrap_model(tiny):
     assert b.weights_id == "injected" and not b.is_random
     assert not any(p.requires_grad for p in b.model.parameters()) and not b.model.training
     assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_the_tokenizer_is_built_in_the_background_and_is_open_clips(tiny):
+    prompts = ["a photo of a flawless bottle.", "a cropped photo of a damaged screw", ""]
+    expected = open_clip.get_tokenizer(tiny.model_name)(prompts)
+    assert isinstance(tiny.tokenizer, BackgroundTokenizer)
+    assert torch.equal(tiny.tokenizer(prompts), expected)
+    assert tiny.tokenizer.context_length == 77  # attributes are the tokenizer's
+    copied = copy.deepcopy(tiny.tokenizer)
+    assert not isinstance(copied, BackgroundTokenizer) and torch.equal(copied(prompts), expected)
+    assert torch.equal(pickle.loads(pickle.dumps(tiny.tokenizer))(prompts), expected)
+
+
+def test_an_error_building_the_tokenizer_is_raised_by_its_first_use():
+    def broken():
+        raise OSError("bpe_simple_vocab_16e6.txt.gz: no such file")
+
+    tokenizer = BackgroundTokenizer(broken)
+    with pytest.raises(OSError, match="bpe_simple_vocab"):
+        tokenizer(["a photo"])
+    with pytest.raises(AttributeError):
+        tokenizer._missing  # noqa: B018 - private names are not looked up on the tokenizer
