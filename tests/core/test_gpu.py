@@ -1,6 +1,6 @@
 """CUDA checks (skipped without a GPU; run on a lent GPU by benchmarks/gpu_check.sh): the GPU encoder agrees with
 the CPU fp32 encoder, bf16 / fp16 stay close to fp32 on the real ViT-B-16-plus-240 architecture, and the metrics
-computed on the GPU equal the numpy reference."""
+computed on the GPU equal the numpy reference; a batch normalised on the GPU equals the CPU's."""
 
 from __future__ import annotations
 
@@ -100,3 +100,19 @@ def test_metrics_on_the_gpu_equal_the_numpy_reference():
         normal = D.category_metrics(np.zeros(n), noisy.max(axis=(1, 2)), torch.from_numpy(noisy).cuda(),
                                     D.PixelTargets.from_masks(np.zeros_like(masks), device="cuda"))
     assert all(np.isnan(v) for v in normal.values())
+
+
+def test_a_batch_normalised_on_the_gpu_equals_the_cpu_bit_for_bit():
+    from winclip_lib.core.geometry import Geometry
+    from winclip_lib.core.preprocess import normalize
+    from winclip_lib.experiments.image_loader import ImageLoader
+
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 256, (5, 240, 240, 3), dtype=np.uint8)
+    batch[0, 0, :256] = np.arange(256, dtype=np.uint8)[:, None]  # every byte in every channel
+    on_cpu = normalize(batch)
+    on_gpu = normalize(torch.from_numpy(batch).cuda())
+    assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), on_cpu)
+    loader = ImageLoader(Geometry(240, "resize"), (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), torch.device("cuda"))
+    got = loader.batch(list(batch))
+    assert got.device.type == "cuda" and torch.equal(got.cpu(), normalize(batch, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)))

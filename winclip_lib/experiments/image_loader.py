@@ -3,7 +3,8 @@
 A pool of threads decodes files (:func:`~winclip_lib.core.imageio.load_rgb`: PNGs are decoded without the GIL) and
 applies the model's geometry (:class:`~winclip_lib.core.geometry.Geometry`: PIL's resampling also runs without the
 GIL); the main thread only stacks and normalises each batch — exactly as :func:`~winclip_lib.core.preprocess.
-preprocess` does, so the input is bit-identical — and, on a GPU, copies it from pinned memory without blocking. The
+preprocess` does, so the input is bit-identical — and, on a GPU, copies its bytes from pinned memory without
+blocking, to be normalised there (:func:`~winclip_lib.core.preprocess.normalize`: the same numbers). The
 same threads serve the other per-file work of a run (content hashes, cache reads) through :meth:`ImageLoader.map`.
 
 **When decoding overlaps encoding.** Batches are decoded :data:`PREFETCH` ahead of the one being encoded, on a GPU
@@ -170,12 +171,12 @@ class ImageLoader:
         return self.geometry.image(load_rgb(path))
 
     def batch(self, arrays: list[np.ndarray]) -> torch.Tensor:
-        """(b, 3, S, S) CLIP-normalised float32 of decoded inputs, on :attr:`device` (copied without blocking from
-        pinned memory on CUDA)."""
-        x = normalize(np.stack(arrays), self.mean, self.std)
+        """(b, 3, S, S) CLIP-normalised float32 of decoded inputs, on :attr:`device` (on CUDA the bytes are copied
+        without blocking from pinned memory and normalised there)."""
+        x = np.stack(arrays)
         if self.device.type == "cuda":
-            return x.pin_memory().to(self.device, non_blocking=True)
-        return x
+            x = torch.from_numpy(x).pin_memory().to(self.device, non_blocking=True)
+        return normalize(x, self.mean, self.std)
 
     def batches(self, paths: Sequence[Path], batch_size: int, ready: dict[Path, Future] | None = None
                 ) -> Iterator[tuple[int, torch.Tensor]]:
