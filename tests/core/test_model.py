@@ -9,6 +9,7 @@ from PIL import Image
 
 from winclip_lib import WinCLIP, preprocess
 from winclip_lib.core.fewshot import few_shot_maps, fuse, unit_features
+from winclip_lib.core.model import Queries
 from winclip_lib.core.scoring import upsample, zero_shot_maps
 
 
@@ -167,3 +168,31 @@ def test_draws_scored_together_are_bit_identical_to_one_at_a_time(tiny, options)
         model.predict_draws(prepared, [])
     with pytest.raises(ValueError, match="prepared with the candidate references"):
         model.predict_draws(model.prepare(feats[:3]), [torch.tensor([0])])
+
+
+@pytest.mark.parametrize("options", [{}, {"smoothing_sigma": 2.0, "zero_shot_map": "normal_complement"},
+                                     {"dense_features": "patch_tokens", "memories": ("patches",)}])
+def test_queries_prepared_in_pieces_and_joined_score_as_each_piece_alone(tiny, options):
+    """The grid prepares a unit's test images in pieces (the zero-shot products round according to the rows they
+    hold) and scores them joined (Queries.cat): every draw's scores and maps are those of each piece scored alone,
+    bit for bit, and the joined maxima are those of the whole batch compared at once."""
+    g = torch.Generator().manual_seed(2)
+    feats = WinCLIP(tiny, "screw").encode(torch.randn(10, 3, tiny.image_size, tiny.image_size, generator=g))
+    model = WinCLIP(tiny, "screw", output_size=48, **options)
+    refs = unit_features(feats[7:])
+    pieces = [model.prepare(feats[a:b], references=refs) for a, b in ((0, 3), (3, 4), (4, 7))]
+    joined = Queries.cat(pieces)
+    assert len(joined) == 7 and Queries.cat(pieces[:1]) is pieces[0]
+    whole = model.prepare(feats[:7], references=refs)
+    for k in whole.maxima.windows:
+        assert torch.equal(joined.maxima.windows[k], whole.maxima.windows[k])
+    assert torch.equal(joined.maxima.patches, whole.maxima.patches)
+    draws = [None, torch.tensor([1]), torch.tensor([2, 0])]
+    scores, maps = model.predict_draws(joined, draws)
+    alone = [model.predict_draws(p, draws) for p in pieces]
+    assert torch.equal(scores, torch.cat([s for s, _ in alone], dim=1))
+    assert torch.equal(maps, torch.cat([m for _, m in alone], dim=1))
+    with pytest.raises(ValueError, match="prepared differently"):
+        Queries.cat([pieces[0], WinCLIP(tiny, "bottle").prepare(feats[:2], references=refs)])
+    with pytest.raises(ValueError, match="prepared differently"):
+        Queries.cat([pieces[0], model.prepare(feats[:2])])

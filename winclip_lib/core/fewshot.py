@@ -179,6 +179,19 @@ class ReferenceMaxima:
         patches = per_reference(queries.patches, references.patches) if "patches" in memories else None
         return ReferenceMaxima(windows, patches, queries.grid, queries.stride)
 
+    @staticmethod
+    def cat(parts: Sequence[ReferenceMaxima]) -> ReferenceMaxima:
+        """The maxima of several query batches against the same candidates as one batch, in order."""
+        if not parts:
+            raise ValueError("ReferenceMaxima.cat needs at least one part")
+        first = parts[0]
+        if any(set(p.windows) != set(first.windows) or (p.patches is None) != (first.patches is None)
+               or p.patches is not None and p.patches.shape[0] != first.patches.shape[0] for p in parts):
+            raise ValueError("the parts were compared with other references or memories")
+        return ReferenceMaxima({k: torch.cat([p.windows[k] for p in parts], dim=1) for k in first.windows},
+                               None if first.patches is None else torch.cat([p.patches for p in parts], dim=1),
+                               first.grid, first.stride)
+
     @property
     def device(self) -> torch.device:
         return (self.patches if self.patches is not None else next(iter(self.windows.values()))).device

@@ -79,6 +79,30 @@ class Queries:
     def __len__(self) -> int:
         return len(self.features)
 
+    @staticmethod
+    def cat(parts: Sequence[Queries]) -> Queries:
+        """Batches prepared with the same text (and candidate references) as one batch, in order — scored as one
+        (:meth:`WinCLIP.predict_draws`), the same numbers as each part scored alone: every step after
+        :meth:`WinCLIP.prepare` acts on each image alone (tested bit for bit)."""
+        if not parts:
+            raise ValueError("Queries.cat needs at least one part")
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        if any(p.text is not first.text or p.unit_norm != first.unit_norm
+               or (p.maxima is None) != (first.maxima is None) for p in parts):
+            raise ValueError("these queries were prepared differently (text, unit norm or references)")
+        return Queries(Features.cat([p.features for p in parts]), _cat_batches([p.zero_shot for p in parts]),
+                       torch.cat([p.language for p in parts]), first.text, first.unit_norm,
+                       None if first.maxima is None else ReferenceMaxima.cat([p.maxima for p in parts]))
+
+
+def _cat_batches(parts: list[Any]) -> Any:
+    """Tensors (B_i, ...), or dicts of them at any depth, joined along the batch dimension."""
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts)
+    return {key: _cat_batches([p[key] for p in parts]) for key in parts[0]}
+
 
 class WinCLIP:
     """WinCLIP / WinCLIP+.
