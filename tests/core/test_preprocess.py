@@ -5,7 +5,7 @@ import pytest
 import torch
 from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
-from winclip_lib.core.preprocess import normalize
+from winclip_lib.core.preprocess import normalize, normalize_into
 
 
 def _arithmetic(batch: np.ndarray, mean, std) -> torch.Tensor:
@@ -50,3 +50,16 @@ def test_strided_and_tensor_inputs():
 def test_what_is_not_a_uint8_rgb_batch_is_refused(bad):
     with pytest.raises(ValueError, match="uint8 batch"):
         normalize(bad)
+
+
+def test_normalize_into_writes_one_image_in_its_place_of_a_batch():
+    rng = np.random.default_rng(4)
+    batch = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    out = np.full((3, 3, 16, 16), np.nan, np.float32)
+    for j in (2, 0, 1):
+        assert np.shares_memory(normalize_into(batch[j], out[j]), out)
+    assert torch.equal(torch.from_numpy(out), normalize(batch))
+    with pytest.raises(ValueError, match="float32 of shape"):
+        normalize_into(batch[0], np.empty((16, 16, 3), np.float32))
+    with pytest.raises(ValueError, match="uint8 images"):
+        normalize_into(batch[0].astype(np.float32), out[0])

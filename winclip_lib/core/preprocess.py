@@ -19,7 +19,7 @@ from PIL import Image
 from winclip_lib.core.geometry import Geometry
 from winclip_lib.core.imageio import load_image
 
-__all__ = ["ImageLike", "normalize", "preprocess", "to_rgb_array"]
+__all__ = ["ImageLike", "normalize", "normalize_into", "preprocess", "to_rgb_array"]
 
 ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray (H, W, 3) or (H, W) uint8
 
@@ -77,10 +77,24 @@ def normalize(batch_uint8: np.ndarray | torch.Tensor, mean: Sequence[float] = OP
     if on_device:
         lookup = torch.from_numpy(table).to(x.device, non_blocking=True)
         return torch.stack([lookup[c][x[..., c].long()] for c in range(3)], dim=1)
-    out = np.empty((x.shape[0], 3, x.shape[1], x.shape[2]), dtype=np.float32)
+    return torch.from_numpy(normalize_into(x, np.empty((x.shape[0], 3, *x.shape[1:3]), np.float32), mean, std))
+
+
+def normalize_into(images: np.ndarray, out: np.ndarray, mean: Sequence[float] = OPENAI_DATASET_MEAN,
+                   std: Sequence[float] = OPENAI_DATASET_STD) -> np.ndarray:
+    """:func:`normalize`'s numbers written into ``out``: (..., S, S, 3) uint8 -> (..., 3, S, S) float32 (one image
+    or a batch; ``out`` may be a view, e.g. one image's place in a batch). Returns ``out``."""
+    images = np.asarray(images)
+    expected = (*images.shape[:-3], 3, *images.shape[-3:-1])
+    if images.dtype != np.uint8 or images.ndim < 3 or images.shape[-1] != 3:
+        raise ValueError(f"normalize_into expects (..., S, S, 3) uint8 images, got {images.dtype} of shape "
+                         f"{images.shape}")
+    if out.dtype != np.float32 or out.shape != expected:
+        raise ValueError(f"normalize_into writes float32 of shape {expected}, got {out.dtype} of shape {out.shape}")
+    table = _table(tuple(float(v) for v in mean), tuple(float(v) for v in std))
     for c in range(3):
-        np.take(table[c], x[..., c], out=out[:, c], mode="wrap")  # a byte indexes 0..255: nothing to wrap
-    return torch.from_numpy(out)
+        np.take(table[c], images[..., c], out=out[..., c, :, :], mode="wrap")  # a byte indexes 0..255: no wrap
+    return out
 
 
 def preprocess(images: ImageLike | Sequence[ImageLike], size: int = 240, mode: str = "resize",
