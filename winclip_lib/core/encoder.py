@@ -18,6 +18,7 @@ The transformer blocks themselves are driven by :mod:`winclip_lib.core.vit_block
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -107,6 +108,16 @@ def window_indices(grid: int, k: int, stride: int = 1) -> torch.Tensor:
     cols = starts[None, :, None, None] + offsets[None, None, None, :]  # (1, n, 1, k)
     idx = rows * grid + cols  # (n, n, k, k)
     return idx.reshape(-1, k * k)
+
+
+@functools.lru_cache(maxsize=64)
+def _window_sequences(grid: int, k: int, stride: int, device: torch.device) -> torch.Tensor:
+    """LongTensor (n_k, 1 + k*k) on ``device``: the class token's position, then :func:`window_indices` + 1 (the
+    positions in the image's token sequence). Made once per device: a copy from pageable memory waits for the
+    device's queued work, which on a GPU would hold the host at every call."""
+    with torch.inference_mode(False):  # a normal tensor, whatever mode the first call ran in
+        idx = window_indices(grid, k, stride)
+        return torch.cat([torch.zeros(idx.shape[0], 1, dtype=idx.dtype), idx + 1], dim=1).to(device)
 
 
 def window_masks(grid: int, k: int, stride: int = 1) -> torch.Tensor:
@@ -321,8 +332,7 @@ def encode_images(
 
     windows: dict[int, torch.Tensor] = {}
     for k in scales:
-        idx = window_indices(grid, k, stride).to(tokens.device)  # (n_k, k*k)
-        seq_idx = torch.cat([torch.zeros(idx.shape[0], 1, dtype=idx.dtype, device=idx.device), idx + 1], dim=1)
+        seq_idx = _window_sequences(grid, k, stride, tokens.device)
         windows[k] = _encode_windows(visual, tokens, qkv1, seq_idx, budget).float()
 
     extra = {f"patches.{name}": t for name, t in list(patches.items())[1:]}

@@ -57,6 +57,14 @@ def _table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
     return _normalize_arithmetic(np.ascontiguousarray(every_byte), mean, std)[0, :, 0, :].numpy()
 
 
+@functools.lru_cache(maxsize=16)
+def _device_table(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """:func:`_table` on a device, copied there once (a copy from pageable memory waits for the device's queued
+    work: once per batch, it would hold the host until the previous batch was encoded)."""
+    with torch.inference_mode(False):  # a normal tensor, whatever mode the first call ran in
+        return torch.from_numpy(_table(mean, std)).to(device)
+
+
 def normalize(batch_uint8: np.ndarray | torch.Tensor, mean: Sequence[float] = OPENAI_DATASET_MEAN,
               std: Sequence[float] = OPENAI_DATASET_STD) -> torch.Tensor:
     """(B, S, S, 3) uint8 -> (B, 3, S, S) float32 CLIP-normalised: ``(x / 255 - mean) / std`` in float32, on the
@@ -73,9 +81,8 @@ def normalize(batch_uint8: np.ndarray | torch.Tensor, mean: Sequence[float] = OP
     x = batch_uint8 if on_device else np.asarray(batch_uint8)
     if x.dtype not in (np.uint8, torch.uint8) or x.ndim != 4 or x.shape[3] != 3:
         raise ValueError(f"normalize expects a (B, S, S, 3) uint8 batch, got {x.dtype} of shape {tuple(x.shape)}")
-    table = _table(tuple(float(v) for v in mean), tuple(float(v) for v in std))
     if on_device:
-        lookup = torch.from_numpy(table).to(x.device, non_blocking=True)
+        lookup = _device_table(tuple(float(v) for v in mean), tuple(float(v) for v in std), x.device)
         return torch.stack([lookup[c][x[..., c].long()] for c in range(3)], dim=1)
     return torch.from_numpy(normalize_into(x, np.empty((x.shape[0], 3, *x.shape[1:3]), np.float32), mean, std))
 
