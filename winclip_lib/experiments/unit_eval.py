@@ -114,41 +114,28 @@ def model_for(unit: Unit, cfg: RunConfig, backbone: Backbone, text_cache: TextEm
                    output_size=side)
 
 
-def _score(model: WinCLIP, test: list[Queries], mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None,
+def _score(model: WinCLIP, test: Queries, mask_shapes: list[tuple[int, int]] | None, full_shapes: list | None,
            draws: list[torch.Tensor | None]) -> list[tuple[np.ndarray, torch.Tensor | list[torch.Tensor] | None]]:
     """For each draw of references (positions among the unit's references; None: zero-shot), the image scores (N,)
-    float64 and the maps of the test images, scored together chunk by chunk (:meth:`WinCLIP.predict_draws`) from the
+    float64 and the maps of the test images, every draw scored together (:meth:`WinCLIP.predict_draws`) from the
     queries :meth:`WinCLIP.prepare` made. The maps stay on the model's device as float32: one (N, H, W) tensor when
     all have one size, else N tensors (H_i, W_i) — each map at its mask's shape (carried onto the covered region of
     the mask where the model's map has another shape). ``mask_shapes`` None: scores only (maps None)."""
-    scores: list[list[torch.Tensor]] = [[] for _ in draws]
-    maps: list[list[torch.Tensor]] = [[] for _ in draws]  # (B, H, W) pieces, per draw
-    i = 0
-    for chunk in test:
-        chunk_scores, chunk_maps = model.predict_draws(chunk, draws)
-        for s in range(len(draws)):
-            scores[s].append(chunk_scores[s].double())
-            if mask_shapes is None:
-                continue
-            batch = chunk_maps[s].float()
-            if all(tuple(batch.shape[1:]) == mask_shapes[i + j] for j in range(len(batch))):
-                maps[s].append(batch)
-                continue
-            for j in range(len(batch)):
-                m = batch[j : j + 1]
-                if tuple(m.shape[1:]) != mask_shapes[i + j]:
-                    m = model.geometry.map_to_region(m, *full_shapes[i + j])
-                maps[s].append(m)
-        i += len(chunk)
+    all_scores, all_maps = model.predict_draws(test, draws)
     out = []
-    for s_pieces, m_pieces in zip(scores, maps, strict=True):
-        score_array = (s_pieces[0] if len(s_pieces) == 1 else torch.cat(s_pieces)).cpu().numpy()
+    for s in range(len(draws)):
+        scores = all_scores[s].double().cpu().numpy()
         if mask_shapes is None:
-            out.append((score_array, None))
-        elif len({tuple(m.shape[1:]) for m in m_pieces}) <= 1:
-            out.append((score_array, m_pieces[0] if len(m_pieces) == 1 else torch.cat(m_pieces)))
-        else:
-            out.append((score_array, [m[0] for piece in m_pieces for m in piece.split(1)]))
+            out.append((scores, None))
+            continue
+        maps = all_maps[s].float()
+        if all(tuple(maps.shape[1:]) == shape for shape in mask_shapes):
+            out.append((scores, maps))
+            continue
+        pieces = [m if tuple(m.shape[1:]) == mask_shapes[j] else model.geometry.map_to_region(m, *full_shapes[j])
+                  for j, m in enumerate(maps.split(1))]
+        same = len({tuple(m.shape[1:]) for m in pieces}) <= 1
+        out.append((scores, torch.cat(pieces) if same else [m[0] for m in pieces]))
     return out
 
 
@@ -223,9 +210,9 @@ def score_unit(unit: Unit, cfg: RunConfig, backbone: Backbone, cache: FeatureCac
         # Prepared in pieces of four encoder batches — the zero-shot products round according to the rows they hold,
         # so these are the pieces the numbers were always made with — then scored as one batch, so that every
         # setting's maps come out as one tensor (joining them copied every map: 0.75 s of a 32 s grid on 2 cores).
-        test = [Queries.cat([model.prepare(feats[i : min(i + chunk, len(unit.test))].to(backbone.device),
-                                           unit_norm=bool(refs), references=unit_refs)
-                             for i in range(0, len(unit.test), chunk)])]
+        test = Queries.cat([model.prepare(feats[i : min(i + chunk, len(unit.test))].to(backbone.device),
+                                          unit_norm=bool(refs), references=unit_refs)
+                            for i in range(0, len(unit.test), chunk)])
     metric_rows: list[dict[str, Any]] = []
     score_columns: dict[str, list[Any]] = {c: [] for c in SCORES_COLUMNS}  # the per-image rows, column by column
     images = [unit.relative(s.image_path) for s in unit.test]
