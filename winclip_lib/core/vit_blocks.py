@@ -16,6 +16,7 @@ The README's speed section has the measured effect of each.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -102,7 +103,9 @@ def onednn_linear_available() -> bool:
     return _ONEDNN["ok"]
 
 
+@functools.cache
 def _onednn_dtype_ok(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's linear op takes this dtype on this CPU (asked once: every linear of the encoder asks)."""
     if dtype == torch.float32:
         return True
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
