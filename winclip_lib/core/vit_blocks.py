@@ -118,9 +118,9 @@ def uses_onednn(x: torch.Tensor) -> bool:
     agree with the default path to float rounding."""
     return (
         x.device.type == "cpu"
+        and not _compiling()  # first: what follows is not traced under torch.compile
         and _onednn_dtype_ok(x.dtype)
         and os.environ.get(ONEDNN_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
-        and not _compiling()
         and onednn_linear_available()
     )
 
