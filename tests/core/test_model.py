@@ -164,6 +164,12 @@ def test_draws_scored_together_are_bit_identical_to_one_at_a_time(tiny, options)
         want = model.predict_features(prepared, details=False, references=draw)
         assert torch.equal(scores[s], want.score) and torch.equal(maps[s], want.map), s
     assert not torch.equal(maps[0], maps[2])
+    memory = torch.empty(0)  # the maps written into memory the caller keeps: the same numbers
+    again, into = model.predict_draws(prepared, draws, out=memory)
+    assert torch.equal(again, scores) and torch.equal(into, maps)
+    assert memory.numel() >= maps.numel()
+    if not options.get("smoothing_sigma"):  # smoothed maps are new tensors
+        assert into.untyped_storage().data_ptr() == memory.data_ptr()
     with pytest.raises(ValueError, match="no draw"):
         model.predict_draws(prepared, [])
     with pytest.raises(ValueError, match="prepared with the candidate references"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from winclip_lib.core.encoder import window_masks
 from winclip_lib.core.features import Features
@@ -94,6 +95,27 @@ def test_upsample_and_smooth():
     assert torch.equal(smooth(up, 0.0), up)
     s = smooth(up, 4.0)
     assert s.shape == up.shape and s.std() < up.std()
+
+
+def test_upsample_into_reused_memory_is_interpolate_bit_for_bit():
+    """The grid upsamples every group's maps into one tensor's memory: the numbers are F.interpolate's, the result
+    lies in that memory, which grows when a larger result needs it (also once numpy has seen it: a storage numpy
+    saw cannot be resized) and is reused, not renewed, for a smaller one."""
+    g = torch.Generator().manual_seed(3)
+    memory = torch.empty(0)
+    pointers = []
+    for shape, size in [((3, 15, 15), 240), ((7, 15, 15), 240), ((2, 16, 16), (100, 64)), ((5, 15, 15), 97)]:
+        maps = torch.randn(*shape, generator=g) * 3
+        out = upsample(maps, size, out=memory)
+        hw = (size, size) if isinstance(size, int) else size
+        assert torch.equal(out, F.interpolate(maps[:, None], size=hw, mode="bilinear", align_corners=False)[:, 0])
+        assert torch.equal(out, upsample(maps, size))
+        assert out.untyped_storage().data_ptr() == memory.untyped_storage().data_ptr()
+        assert memory.numel() >= out.numel()
+        out.numpy()  # what the metrics do on the CPU
+        pointers.append(memory.untyped_storage().data_ptr())
+    assert pointers[1] != pointers[0]  # grown for 7 maps after 3
+    assert pointers[2] == pointers[3] == pointers[1]  # the smaller ones reuse it
 
 
 # ------------------------------------------------------------------------------------------- the variants

@@ -265,12 +265,16 @@ class WinCLIP:
             visual_patch_map=None if vis is None else vis["patch_map"],
         )
 
-    def predict_draws(self, queries: Queries, draws: Sequence[torch.Tensor | None]
+    def predict_draws(self, queries: Queries, draws: Sequence[torch.Tensor | None], out: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """Image scores (S, B) and maps (S, B, H, W) of prepared queries under S draws of their candidate references
         (LongTensors of positions; None: zero-shot), computed together: for each draw the ``score`` and ``map`` of
         ``predict_features(queries, details=False, references=draw)``, the same numbers (every step acts on each
-        image and draw alone; tested bit for bit)."""
+        image and draw alone; tested bit for bit).
+
+        ``out``: a 1-D float32 tensor on the model's device whose memory takes the maps, grown as needed
+        (:func:`~winclip_lib.core.scoring.upsample`); without smoothing the maps returned are a view of it, overwritten
+        when it is passed again."""
         o = self.options
         if queries.text is not self.text:
             raise ValueError("these queries were prepared with other text embeddings: prepare them with this model")
@@ -288,7 +292,7 @@ class WinCLIP:
                                 o.fewshot_image_score)
             fused = zip(final.split(b), score.split(b), strict=True)
         finals, scores = zip(*[(z, language) if d is None else next(fused) for d in draws], strict=True)
-        maps = upsample(torch.cat(finals), self.output_size)  # one call for every draw
+        maps = upsample(torch.cat(finals), self.output_size, out=out)  # one call for every draw
         maps = maps.reshape(len(draws), b, *maps.shape[1:])
         if o.smoothing_sigma > 0:  # batch by batch, as predict_features smooths
             maps = torch.stack([smooth(m, o.smoothing_sigma) for m in maps])

@@ -187,10 +187,22 @@ def zero_shot_image_score(zero_shot: dict, features: Features, text: torch.Tenso
     raise unknown_choice("image score", image_score, IMAGE_SCORES)
 
 
-def upsample(maps: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """(B, G, G) -> (B, H, W) bilinear (align_corners=False), as the patch grid covers the image."""
+def upsample(maps: torch.Tensor, size: int | tuple[int, int], out: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, G, G) -> (B, H, W) bilinear (align_corners=False), as the patch grid covers the image.
+
+    ``out``: a 1-D float32 tensor on the maps' device (``torch.empty(0)`` at first) whose memory takes the result,
+    returned as a view of it; given memory for fewer values, it is given new memory that holds them (its memory only
+    grows). The numbers are :func:`torch.nn.functional.interpolate`'s, bit for bit (the same kernel); reusing one
+    tensor across calls spares the fresh pages a new result costs (on the 2-core EPYC, 220 maps of 240 x 240: 21.5 ms
+    into new memory, 9.0 ms into memory already touched)."""
     size = (size, size) if isinstance(size, int) else tuple(size)
-    return F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+    if out is None:
+        return F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+    n = maps.shape[0] * size[0] * size[1]
+    if out.numel() < n:  # set_, not resize_: a storage once seen by numpy cannot be resized
+        out.set_(torch.empty(max(n, 2 * out.numel()), dtype=torch.float32, device=maps.device))
+    target = out[:n].view(maps.shape[0], 1, *size)
+    return torch.ops.aten.upsample_bilinear2d.out(maps[:, None].float(), size, False, None, None, out=target)[:, 0]
 
 
 def smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -273,6 +273,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
     units_bar = bar(units, enabled=show, desc="units", unit="unit")
     keys = _UnitKeys(units, result_cfg, out_dir)
     texts = _TextAhead(cfg, backbone, text_cache, cache)
+    map_memory = torch.empty(0, device=backbone.device)  # every unit's maps in the same memory
     try:
         for i, unit in enumerate(units_bar):
             units_bar.set_postfix_str(f"{unit.dataset}/{unit.category}")
@@ -292,7 +293,7 @@ def run_grid(cfg: RunConfig, progress: bool | None = None, backbone: Backbone | 
             if after_this is not None:
                 texts.start(after_this, units[after_this])
                 ahead = [s.image_path for s in (*units[after_this].test, *units[after_this].reference_union)]
-            scored = score_unit(unit, cfg, backbone, cache, show, text_cache, ahead=ahead)
+            scored = score_unit(unit, cfg, backbone, cache, show, text_cache, ahead=ahead, map_memory=map_memory)
             _check_unchanged(unit, cache.served, masks_decoded=cfg.masks)
             cache.end_unit()
             unit_warnings = _warn(mask_warnings(unit.loader, unit.root, unit.category, unit.test, cfg.masks,
