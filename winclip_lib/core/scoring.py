@@ -191,10 +191,10 @@ def upsample(maps: torch.Tensor, size: int | tuple[int, int], out: torch.Tensor 
     """(B, G, G) -> (B, H, W) bilinear (align_corners=False), as the patch grid covers the image.
 
     ``out``: a 1-D float32 tensor on the maps' device (``torch.empty(0)`` at first) whose memory takes the result,
-    returned as a view of it; given memory for fewer values, it is given new memory that holds them (its memory only
-    grows). The numbers are :func:`torch.nn.functional.interpolate`'s, bit for bit (the same kernel); reusing one
-    tensor across calls spares the fresh pages a new result costs (on the 2-core EPYC, 220 maps of 240 x 240: 21.5 ms
-    into new memory, 9.0 ms into memory already touched)."""
+    returned as a view of it; given memory for fewer values, it is given new memory that holds them and at least
+    twice what it had (its memory only grows). The numbers are :func:`torch.nn.functional.interpolate`'s, bit for
+    bit (the same kernel); reusing one tensor across calls spares the fresh pages a new result costs (on the 2-core
+    EPYC, 220 maps of 240 x 240: 21.5 ms into new memory, 9.0 ms into memory already touched)."""
     size = (size, size) if isinstance(size, int) else tuple(size)
     if out is None:
         return F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]
