@@ -57,15 +57,24 @@ def test_an_output_folder_holding_other_files_is_refused(tmp_path, capsys):
 
 
 def test_the_console_command_is_the_top_level_cli(monkeypatch, capsys):
-    """`winclip` is winclip_lib.cli:main, and ``python -m winclip_lib.cli`` runs the same command."""
+    """`winclip` is winclip_lib.cli:command, and ``python -m winclip_lib.cli`` runs the same command: main on
+    sys.argv, once the objects of the loaded modules are out of the collector's sight (frozen)."""
+    import gc
+
     import tomllib
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["winclip"] == "winclip_lib.cli:main"
+    assert pyproject["project"]["scripts"]["winclip"] == "winclip_lib.cli:command"
     monkeypatch.setattr(sys, "argv", ["python -m winclip_lib.cli", "--help"])
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_module("winclip_lib.cli", run_name="__main__")
+    gc.unfreeze()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_module("winclip_lib.cli", run_name="__main__")
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()  # the test session's objects back in the collector's sight
     assert exit_info.value.code == 0 and "{run,summary,synthetic,predict}" in capsys.readouterr().out
+    assert frozen > 100_000  # torch, open_clip and the package are loaded in this process
 
 
 def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_work(tmp_path, capsys):

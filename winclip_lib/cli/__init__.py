@@ -9,6 +9,6 @@
 :mod:`~winclip_lib.cli.main` is the parser and the exit statuses. ``python -m winclip_lib.cli`` is ``winclip``.
 """
 
-from winclip_lib.cli.main import build_parser, main
+from winclip_lib.cli.main import build_parser, command, main
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "command", "main"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from winclip_lib.cli.main import main
+from winclip_lib.cli.main import command
 
-sys.exit(main())
+sys.exit(command())

@@ -10,6 +10,7 @@ sub-command may return others (``predict``: 3 when files were skipped).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from winclip_lib.core.openclip_adapter import UnsupportedOpenCLIPError
 from winclip_lib.datasets.catalog import DatasetError
 from winclip_lib.experiments.files import describe_error
 
-__all__ = ["COMMANDS", "EXIT_INTERRUPTED", "EXIT_USAGE", "USER_ERRORS", "build_parser", "main"]
+__all__ = ["COMMANDS", "EXIT_INTERRUPTED", "EXIT_USAGE", "USER_ERRORS", "build_parser", "command", "main"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -76,3 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         package_log.removeHandler(handler)
         package_log.propagate = propagate
+
+
+def command() -> int:
+    """The ``winclip`` process (the console script and ``python -m winclip_lib.cli``): :func:`main` on ``sys.argv``,
+    after moving every object made so far — the ~700,000 of the loaded modules, which live as long as the process —
+    out of the garbage collector's sight (:func:`gc.freeze`), so that its full passes during a run (0.1 to 0.2 s each
+    on the 2-core EPYC, holding the GIL the decoder threads need) walk only what the run made."""
+    gc.freeze()
+    return main()
