@@ -11,16 +11,23 @@ from PIL import Image
 
 from tests.inspection.conftest import LABEL
 from winclip_lib.core.backbone import TINY_MODEL
+from winclip_lib.core.png import idat_stream
 from winclip_lib.experiments.config import RunConfig
 from winclip_lib.inspection.figures import (
     NO_THRESHOLD,
+    OVERLAY_COMPRESS_LEVEL,
+    OVERLAY_DPI,
     OVERLAY_LONG_SIDE,
     OVERLAY_MARGIN,
     PHOTO_BOX_KEY,
+    overlay_figure,
+    overlay_layout,
     plot_score_histogram,
+    write_overlays,
 )
 from winclip_lib.inspection.inputs import collect_inputs
 from winclip_lib.inspection.scoring import predict_images
+from winclip_lib.report.figures.style import save_figure
 
 
 def test_overlays_keep_each_photos_aspect_ratio(photos, few_shot):
@@ -62,3 +69,26 @@ def test_score_histogram_says_why_there_is_no_threshold(photos, few_shot, tiny, 
     finally:
         plt.close(without)
         plt.close(given)
+
+
+def test_write_overlays_draws_each_image_as_overlay_figure_does(photos, tiny, tmp_path):
+    """write_overlays shares the run's table and colour range across its images and decodes the photos ahead on
+    threads: every PNG it writes has the pixels of overlay_figure(run, name) saved on its own, compressed at zlib's
+    fastest level (the PNG's zlib header says so) instead of the default."""
+    cfg = RunConfig.from_settings(model_name=TINY_MODEL, pretrained="none", precision="fp32", device="cpu",
+                                  cache_dir=str(tmp_path / "cache"))
+    inputs = collect_inputs(sorted(photos["readable"]), photos["ref_files"])
+    run = predict_images(cfg, "metal disc", inputs, backbone=tiny, progress=False)
+    written = write_overlays(run, tmp_path / "out", progress=False)
+    assert sorted(written) == sorted(run.names) and len(written) == 4
+    assert OVERLAY_COMPRESS_LEVEL == 1
+    for name, path in written.items():
+        fig = overlay_figure(run, name, banner=run.label)
+        alone = save_figure(fig, tmp_path / "alone" / f"{name}.png", dpi=OVERLAY_DPI)
+        plt.close(fig)
+        with Image.open(path) as ours, Image.open(alone) as reference:
+            assert ours.size == reference.size and ours.mode == reference.mode
+            assert np.array_equal(np.asarray(ours), np.asarray(reference))
+            assert ours.text[PHOTO_BOX_KEY] == ",".join(map(str, overlay_layout(*run.sizes[run.index(name)])[1]))
+        flevel = {p: idat_stream(p.read_bytes())[1] >> 6 for p in (path, alone)}  # zlib's FLEVEL bits
+        assert flevel == {path: 0, alone: 2}  # fastest, default

@@ -42,6 +42,8 @@ def test_every_readable_image_is_scored_and_the_rest_listed_with_reasons(photos,
     assert info["k"] == 3 and info["mode"] == "WinCLIP+ (few-shot, k = 3)" and info["n_skipped"] == 3
     assert sorted(info["references"]) == [str(p) for p in photos["ref_files"]]
     assert info["label"] == LABEL and info["settings"]["precision"] == "fp32"
+    # the outputs' time is recorded beside the scoring's; both are parts of the call, timed in it
+    assert 0 < info["output_seconds"] and 0 < info["stages"]["total_seconds"]
 
 
 def test_a_given_threshold_decides_and_zero_shot_without_one_says_why(photos, tiny, tmp_path):
@@ -52,6 +54,8 @@ def test_a_given_threshold_decides_and_zero_shot_without_one_says_why(photos, ti
                                log=None)
     assert undecided.exit_status == 0 and set(undecided.run.table()["decision"]) == {"n/a"}
     assert "no decision: no normal reference and no --threshold" in undecided.page.read_text()
+    recorded = json.loads((tmp_path / "a" / "run.json").read_text())["output_seconds"]
+    assert 0 < round(undecided.output_seconds, 3) == recorded
     t = float(np.median(undecided.run.score))
     decided = inspect_images(cfg, "metal disc", files, out_dir=tmp_path / "b", threshold=t, backbone=tiny,
                              progress=False, log=None, embed=False)

@@ -5,15 +5,18 @@ figures notebook 07 shows (an overlay grid, the score histogram, what WinCLIP co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from winclip_lib.core.cpus import usable_cpus
 from winclip_lib.core.imageio import load_image
 from winclip_lib.experiments.files import writing
 from winclip_lib.experiments.progress import bar
@@ -22,10 +25,12 @@ from winclip_lib.report.figures.style import BANNER_COLOR, NOT_AVAILABLE, add_ca
 
 __all__ = [
     "NO_THRESHOLD",
+    "OVERLAY_COMPRESS_LEVEL",
     "OVERLAY_DPI",
     "OVERLAY_LONG_SIDE",
     "OVERLAY_MARGIN",
     "OVERLAY_MIN_WIDTH",
+    "PHOTOS_AHEAD",
     "PHOTO_BOX_KEY",
     "overlay_figure",
     "overlay_layout",
@@ -45,6 +50,12 @@ OVERLAY_MARGIN = (8, 64, 104, 8)
 #: Overlays narrower than this many pixels get the photo centred in a wider figure (room for the DEMO line).
 OVERLAY_MIN_WIDTH = 600
 OVERLAY_DPI = 100
+#: zlib level of the overlay PNGs: the fastest, lossless like every level (an overlay of a 1024 x 1024 photo in 23 ms
+#: and 409 KB against 127 ms and 346 KB at PIL's default 6 on the 2-core EPYC; benchmarks/bench_predict.py times the
+#: whole command).
+OVERLAY_COMPRESS_LEVEL = 1
+#: Photos decoded and resized ahead of the overlay being drawn.
+PHOTOS_AHEAD = 4
 #: PNG text entry of an overlay holding its photo's box in pixels: "left,top,width,height".
 PHOTO_BOX_KEY = "Photo box"
 #: What the score histogram says when the run has no threshold (no line drawn), followed by why.
@@ -66,11 +77,17 @@ def overlay_layout(height: int, width: int) -> tuple[tuple[int, int], tuple[int,
     return (left + bw + right, top + bh + bottom), (left, top, bw, bh)
 
 
-def _photo_and_heat(run: PredictionRun, i: int, box: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The photo resized to ``box`` (w, h) and its map carried onto those pixels by the model's geometry (NaN where
-    the model does not see the photo)."""
+def _photo(run: PredictionRun, i: int, box: tuple[int, int]) -> np.ndarray:
+    """Image i's photo resized to ``box`` (w, h)."""
+    return np.asarray(Image.fromarray(load_image(run.images[i])).resize(box, Image.Resampling.LANCZOS))
+
+
+def _photo_and_heat(run: PredictionRun, i: int, box: tuple[int, int], photo: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The photo resized to ``box`` (w, h) (``photo``: already made by :func:`_photo`) and its map carried onto those
+    pixels by the model's geometry (NaN where the model does not see the photo)."""
     bw, bh = box
-    photo = np.asarray(Image.fromarray(load_image(run.images[i])).resize((bw, bh), Image.Resampling.LANCZOS))
+    photo = _photo(run, i, box) if photo is None else photo
     heat = run.model.maps_on_photo(torch.from_numpy(run.maps[i : i + 1]), bh, bw)[0].numpy()
     return photo, heat
 
@@ -92,10 +109,17 @@ def overlay_figure(run: PredictionRun, image: str | Path | int, banner: str | No
     map as a translucent heatmap in the run's colour scale (:meth:`PredictionRun.color_range`), a colour bar in
     score units, and its rank, name, score and decision in the title; ``banner`` stamped on top."""
     i = run.index(image)
+    return _overlay(run, i, run.table().set_index("name").loc[run.names[i]], run.color_range(), banner)
+
+
+def _overlay(run: PredictionRun, i: int, row: pd.Series, color_range: tuple[float, float], banner: str | None,
+             photo: np.ndarray | None = None) -> Figure:
+    """:func:`overlay_figure` of image i, given its row of :meth:`PredictionRun.table`, the run's colour range and
+    (optionally) its photo already resized (:func:`_photo`)."""
     h, w = run.sizes[i]
     (fw, fh), (left, top, bw, bh) = overlay_layout(h, w)
-    photo, heat = _photo_and_heat(run, i, (bw, bh))
-    vmin, vmax = run.color_range()
+    photo, heat = _photo_and_heat(run, i, (bw, bh), photo)
+    vmin, vmax = color_range
     fig = plt.figure(figsize=(fw / OVERLAY_DPI, fh / OVERLAY_DPI), dpi=OVERLAY_DPI)
     ax = fig.add_axes((left / fw, 1 - (top + bh) / fh, bw / fw, bh / fh))
     im = _draw_overlay(ax, photo, heat, vmin, vmax)
@@ -104,8 +128,6 @@ def overlay_figure(run: PredictionRun, image: str | Path | int, banner: str | No
                         max(bh, _MIN_BOX_HEIGHT) / fh))
     fig.colorbar(im, cax=cax).set_label("anomaly score", fontsize=8)
     cax.tick_params(labelsize=7)
-    table = run.table().set_index("name")
-    row = table.loc[run.names[i]]
     decision = "" if row["decision"] == "n/a" else f" · {row['decision']}"
     title = f"#{row['rank']}  {_short(Path(run.images[i]).name, 28)}  score {row['score']:.3f}{decision}"
     fig.text(0.5, 1 - 48 / fh, title, ha="center", va="center", fontsize=9)
@@ -113,16 +135,28 @@ def overlay_figure(run: PredictionRun, image: str | Path | int, banner: str | No
 
 
 def write_overlays(run: PredictionRun, out_dir: str | Path, progress: bool | None = None) -> dict[str, Path]:
-    """One overlay PNG per scored image, ``<out_dir>/overlays/<name>.png``; returns {name: path}."""
+    """One overlay PNG per scored image, ``<out_dir>/overlays/<name>.png``; returns {name: path}.
+
+    What every overlay shares (the run's table and colour range) is computed once, the photos are decoded and resized
+    :data:`PHOTOS_AHEAD` ahead on threads (PIL works without the GIL) while matplotlib draws on this one, and the PNGs
+    are compressed at zlib's fastest level (:data:`OVERLAY_COMPRESS_LEVEL`)."""
     folder = Path(out_dir) / "overlays"
+    table = run.table().set_index("name")
+    color_range = run.color_range()
+    boxes = [overlay_layout(h, w)[1] for h, w in run.sizes]
     written = {}
-    for name in bar(run.names, enabled=progress, desc="overlays", unit="img", leave=False):
-        fig = overlay_figure(run, name, banner=run.label)
-        h, w = run.sizes[run.names.index(name)]
-        box = ",".join(map(str, overlay_layout(h, w)[1]))
-        with writing(folder / f"{name}.png"):
-            written[name] = save_figure(fig, folder / f"{name}.png", dpi=OVERLAY_DPI, metadata={PHOTO_BOX_KEY: box})
-        plt.close(fig)
+    with ThreadPoolExecutor(max(1, min(PHOTOS_AHEAD, usable_cpus())), thread_name_prefix="winclip-photo") as pool:
+        photos: dict[int, Future[np.ndarray]] = {}
+        for i, name in enumerate(bar(run.names, enabled=progress, desc="overlays", unit="img", leave=False)):
+            for j in range(i, min(i + PHOTOS_AHEAD + 1, len(run.names))):
+                if j not in photos:
+                    photos[j] = pool.submit(_photo, run, j, boxes[j][2:])
+            fig = _overlay(run, i, table.loc[name], color_range, run.label, photos.pop(i).result())
+            with writing(folder / f"{name}.png"):
+                written[name] = save_figure(fig, folder / f"{name}.png", dpi=OVERLAY_DPI,
+                                            metadata={PHOTO_BOX_KEY: ",".join(map(str, boxes[i]))},
+                                            compress_level=OVERLAY_COMPRESS_LEVEL)
+            plt.close(fig)
     return written
 
 

@@ -17,6 +17,7 @@ feature cache (:mod:`winclip_lib.inspection.outputs`).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +50,14 @@ __all__ = ["Inspection", "inspect_images"]
 @dataclass
 class Inspection:
     """What :func:`inspect_images` did: the run, the output folder, the files written (``overlays``: by image
-    name), the page."""
+    name), the page, and the seconds writing the outputs took (after the scoring: the tables, the overlays, the
+    page)."""
 
     run: PredictionRun
     out_dir: Path
     files: dict[str, Path]
     overlays: dict[str, Path] = field(default_factory=dict)
+    output_seconds: float = 0.0
 
     @property
     def page(self) -> Path:
@@ -105,13 +108,14 @@ def inspect_images(cfg: RunConfig, class_name: str, images: Sequence[str | Path]
     try:
         result = _score_and_write(cfg, class_name, inputs, normal, out, threshold, embed, progress, say, backbone,
                                   times)
-        write_run_json(out, run_info(result.run, identity))
+        write_run_json(out, {**run_info(result.run, identity), "output_seconds": round(result.output_seconds, 3)})
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {describe_error(exc)}"
         with contextlib.suppress(OSError):  # a full disk may refuse run.json too: the error raised says why
             write_run_json(out, {"kind": OUTPUT_KIND, "format": 1, "status": status, "identity": identity})
         raise
-    say(f"wrote {result.page} (and scores.csv, errors.csv, maps.npz, run.json, overlays/ in {out})")
+    say(f"wrote {result.page} (and scores.csv, errors.csv, maps.npz, run.json, overlays/ in {out}) in "
+        f"{result.output_seconds:.1f} s")
     if result.run.label:
         say(result.run.label)
     return result
@@ -136,6 +140,7 @@ def _score_and_write(cfg: RunConfig, class_name: str, inputs: Inputs, normal: An
             "image)")
         say(format_stages(run.stages))
     say(f"threshold: {run.threshold.explanation}")
+    started = time.perf_counter()
     files = write_outputs(run, out)
     overlays = write_overlays(run, out, progress) if run.images else {}
     if run.images:
@@ -144,10 +149,11 @@ def _score_and_write(cfg: RunConfig, class_name: str, inputs: Inputs, normal: An
             files["histogram"] = save_figure(fig, out / "score_histogram.png", dpi=100)
         plt.close(fig)
     files["page"] = write_inspection_page(run, out, overlays, files.get("histogram"), embed)
+    output_seconds = time.perf_counter() - started
     for s in run.skipped:
         say(f"skipped ({s.role}): {s.reason}")
     if run.images:
         top = run.table().head(3)
         say("highest scores: " + ", ".join(f"{Path(p).name} {v:.3f}" for p, v in zip(top["path"], top["score"],
                                                                                     strict=True)))
-    return Inspection(run, out, files, overlays)
+    return Inspection(run, out, files, overlays, output_seconds)

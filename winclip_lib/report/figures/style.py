@@ -147,10 +147,12 @@ def figure_banner(fig: Figure) -> str | None:
     return getattr(fig, _BANNER_ATTR, None)
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = 130, metadata: Mapping[str, str] | None = None) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = 130, metadata: Mapping[str, str] | None = None,
+                compress_level: int | None = None) -> Path:
     """Write ``fig`` as PNG (parent folders created). The banner, if any, goes into the PNG's ``Description``
-    metadata too, so a stray figure file still says it is a demo; ``metadata`` adds other text entries. Returns the
-    path."""
+    metadata too, so a stray figure file still says it is a demo; ``metadata`` adds other text entries;
+    ``compress_level``: zlib's level 0-9 (None: PIL's default, 6) — the pixels are the same at every level. Returns
+    the path."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_suffix(".png")
@@ -158,7 +160,8 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 130, metadata: Mapping
     banner = figure_banner(fig)
     metadata = {**dict(metadata or {}), "Software": "winclip_lib",
                 "Description": banner or "WinCLIP reproduction figure"}
-    fig.savefig(path, dpi=dpi, format="png", metadata=metadata)
+    fig.savefig(path, dpi=dpi, format="png", metadata=metadata,
+                pil_kwargs=None if compress_level is None else {"compress_level": int(compress_level)})
     return path
 
 
