@@ -7,13 +7,16 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.inspection.conftest import LABEL
 from winclip_lib.core.backbone import TINY_MODEL
 from winclip_lib.core.png import idat_stream
 from winclip_lib.experiments.config import RunConfig
+from winclip_lib.inspection import figures
 from winclip_lib.inspection.figures import (
+    LAYOUTS_KEPT,
     NO_THRESHOLD,
     OVERLAY_COMPRESS_LEVEL,
     OVERLAY_DPI,
@@ -71,24 +74,29 @@ def test_score_histogram_says_why_there_is_no_threshold(photos, few_shot, tiny, 
         plt.close(given)
 
 
-def test_write_overlays_draws_each_image_as_overlay_figure_does(photos, tiny, tmp_path):
-    """write_overlays shares the run's table and colour range across its images and decodes the photos ahead on
-    threads: every PNG it writes has the pixels of overlay_figure(run, name) saved on its own, compressed at zlib's
-    fastest level (the PNG's zlib header says so) instead of the default."""
+@pytest.mark.parametrize("layouts_kept", [LAYOUTS_KEPT, 1])
+def test_write_overlays_draws_each_image_as_overlay_figure_does(photos, tiny, tmp_path, monkeypatch, layouts_kept):
+    """write_overlays shares the run's table and colour range across its images, reuses one figure per layout
+    (changing only the photo, heatmap and title; with one figure kept, rebuilding it when the layout changes) and
+    decodes the photos ahead on threads: every PNG it writes has the pixels of overlay_figure(run, name) saved on its
+    own, compressed at zlib's fastest level (the PNG's zlib header says so) instead of the default."""
+    monkeypatch.setattr(figures, "LAYOUTS_KEPT", layouts_kept)
     cfg = RunConfig.from_settings(model_name=TINY_MODEL, pretrained="none", precision="fp32", device="cpu",
                                   cache_dir=str(tmp_path / "cache"))
-    inputs = collect_inputs(sorted(photos["readable"]), photos["ref_files"])
-    run = predict_images(cfg, "metal disc", inputs, backbone=tiny, progress=False)
+    inputs = collect_inputs([*sorted(photos["readable"]), *photos["ref_files"]])  # 4 of the 7 photos are 64 x 64
+    run = predict_images(cfg, "metal disc", inputs, 0.36, backbone=tiny, progress=False)
+    layouts = [overlay_layout(h, w) for h, w in run.sizes]
+    assert len(layouts) == 7 and len(set(layouts)) == 4  # figures reused
     written = write_overlays(run, tmp_path / "out", progress=False)
-    assert sorted(written) == sorted(run.names) and len(written) == 4
-    assert OVERLAY_COMPRESS_LEVEL == 1
+    assert sorted(written) == sorted(run.names)
+    assert OVERLAY_COMPRESS_LEVEL == 1 and not plt.get_fignums()  # every figure closed
     for name, path in written.items():
         fig = overlay_figure(run, name, banner=run.label)
         alone = save_figure(fig, tmp_path / "alone" / f"{name}.png", dpi=OVERLAY_DPI)
         plt.close(fig)
         with Image.open(path) as ours, Image.open(alone) as reference:
             assert ours.size == reference.size and ours.mode == reference.mode
-            assert np.array_equal(np.asarray(ours), np.asarray(reference))
+            assert np.array_equal(np.asarray(ours), np.asarray(reference)), name
             assert ours.text[PHOTO_BOX_KEY] == ",".join(map(str, overlay_layout(*run.sizes[run.index(name)])[1]))
         flevel = {p: idat_stream(p.read_bytes())[1] >> 6 for p in (path, alone)}  # zlib's FLEVEL bits
         assert flevel == {path: 0, alone: 2}  # fastest, default
