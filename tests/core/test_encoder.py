@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from winclip_lib.core.encoder import PATCH_TOKENS, crop_boxes, encode_images, tile_boxes, window_indices, window_masks
+from winclip_lib.core.precision import cpu_precisions
 
 
 def reference_window_embedding(visual, x: torch.Tensor, patch_idx: list[int]) -> torch.Tensor:
@@ -142,8 +143,8 @@ def test_bad_input_shapes(tiny):
 
 
 @pytest.mark.slow
-def test_real_architecture_shapes_equivalence_and_bf16(vitb, images):
-    """ViT-B-16-plus-240 (random weights): D = 640, W = 896, 196 + 169 windows; reference equality; bf16 close."""
+def test_real_architecture_shapes_and_equivalence(vitb, images):
+    """ViT-B-16-plus-240 (random weights): D = 640, W = 896, 196 + 169 windows; reference equality."""
     x = images[:1]
     feats = encode_images(vitb, x, (2, 3))
     assert feats.image.shape == (1, 640)
@@ -157,10 +158,22 @@ def test_real_architecture_shapes_equivalence_and_bf16(vitb, images):
     d = torch.cdist(feats.windows[2][0], feats.windows[2][0]) + torch.eye(196) * 1e9
     assert d.min() > 1e-3
 
+
+@pytest.mark.slow
+def test_real_architecture_bf16_stays_close_to_fp32(vitb, images):
+    """The bf16 encoder of ViT-B-16-plus-240 (random weights): every window and the image within cosine 0.99 of fp32.
+
+    Where oneDNN has no bf16 kernels for this CPU (AVX2 only, e.g. an AMD Zen 1 EPYC), torch falls back to its
+    reference bf16 GEMM: this one image then took 306 s of the suite, and "auto" never picks bf16 there (nothing to
+    probe). The check then runs on the CPUs that have them, and on CUDA (tests/core/test_gpu.py)."""
+    if "bf16" not in cpu_precisions():
+        pytest.skip("oneDNN runs no bf16 on this CPU (torch's reference bf16 GEMM: minutes for one image)")
     import copy
 
     from winclip_lib.core.backbone import wrap_model
 
+    x = images[:1]
+    feats = encode_images(vitb, x, (2, 3))
     bf16 = wrap_model(copy.deepcopy(vitb.model), vitb.model_name, vitb.weights_id, precision="bf16", device="cpu")
     f16 = encode_images(bf16, x, (2, 3))
     for k in (2, 3):
