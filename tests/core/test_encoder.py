@@ -164,8 +164,8 @@ def test_real_architecture_bf16_stays_close_to_fp32(vitb, images):
     """The bf16 encoder of ViT-B-16-plus-240 (random weights): every window and the image within cosine 0.99 of fp32.
 
     Where oneDNN has no bf16 kernels for this CPU (AVX2 only, e.g. an AMD Zen 1 EPYC), torch falls back to its
-    reference bf16 GEMM: this one image then took 306 s of the suite, and "auto" never picks bf16 there (nothing to
-    probe). The check then runs on the CPUs that have them, and on CUDA (tests/core/test_gpu.py)."""
+    reference bf16 GEMM: this one image then took 306 s of the suite, and "auto" never picks bf16 there (its oneDNN
+    offers fp32 only). So it runs where oneDNN has bf16 kernels, and on CUDA (tests/core/test_gpu.py)."""
     if "bf16" not in cpu_precisions():
         pytest.skip("oneDNN runs no bf16 on this CPU (torch's reference bf16 GEMM: minutes for one image)")
     import copy
